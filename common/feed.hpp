@@ -1,0 +1,52 @@
+// The signed feed (what is active now) and the feed-key delegation (which online key may sign
+// feeds). Pure model + validation; no I/O.
+//
+// Trust chain (issue 2 form): the endpoint pins the release public key(s). The release key signs
+// manifests and a delegation naming the seeder's online feed key; the feed key signs only feeds.
+// A feed can therefore announce, but never introduce, a release: each listed manifest must
+// itself verify against the release key.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+
+namespace patchswarm::core {
+
+inline constexpr std::size_t kMaxFeedBytes = 256 * 1024;
+inline constexpr std::size_t kMaxFeedReleases = 1000;
+inline constexpr std::size_t kMaxDelegationBytes = 16 * 1024;
+
+struct FeedEntry {
+    std::string id;
+    std::uint64_t sequence = 0;    // the manifest's sequence
+    std::string manifest_sha256;   // hex SHA-256 of the manifest *envelope* bytes as served
+};
+
+struct Feed {
+    int format = 1;
+    std::string repository;
+    std::uint64_t sequence = 0;  // strictly increases with every re-signing
+    std::int64_t issued = 0;     // unix seconds
+    std::int64_t expires = 0;    // unix seconds
+    std::vector<FeedEntry> releases;
+    std::vector<std::string> halted;  // release ids halted (no further installs)
+};
+
+std::string serialize_feed(const Feed& f);
+[[nodiscard]] Result<Feed> parse_feed(std::string_view json);
+[[nodiscard]] Result<void> check_feed_fresh(const Feed& f, std::int64_t now_unix);
+
+struct Delegation {
+    int format = 1;
+    std::string role = "feed";
+    std::string public_key;  // hex of the 32-byte Ed25519 public key
+    std::int64_t expires = 0;
+};
+
+std::string serialize_delegation(const Delegation& d);
+[[nodiscard]] Result<Delegation> parse_delegation(std::string_view json);
+
+}  // namespace patchswarm::core

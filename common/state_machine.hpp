@@ -1,0 +1,125 @@
+// The endpoint's per-release state machine: a pure step function.
+//
+//   announced → downloading → verified → waiting → installing → reboot_pending → effective
+//   with failed (retryable, reason + attempt count) and rejected (never retried).
+//
+// The agent owns the I/O. For every event it calls on_event(), persists the returned record when
+// `changed` is set (before acting!), then carries out the returned commands. Nothing here sleeps,
+// reads a clock, or touches disk or network, so every transition and every crash point is
+// testable with plain values.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace patchswarm::core {
+
+enum class State {
+    announced,       // manifest verified and stored; nothing fetched yet
+    downloading,     // in the swarm
+    verified,        // every byte matched the manifest, staged in the release folder
+    waiting,         // verified, but policy (ring/window/deferral/halt) says not yet
+    installing,      // install (or its post-install verify) is running
+    reboot_pending,  // installed, needs a reboot that has not happened yet
+    effective,       // installed, rebooted if required, verify passed: the patch is in effect
+    failed,          // last attempt failed; retried with backoff while attempts remain
+    rejected,        // bad signature/expired/rollback/unsafe path: never retried
+};
+
+std::string_view to_string(State);
+std::optional<State> parse_state(std::string_view);
+
+enum class Phase { download, install, verify };
+std::string_view to_string(Phase);
+std::optional<Phase> parse_phase(std::string_view);
+
+// Everything the machine knows about one release. Persisted verbatim by the agent.
+struct ReleaseRecord {
+    std::string id;
+    State state = State::announced;
+    std::int64_t entered_at = 0;       // unix seconds the current state was entered
+    std::uint32_t attempts = 0;        // failed attempts so far (download + install + verify)
+    std::int64_t next_attempt_at = 0;  // when failed: earliest retry; 0 = no retry left
+    Phase failed_phase = Phase::download;
+    std::string reason;                // why failed/rejected/waiting; empty otherwise
+    std::string boot_id_at_install;    // boot id when the install finished
+    std::int64_t verify_started_at = 0;  // a post-install verify command is running
+    int last_exit_code = 0;
+};
+
+// Facts from the signed manifest that steer the machine.
+struct ReleaseFacts {
+    bool reboot_required = false;  // RebootPolicy::required
+    bool reboot_if_3010 = true;    // exit code 3010 means "success, reboot required"
+    bool has_verify = false;       // manifest carries a verify command
+};
+
+struct RetryPolicy {
+    std::uint32_t max_attempts = 5;
+    std::int64_t backoff_base_s = 30;  // 30 s, 60 s, 120 s, ... capped
+    std::int64_t backoff_cap_s = 3600;
+};
+
+inline constexpr int kExitRebootRequired = 3010;
+
+namespace ev {
+struct Announced {};        // record just created from a verified manifest
+struct DownloadStarted {};  // torrent added to the swarm
+struct DownloadComplete {}; // libtorrent has every piece
+struct PayloadVerified {
+    bool ok = false;
+    std::string reason;  // when !ok
+};
+struct InstallFinished {
+    int exit_code = 0;
+    bool timed_out = false;
+    std::string output_tail;  // last bytes of stdout+stderr, for the failure reason
+    std::string boot_id;      // boot id at the moment the install finished
+};
+struct VerifyFinished {
+    bool ok = false;
+    std::string reason;
+};
+// Time passes. Sent by the agent after every transition and on a periodic timer.
+struct Tick {
+    std::string boot_id;          // current boot id
+    bool install_allowed = true;  // rollout policy verdict (window, ring, deferral, halt)
+    std::string wait_reason;      // why not, when !install_allowed
+};
+struct Resumed {};  // the daemon restarted and loaded this record from disk
+}  // namespace ev
+
+using Event = std::variant<ev::Announced, ev::DownloadStarted, ev::DownloadComplete,
+                           ev::PayloadVerified, ev::InstallFinished, ev::VerifyFinished, ev::Tick,
+                           ev::Resumed>;
+
+namespace cmd {
+struct StartDownload {};  // add (or resume) the torrent
+struct Redownload {};     // force a recheck and fetch what fails
+struct VerifyPayload {};  // hash every file against the manifest and stage it
+struct RunInstall {};
+struct RunVerify {};
+struct SendReport {};     // tell the seeder about the (new) state
+}  // namespace cmd
+
+using Command = std::variant<cmd::StartDownload, cmd::Redownload, cmd::VerifyPayload,
+                             cmd::RunInstall, cmd::RunVerify, cmd::SendReport>;
+
+struct Step {
+    ReleaseRecord record;
+    std::vector<Command> commands;
+    bool changed = false;  // record differs from the input: persist before acting
+};
+
+// The step function. `now` is unix seconds from the injected clock.
+Step on_event(const ReleaseRecord& current, const ReleaseFacts& facts, const Event& event,
+              std::int64_t now, const RetryPolicy& retry = {});
+
+// Delay before retry number `attempts` (1-based): base * 2^(attempts-1), capped.
+std::int64_t backoff_seconds(std::uint32_t attempts, const RetryPolicy& retry);
+
+}  // namespace patchswarm::core
