@@ -1,1 +1,203 @@
-// placeholder: implemented by its owner
+#include "common/feed.hpp"
+
+#include <optional>
+#include <unordered_set>
+
+#include "common/json_strict.hpp"
+#include "common/manifest.hpp"
+
+namespace patchswarm::core {
+
+namespace {
+
+using json_strict::Json;
+using json_strict::ObjectReader;
+
+std::unexpected<Error> at(const std::string& field, const Error& e) {
+    return fail(e.code, field + ": " + e.message);
+}
+
+// Shared by feed and delegation: a future format is reported as such, before its unknown
+// fields are.
+void require_format_1(ObjectReader& r) {
+    const std::uint64_t format = r.u64("format");
+    if (r.ok() && format != 1) {
+        r.fail_at(r.field("format"), Errc::malformed,
+                  "unsupported format " + std::to_string(format));
+    }
+}
+
+FeedEntry read_feed_entry(const Json& v, std::string where, std::optional<Error>& err) {
+    ObjectReader r(v, std::move(where), err);
+    r.allow_only({"id", "sequence", "manifest_sha256"});
+    FeedEntry e;
+    e.id = r.string("id");
+    e.sequence = r.u64("sequence");
+    e.manifest_sha256 = r.string("manifest_sha256");
+    return e;
+}
+
+Feed decode_feed(const Json& doc, std::optional<Error>& err) {
+    ObjectReader r(doc, "feed", err);
+    Feed f;
+    require_format_1(r);
+    r.allow_only({"format", "repository", "sequence", "issued", "expires", "releases", "halted"});
+    f.repository = r.string("repository");
+    f.sequence = r.u64("sequence");
+    f.issued = r.i64("issued");
+    f.expires = r.i64("expires");
+    if (const Json* releases = r.array("releases", kMaxFeedReleases)) {
+        for (std::size_t i = 0; i < releases->size() && r.ok(); ++i) {
+            f.releases.push_back(
+                read_feed_entry((*releases)[i], "feed.releases[" + std::to_string(i) + "]", err));
+        }
+    }
+    if (const Json* halted = r.array("halted", kMaxFeedReleases)) {
+        for (std::size_t i = 0; i < halted->size(); ++i) {
+            f.halted.push_back(r.as_string((*halted)[i], "feed.halted[" + std::to_string(i) + "]"));
+        }
+    }
+    return f;
+}
+
+Result<void> validate_feed_entry(const FeedEntry& e, const std::string& where) {
+    if (auto r = validate_release_id(e.id); !r) return at(where + ".id", r.error());
+    if (!json_strict::is_lower_hex(e.manifest_sha256, 64)) {
+        return fail(Errc::malformed, where + ".manifest_sha256: expected 64 lowercase hex digits");
+    }
+    return {};
+}
+
+// Each id at most once: two entries for one id would leave the endpoint to guess which wins.
+Result<void> validate_releases(const std::vector<FeedEntry>& releases) {
+    if (releases.size() > kMaxFeedReleases) {
+        return fail(Errc::too_large,
+                    "feed.releases: more than " + std::to_string(kMaxFeedReleases));
+    }
+    std::unordered_set<std::string_view> seen;
+    for (std::size_t i = 0; i < releases.size(); ++i) {
+        const std::string where = "feed.releases[" + std::to_string(i) + "]";
+        if (auto r = validate_feed_entry(releases[i], where); !r) return r;
+        if (!seen.insert(releases[i].id).second) {
+            return fail(Errc::malformed, where + ".id: duplicate release id");
+        }
+    }
+    return {};
+}
+
+Result<void> validate_halted(const std::vector<std::string>& halted) {
+    if (halted.size() > kMaxFeedReleases) {
+        return fail(Errc::too_large, "feed.halted: more than " + std::to_string(kMaxFeedReleases));
+    }
+    std::unordered_set<std::string_view> seen;
+    for (std::size_t i = 0; i < halted.size(); ++i) {
+        const std::string where = "feed.halted[" + std::to_string(i) + "]";
+        if (auto r = validate_release_id(halted[i]); !r) return at(where, r.error());
+        if (!seen.insert(halted[i]).second) return fail(Errc::malformed, where + ": duplicate id");
+    }
+    return {};
+}
+
+Delegation decode_delegation(const Json& doc, std::optional<Error>& err) {
+    ObjectReader r(doc, "delegation", err);
+    Delegation d;
+    require_format_1(r);
+    r.allow_only({"format", "role", "public_key", "expires"});
+    d.role = r.string("role");
+    d.public_key = r.string("public_key");
+    d.expires = r.i64("expires");
+    return d;
+}
+
+}  // namespace
+
+std::string serialize_feed(const Feed& f) {
+    Json j;
+    j["format"] = f.format;
+    j["repository"] = f.repository;
+    j["sequence"] = f.sequence;
+    j["issued"] = f.issued;
+    j["expires"] = f.expires;
+    j["releases"] = Json::array();
+    for (const auto& e : f.releases) {
+        Json entry;
+        entry["id"] = e.id;
+        entry["sequence"] = e.sequence;
+        entry["manifest_sha256"] = e.manifest_sha256;
+        j["releases"].push_back(std::move(entry));
+    }
+    j["halted"] = f.halted;
+    return json_strict::dump(j);
+}
+
+Result<void> validate_feed(const Feed& f) {
+    if (f.format != 1) return fail(Errc::malformed, "feed.format: unsupported");
+    if (auto r = validate_release_id(f.repository); !r) return at("feed.repository", r.error());
+    if (f.expires <= f.issued) return fail(Errc::malformed, "feed.expires: not after feed.issued");
+    if (auto r = validate_releases(f.releases); !r) return r;
+    return validate_halted(f.halted);
+}
+
+Result<Feed> parse_feed(std::string_view json) {
+    if (json.size() > kMaxFeedBytes) {
+        return fail(Errc::too_large,
+                    "feed larger than " + std::to_string(kMaxFeedBytes) + " bytes");
+    }
+    auto doc = json_strict::parse(json, "feed");
+    if (!doc) return std::unexpected(doc.error());
+    std::optional<Error> err;
+    Feed f = decode_feed(*doc, err);
+    if (err) return std::unexpected(*err);
+    if (auto r = validate_feed(f); !r) return std::unexpected(r.error());
+    return f;
+}
+
+Result<void> check_feed_fresh(const Feed& f, std::int64_t now_unix) {
+    if (now_unix >= f.expires) {
+        return fail(Errc::expired, "feed " + std::to_string(f.sequence) + " expired at " +
+                                       std::to_string(f.expires));
+    }
+    return {};
+}
+
+std::string serialize_delegation(const Delegation& d) {
+    Json j;
+    j["format"] = d.format;
+    j["role"] = d.role;
+    j["public_key"] = d.public_key;
+    j["expires"] = d.expires;
+    return json_strict::dump(j);
+}
+
+Result<void> validate_delegation(const Delegation& d) {
+    if (d.format != 1) return fail(Errc::malformed, "delegation.format: unsupported");
+    // "feed" is the only role; anything else must not be read as permission to sign feeds.
+    if (d.role != "feed") return fail(Errc::malformed, "delegation.role: unknown role");
+    if (!json_strict::is_lower_hex(d.public_key, 64)) {
+        return fail(Errc::malformed, "delegation.public_key: expected 64 lowercase hex digits");
+    }
+    return {};
+}
+
+Result<Delegation> parse_delegation(std::string_view json) {
+    if (json.size() > kMaxDelegationBytes) {
+        return fail(Errc::too_large,
+                    "delegation larger than " + std::to_string(kMaxDelegationBytes) + " bytes");
+    }
+    auto doc = json_strict::parse(json, "delegation");
+    if (!doc) return std::unexpected(doc.error());
+    std::optional<Error> err;
+    Delegation d = decode_delegation(*doc, err);
+    if (err) return std::unexpected(*err);
+    if (auto r = validate_delegation(d); !r) return std::unexpected(r.error());
+    return d;
+}
+
+Result<void> check_delegation_fresh(const Delegation& d, std::int64_t now_unix) {
+    if (now_unix >= d.expires) {
+        return fail(Errc::expired, "feed key delegation expired at " + std::to_string(d.expires));
+    }
+    return {};
+}
+
+}  // namespace patchswarm::core

@@ -21,8 +21,10 @@ inline constexpr std::size_t kMaxDelegationBytes = 16 * 1024;
 
 struct FeedEntry {
     std::string id;
-    std::uint64_t sequence = 0;    // the manifest's sequence
-    std::string manifest_sha256;   // hex SHA-256 of the manifest *envelope* bytes as served
+    std::uint64_t sequence = 0;   // the manifest's sequence
+    std::string manifest_sha256;  // hex SHA-256 of the manifest *envelope* bytes as served
+
+    bool operator==(const FeedEntry&) const = default;
 };
 
 struct Feed {
@@ -33,10 +35,20 @@ struct Feed {
     std::int64_t expires = 0;    // unix seconds
     std::vector<FeedEntry> releases;
     std::vector<std::string> halted;  // release ids halted (no further installs)
+
+    bool operator==(const Feed&) const = default;
 };
 
+// Canonical compact JSON (fixed key order); parse_feed(serialize_feed(f)) == f.
 std::string serialize_feed(const Feed& f);
+// Checks every field and bound: format 1, valid repository and release ids (unique within
+// releases and within halted), lowercase 64-hex manifest hashes, expires > issued, at most
+// kMaxFeedReleases entries in each list (Errc::too_large).
+[[nodiscard]] Result<void> validate_feed(const Feed& f);
+// Errc::too_large over kMaxFeedBytes (before parsing); Errc::malformed for bad JSON, duplicate or
+// unknown keys, missing/mistyped fields; then validate_feed. Messages name the field.
 [[nodiscard]] Result<Feed> parse_feed(std::string_view json);
+// Errc::expired once now_unix >= f.expires.
 [[nodiscard]] Result<void> check_feed_fresh(const Feed& f, std::int64_t now_unix);
 
 struct Delegation {
@@ -44,9 +56,16 @@ struct Delegation {
     std::string role = "feed";
     std::string public_key;  // hex of the 32-byte Ed25519 public key
     std::int64_t expires = 0;
+
+    bool operator==(const Delegation&) const = default;
 };
 
 std::string serialize_delegation(const Delegation& d);
+// format 1, role "feed" (the only role), public_key 64 lowercase hex digits.
+[[nodiscard]] Result<void> validate_delegation(const Delegation& d);
+// Errc::too_large over kMaxDelegationBytes (before parsing); otherwise as parse_feed.
 [[nodiscard]] Result<Delegation> parse_delegation(std::string_view json);
+// Errc::expired once now_unix >= d.expires.
+[[nodiscard]] Result<void> check_delegation_fresh(const Delegation& d, std::int64_t now_unix);
 
 }  // namespace patchswarm::core

@@ -24,6 +24,7 @@ inline constexpr std::size_t kMaxIdBytes = 64;
 inline constexpr std::size_t kMaxArgs = 64;
 inline constexpr std::size_t kMaxArgBytes = 4096;
 inline constexpr std::uint64_t kMaxPayloadBytes = 64ull << 30;  // 64 GiB total per release
+inline constexpr std::uint32_t kMaxTimeoutS = 24 * 60 * 60;     // install/verify time limit
 
 enum class Severity { low, normal, important, critical, emergency };
 enum class RebootPolicy { none, required, if_needed };  // if_needed: exit 3010 decides
@@ -37,11 +38,16 @@ struct FileEntry {
     std::string path;  // relative, '/'-separated, validated by validate_relative_path
     std::uint64_t size = 0;
     std::string sha256;  // lowercase hex, 64 chars
+
+    bool operator==(const FileEntry&) const = default;
 };
 
-struct Command {
-    std::vector<std::string> argv;  // argv[0] is run relative to the release folder if it has '/'
-    std::uint32_t timeout_s = 1800;
+// Named CommandLine, not Command: core::Command is the state machine's command variant.
+struct CommandLine {
+    std::vector<std::string> argv;   // argv[0] is run relative to the release folder if it has '/'
+    std::uint32_t timeout_s = 1800;  // 1 .. kMaxTimeoutS
+
+    bool operator==(const CommandLine&) const = default;
 };
 
 struct Manifest {
@@ -52,29 +58,41 @@ struct Manifest {
     std::int64_t created = 0;    // unix seconds
     std::int64_t expires = 0;    // unix seconds
     Severity severity = Severity::normal;
-    std::string name;  // torrent name: the payload's top-level file or folder name
+    std::string name;              // torrent name: the payload's top-level file or folder name
     std::vector<FileEntry> files;  // sorted by path, unique
     std::string infohash_v2;       // lowercase hex, 64 chars (BitTorrent v2 info-hash)
-    Command install;
-    std::optional<Command> verify;  // run after install (and after reboot, if required)
+    CommandLine install;
+    std::optional<CommandLine> verify;  // run after install (and after reboot, if required)
     RebootPolicy reboot = RebootPolicy::none;
 
-    std::uint64_t total_size() const;
+    std::uint64_t total_size() const;  // saturates instead of wrapping
+
+    bool operator==(const Manifest&) const = default;
 };
 
 // Validates a relative path from a manifest or torrent: not empty, no leading '/', no '\\', no
 // NUL or control characters, no empty, "." or ".." components, component and depth bounds.
+// Errc::too_large for the length/depth bounds, Errc::unsafe_path for everything else.
 [[nodiscard]] Result<void> validate_relative_path(std::string_view path);
+// Release ids (and repository names) become folder names: [A-Za-z0-9._-]{1,64}, not "." / "..".
+// Errc::too_large over kMaxIdBytes, Errc::unsafe_path for "." / "..", Errc::malformed otherwise.
 [[nodiscard]] Result<void> validate_release_id(std::string_view id);
+
+// Checks every field and bound of a model (the checks parse_manifest applies after decoding),
+// so a publisher can refuse to sign a manifest that endpoints would reject.
+[[nodiscard]] Result<void> validate_manifest(const Manifest& m);
 
 // Canonical JSON bytes for signing (stable key order, compact). parse_manifest(serialize(m))
 // round-trips exactly.
 std::string serialize_manifest(const Manifest& m);
 
 // Parses and validates every field and bound (Errc::malformed, Errc::too_large,
-// Errc::unsafe_path). Does not check expiry; see check_manifest_fresh.
+// Errc::unsafe_path). Input over kMaxManifestBytes is refused before parsing; duplicate and
+// unknown JSON keys are refused. Error messages name the field ("manifest.files[2].path: ...").
+// Does not check expiry; see check_manifest_fresh.
 [[nodiscard]] Result<Manifest> parse_manifest(std::string_view json);
 
+// Errc::expired once now_unix >= m.expires.
 [[nodiscard]] Result<void> check_manifest_fresh(const Manifest& m, std::int64_t now_unix);
 
 }  // namespace patchswarm::core

@@ -18,7 +18,7 @@ struct sqlite3_stmt;
 namespace patchswarm {
 
 class Stmt {
-public:
+  public:
     Stmt(Stmt&&) noexcept;
     Stmt& operator=(Stmt&&) noexcept;
     ~Stmt();
@@ -29,10 +29,12 @@ public:
     Stmt& bind(int index, const std::vector<std::uint8_t>& blob);
     Stmt& bind_null(int index);
 
-    // true: a row is available; false: done. Errc::database on error.
+    // true: a row is available; false: done. Errc::database on error, including a bind() that
+    // failed since the last reset().
     [[nodiscard]] Result<bool> step();
     // step() until done, for statements that return no rows.
     [[nodiscard]] Result<void> run();
+    // Rewinds for another run; bindings are kept (as in SQLite), a pending bind error is cleared.
     void reset();
 
     std::int64_t column_int(int col) const;
@@ -40,26 +42,35 @@ public:
     std::vector<std::uint8_t> column_blob(int col) const;
     bool column_is_null(int col) const;
 
-private:
+  private:
     friend class Db;
     Stmt(sqlite3_stmt* stmt, sqlite3* db) : stmt_(stmt), db_(db) {}
+    Stmt& check_bind(int rc);
     sqlite3_stmt* stmt_ = nullptr;
     sqlite3* db_ = nullptr;
+    int bind_rc_ = 0;  // first failed bind since reset(), reported by step()
 };
 
 class Db {
-public:
-    // Opens (creating if needed) with WAL journal, synchronous=NORMAL... FULL for durability
-    // of state transitions, busy_timeout 5 s, foreign keys on.
+  public:
+    // Opens (creating if needed) with WAL journal, synchronous=FULL (a persisted state transition
+    // must survive power loss), busy_timeout 5 s, foreign keys on. Errc::database when the file
+    // cannot be opened or WAL cannot be enabled (":memory:" is allowed without WAL).
     [[nodiscard]] static Result<std::unique_ptr<Db>> open(const std::filesystem::path& path);
     ~Db();
+    Db(const Db&) = delete;  // owns the handle: a copy would close it twice
+    Db& operator=(const Db&) = delete;
 
+    // Runs one or more statements that return no rows of interest (schema, pragmas).
     [[nodiscard]] Result<void> exec(std::string_view sql);
+    // Exactly one statement; Errc::database for a syntax error, an empty or a second statement.
+    // The Stmt must not outlive this Db.
     [[nodiscard]] Result<Stmt> prepare(std::string_view sql);
-    // BEGIN IMMEDIATE; fn; COMMIT (or ROLLBACK when fn fails).
+    // BEGIN IMMEDIATE; fn; COMMIT (or ROLLBACK when fn fails or throws; the exception goes on).
+    // Not nestable: a transaction() inside fn returns Errc::database.
     [[nodiscard]] Result<void> transaction(const std::function<Result<void>()>& fn);
 
-private:
+  private:
     explicit Db(sqlite3* db) : db_(db) {}
     sqlite3* db_;
 };

@@ -45,10 +45,13 @@ struct ReleaseRecord {
     std::uint32_t attempts = 0;        // failed attempts so far (download + install + verify)
     std::int64_t next_attempt_at = 0;  // when failed: earliest retry; 0 = no retry left
     Phase failed_phase = Phase::download;
-    std::string reason;                // why failed/rejected/waiting; empty otherwise
-    std::string boot_id_at_install;    // boot id when the install finished
+    std::string reason;                  // why failed/rejected/waiting; empty otherwise
+    std::string boot_id_at_install;      // boot id when the install finished
     std::int64_t verify_started_at = 0;  // a post-install verify command is running
     int last_exit_code = 0;
+
+    // Field-wise; Step::changed is computed with it, so a new field is persisted automatically.
+    bool operator==(const ReleaseRecord&) const = default;
 };
 
 // Facts from the signed manifest that steer the machine.
@@ -67,9 +70,9 @@ struct RetryPolicy {
 inline constexpr int kExitRebootRequired = 3010;
 
 namespace ev {
-struct Announced {};        // record just created from a verified manifest
-struct DownloadStarted {};  // torrent added to the swarm
-struct DownloadComplete {}; // libtorrent has every piece
+struct Announced {};         // record just created from a verified manifest
+struct DownloadStarted {};   // torrent added to the swarm
+struct DownloadComplete {};  // libtorrent has every piece
 struct PayloadVerified {
     bool ok = false;
     std::string reason;  // when !ok
@@ -93,9 +96,9 @@ struct Tick {
 struct Resumed {};  // the daemon restarted and loaded this record from disk
 }  // namespace ev
 
-using Event = std::variant<ev::Announced, ev::DownloadStarted, ev::DownloadComplete,
-                           ev::PayloadVerified, ev::InstallFinished, ev::VerifyFinished, ev::Tick,
-                           ev::Resumed>;
+using Event =
+    std::variant<ev::Announced, ev::DownloadStarted, ev::DownloadComplete, ev::PayloadVerified,
+                 ev::InstallFinished, ev::VerifyFinished, ev::Tick, ev::Resumed>;
 
 namespace cmd {
 struct StartDownload {};  // add (or resume) the torrent
@@ -103,7 +106,7 @@ struct Redownload {};     // force a recheck and fetch what fails
 struct VerifyPayload {};  // hash every file against the manifest and stage it
 struct RunInstall {};
 struct RunVerify {};
-struct SendReport {};     // tell the seeder about the (new) state
+struct SendReport {};  // tell the seeder about the (new) state
 }  // namespace cmd
 
 using Command = std::variant<cmd::StartDownload, cmd::Redownload, cmd::VerifyPayload,

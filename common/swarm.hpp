@@ -106,6 +106,12 @@ public:
     virtual void remove(const std::string& id) = 0;
     virtual void force_recheck(const std::string& id) = 0;
     virtual void add_web_seed(const std::string& id, const std::string& url) = 0;
+    // Connects to one more peer ("ip:port", "[v6]:port") for a torrent already added; ignored for
+    // an unknown id or an unparsable endpoint. Not pure so that test fakes need not implement it.
+    virtual void connect_peer(const std::string& id, const std::string& endpoint) {
+        (void)id;
+        (void)endpoint;
+    }
     virtual std::optional<Status> status(const std::string& id) const = 0;
     virtual std::vector<Status> status_all() const = 0;
     // Asks libtorrent for resume data of every torrent that needs it; written asynchronously

@@ -1,1 +1,127 @@
-int main() { return 0; }
+// patchswarmd: the endpoint agent and its local CLI. main() only parses options and wires.
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <iostream>
+
+#include "common/term.hpp"
+#include "crypto/crypto.hpp"
+#include "daemon/agent.hpp"
+#include "daemon/status_view.hpp"
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+int run_agent(patchswarm::daemon::AgentConfig cfg, const std::string& log_level) {
+    spdlog::set_level(spdlog::level::from_str(log_level));
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+    boost::asio::io_context io;
+    patchswarm::daemon::Agent agent(io, std::move(cfg));
+    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code& ec, int) {
+        if (!ec) agent.shutdown();
+    });
+    agent.start();
+    io.run();
+    return kExitOk;
+}
+
+int show_status(const std::string& state_dir, bool as_json) {
+    auto status = patchswarm::daemon::endpoint_status(state_dir);
+    if (!status) {
+        std::cerr << "patchswarmd: " << status.error().message << "\n";
+        return kExitFailure;
+    }
+    if (as_json) {
+        std::cout << status->dump() << "\n";
+    } else {
+        std::cout << patchswarm::daemon::render_endpoint_status(*status,
+                                                                patchswarm::term::stdout_is_tty());
+    }
+    return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"patchswarmd: the patchswarm endpoint agent. Learns of signed releases, fetches\n"
+                 "them from LAN peers, verifies every byte, installs and reports."};
+    app.require_subcommand(1);
+
+    patchswarm::daemon::AgentConfig cfg;
+    std::string seeders;
+    std::vector<std::string> trust;
+    std::string log_level = "info";
+    auto* run = app.add_subcommand("run", "run the agent in the foreground");
+    run->set_config("--config", "", "TOML file with any of these options (key = value)");
+    run->add_option("--state-dir", cfg.state_dir, "folder for this endpoint's state")->required();
+    run->add_option("--seeder", seeders,
+                    "seeder base URL(s), comma-separated, tried in order "
+                    "(e.g. http://hq:8080,http://relay:8090)")
+        ->required();
+    run->add_option("--trust", trust, "pinned release public key file(s)")->required()->check(CLI::ExistingFile);
+    run->add_option("--bt", cfg.bt_listen, "BitTorrent listen address ip:port")->capture_default_str();
+    run->add_option("--relay", cfg.relay_listen,
+                    "also serve the signed feed and manifests to LAN peers on ip:port");
+    run->add_option("--name", cfg.name, "name reported to the seeder (default: host name)");
+    run->add_option("--boot-id-file", cfg.boot_id_file, "file holding the current boot id")
+        ->capture_default_str();
+    run->add_option("--heartbeat", cfg.heartbeat_s, "seconds between status reports")
+        ->check(CLI::Range(1, 86400))
+        ->capture_default_str();
+    run->add_option("--poll-wait", cfg.poll_wait_s, "long-poll hold time asked of the seeder (s)")
+        ->check(CLI::Range(1, 60))
+        ->capture_default_str();
+    run->add_option("--webseed-after", cfg.webseed_after_s,
+                    "seconds without progress before falling back to the seeder's HTTP web seed")
+        ->check(CLI::Range(1, 86400))
+        ->capture_default_str();
+    run->add_option("--max-attempts", cfg.max_attempts, "attempts before a release stays failed")
+        ->check(CLI::Range(1, 100))
+        ->capture_default_str();
+    run->add_option("--backoff", cfg.backoff_base_s, "first retry delay (s), doubling each time")
+        ->check(CLI::Range(1, 86400))
+        ->capture_default_str();
+    run->add_option("--download-limit", cfg.download_limit,
+                    "download cap in bytes/s over all peers (0: none)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    run->add_option("--upload-limit", cfg.upload_limit, "upload cap in bytes/s (0: none)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    run->add_flag("!--no-lsd", cfg.lsd, "disable local service discovery (BEP 14)");
+    run->add_option("--log-level", log_level, "trace, debug, info, warn, error")
+        ->capture_default_str();
+
+    std::string status_dir;
+    bool as_json = false;
+    auto* status = app.add_subcommand("status", "show this endpoint's releases and states");
+    status->add_option("--state-dir", status_dir, "the agent's state folder")->required();
+    status->add_flag("--json", as_json, "print one JSON document (docs/STATUS_JSON.md)");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int rc = app.exit(e);
+        return rc == 0 ? kExitOk : kExitUsage;
+    }
+    try {
+        patchswarm::crypto::init();
+        if (*status) return show_status(status_dir, as_json);
+        std::stringstream ss(seeders);
+        for (std::string url; std::getline(ss, url, ',');) {
+            while (!url.empty() && url.back() == '/') url.pop_back();
+            if (!url.empty()) cfg.seeders.push_back(url);
+        }
+        for (const auto& t : trust) cfg.trust_keys.emplace_back(t);
+        return run_agent(std::move(cfg), log_level);
+    } catch (const std::exception& e) {
+        std::cerr << "patchswarmd: " << e.what() << "\n";
+        return kExitFailure;
+    }
+}

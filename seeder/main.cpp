@@ -1,1 +1,250 @@
-int main() { return 0; }
+// patchswarm-seeder: command-line wiring only. Each subcommand calls into the seeder library;
+// errors become one line on stderr and an exit code (0 ok, 2 usage error, 1 anything else).
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdint>
+#include <iostream>
+#include <optional>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <string>
+
+#include "common/term.hpp"
+#include "crypto/crypto.hpp"
+#include "seeder/publish.hpp"
+#include "seeder/repo.hpp"
+#include "seeder/server.hpp"
+#include "seeder/status.hpp"
+
+namespace {
+
+namespace seeder = patchswarm::seeder;
+using patchswarm::Errc;
+using patchswarm::Error;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+constexpr const char* kConfigHelp =
+    "Every option can also come from a TOML file given with --config FILE (before or after the "
+    "subcommand): put the long option names without dashes in a section named after the "
+    "subcommand, e.g.\n"
+    "  [serve]\n  repo = \"/srv/patchswarm/repo\"\n  http = \"0.0.0.0:8080\"\n"
+    "Command-line flags override the file; unknown keys are an error.";
+
+std::int64_t now_unix() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+int fail_with(const Error& e) {
+    std::cerr << "patchswarm-seeder: " << e.message << "\n";
+    return e.code == Errc::invalid_argument ? kExitUsage : kExitFailure;
+}
+
+void setup_logging(const std::string& level) {
+    auto logger = spdlog::stderr_color_mt("seeder");
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+    spdlog::set_default_logger(logger);
+    spdlog::set_level(spdlog::level::from_str(level));
+}
+
+const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error", "off"};
+
+// ---- keygen ----------------------------------------------------------------------------------
+
+struct KeygenArgs {
+    std::string out;
+};
+
+void add_keygen(CLI::App& app, KeygenArgs& a) {
+    auto* cmd = app.add_subcommand("keygen", "Create an Ed25519 key pair: OUT.key (mode 0600) and "
+                                             "OUT.pub. Refuses to overwrite either file.");
+    cmd->add_option("--out", a.out, "file name base, e.g. keys/release")->required();
+}
+
+int run_keygen(const KeygenArgs& a) {
+    if (auto ok = seeder::keygen(a.out); !ok) return fail_with(ok.error());
+    auto pub = patchswarm::crypto::load_public_key(a.out + ".pub");
+    std::cout << a.out << ".key " << a.out << ".pub";
+    if (pub) std::cout << " keyid " << patchswarm::crypto::key_id(*pub);
+    std::cout << "\n";
+    return kExitOk;
+}
+
+// ---- publish ---------------------------------------------------------------------------------
+
+struct PublishArgs {
+    seeder::PublishRequest req;
+    std::string repo, key, payload;
+    std::optional<std::string> verify, repo_name;
+};
+
+void add_publish(CLI::App& app, PublishArgs& a) {
+    auto* cmd = app.add_subcommand(
+        "publish",
+        "Sign a payload folder (or file) as a release: copies it into the repository, builds a "
+        "BitTorrent v2 torrent, signs the manifest with the release key and updates the index. "
+        "Creates the repository (and its online feed key) on first use. Prints the release as "
+        "one JSON line.");
+    auto& r = a.req;
+    cmd->add_option("--repo", a.repo, "repository folder")->required();
+    cmd->add_option("--key", a.key, "release secret key file (from keygen)")->required();
+    cmd->add_option("--id", r.id, "release id, [A-Za-z0-9._-]{1,64}, e.g. MS08-067")->required();
+    cmd->add_option("--payload", a.payload, "file or folder to publish")->required();
+    cmd->add_option("--install", r.install,
+                    "install command, run in the release folder. Split into arguments at spaces; "
+                    "'...' and \"...\" keep spaces; no shell is involved (no $VARS, globs, "
+                    "pipes or backslash escapes)")
+        ->required();
+    cmd->add_option("--verify", a.verify,
+                    "command that proves the patch is in effect (split like --install)");
+    cmd->add_option("--severity", r.severity, "low, normal, important, critical or emergency")
+        ->check(CLI::IsMember({"low", "normal", "important", "critical", "emergency"}))
+        ->capture_default_str();
+    cmd->add_option("--reboot", r.reboot,
+                    "required, none, or if_needed (the install's exit code 3010 decides)")
+        ->check(CLI::IsMember({"required", "none", "if_needed"}))
+        ->capture_default_str();
+    cmd->add_option("--timeout", r.install_timeout_s, "install time limit in seconds")
+        ->check(CLI::Range(1u, 86'400u))
+        ->capture_default_str();
+    cmd->add_option("--verify-timeout", r.verify_timeout_s, "verify time limit in seconds")
+        ->check(CLI::Range(1u, 86'400u))
+        ->capture_default_str();
+    cmd->add_option("--expires-days", r.expires_days, "days until the manifest expires")
+        ->check(CLI::Range(1u, 3650u))
+        ->capture_default_str();
+    cmd->add_flag("--replace", r.replace, "replace a release id that is already published");
+    cmd->add_option("--name-repo", a.repo_name,
+                    "repository name when creating it (default: the folder's name)");
+}
+
+int run_publish(PublishArgs& a) {
+    a.req.repo = a.repo;
+    a.req.release_key = a.key;
+    a.req.payload = a.payload;
+    a.req.verify = a.verify;
+    a.req.repo_name = a.repo_name;
+    auto result = seeder::publish(a.req, now_unix());
+    if (!result) return fail_with(result.error());
+    std::cout << seeder::to_json_line(*result) << "\n";
+    return kExitOk;
+}
+
+// ---- serve -----------------------------------------------------------------------------------
+
+struct ServeArgs {
+    seeder::ServeOptions opts;
+    std::string repo;
+    std::uint32_t feed_expiry_s = 86'400;
+    std::string log_level = "info";
+};
+
+void add_serve(CLI::App& app, ServeArgs& a) {
+    auto* cmd = app.add_subcommand(
+        "serve",
+        "Serve the repository: seed every release over BitTorrent; serve the signed feed "
+        "(long-poll), manifests, torrents, the payload as a web seed, the tracker, report intake "
+        "and fleet status over HTTP. Runs until SIGINT/SIGTERM.");
+    cmd->add_option("--repo", a.repo, "repository folder (initialised by publish)")->required();
+    cmd->add_option("--http", a.opts.http, "HTTP listen address host:port")->capture_default_str();
+    cmd->add_option("--bt", a.opts.bt, "BitTorrent listen address host:port")
+        ->capture_default_str();
+    cmd->add_option("--bt-public", a.opts.bt_public,
+                    "address the tracker gives peers for this seeder (default: --bt; needed when "
+                    "--bt is 0.0.0.0)");
+    cmd->add_option("--feed-expiry", a.feed_expiry_s,
+                    "feed lifetime in seconds; re-signed at half of it")
+        ->check(CLI::Range(60u, 604'800u))
+        ->capture_default_str();
+    cmd->add_option("--log-level", a.log_level, "trace, debug, info, warn, error or off")
+        ->check(CLI::IsMember(kLogLevels))
+        ->capture_default_str();
+}
+
+int run_serve(ServeArgs& a) {
+    spdlog::set_level(spdlog::level::from_str(a.log_level));
+    a.opts.repo = a.repo;
+    a.opts.feed_expiry = std::chrono::seconds(a.feed_expiry_s);
+    seeder::serve(a.opts);
+    return kExitOk;
+}
+
+// ---- status ----------------------------------------------------------------------------------
+
+struct StatusArgs {
+    std::string repo;
+    bool json = false;
+};
+
+void add_status(CLI::App& app, StatusArgs& a) {
+    auto* cmd = app.add_subcommand(
+        "status",
+        "Fleet compliance per release from fleet.db and index.json (serve need not run): "
+        "endpoints per state, how many are effective, bytes from peers vs. the seeder, and the "
+        "endpoints not yet effective.");
+    cmd->add_option("--repo", a.repo, "repository folder")->required();
+    cmd->add_flag("--json", a.json, "print the JSON document of GET /v1/status "
+                                    "(docs/STATUS_JSON.md)");
+}
+
+int run_status(const StatusArgs& a) {
+    auto status = seeder::collect_status(seeder::RepoPaths(a.repo), nullptr, now_unix());
+    if (!status) return fail_with(status.error());
+    if (a.json) {
+        std::cout << seeder::status_json(*status) << "\n";
+    } else {
+        std::cout << seeder::render_status(*status, patchswarm::term::stdout_is_tty());
+    }
+    return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"patchswarm-seeder: signs releases and serves them to the fleet."};
+    app.footer(kConfigHelp);
+    app.set_config("--config", "", "TOML file with options (see below)");
+    app.allow_config_extras(CLI::config_extras_mode::error);
+    app.fallthrough();  // so --config may also follow the subcommand
+    app.require_subcommand(1);
+
+    KeygenArgs keygen;
+    PublishArgs publish;
+    ServeArgs serve;
+    StatusArgs status;
+    add_keygen(app, keygen);
+    add_publish(app, publish);
+    add_serve(app, serve);
+    add_status(app, status);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::cerr << "patchswarm-seeder: " << e.what() << " (see --help)\n";
+        return kExitUsage;
+    }
+
+    try {
+        patchswarm::crypto::init();
+        setup_logging("info");
+        if (app.got_subcommand("keygen")) return run_keygen(keygen);
+        if (app.got_subcommand("publish")) return run_publish(publish);
+        if (app.got_subcommand("serve")) return run_serve(serve);
+        if (app.got_subcommand("status")) return run_status(status);
+    } catch (const std::invalid_argument& e) {
+        std::cerr << "patchswarm-seeder: " << e.what() << "\n";
+        return kExitUsage;
+    } catch (const std::exception& e) {
+        std::cerr << "patchswarm-seeder: " << e.what() << "\n";
+        return kExitFailure;
+    }
+    return kExitUsage;
+}

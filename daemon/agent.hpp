@@ -1,0 +1,54 @@
+// The endpoint agent: wires the feed watcher, the swarm, the verifier, the installer, the reboot
+// tracker and the reporter around the pure state machine. Runs on one io_context; blocking work
+// (hashing, installs) runs on short-lived worker threads that post their results back.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace patchswarm::daemon {
+
+struct AgentConfig {
+    std::filesystem::path state_dir;
+    std::vector<std::string> seeders;  // base URLs, tried in order ("http://127.0.0.1:8080")
+    std::vector<std::filesystem::path> trust_keys;  // pinned release public keys
+    std::string bt_listen = "0.0.0.0:6881";
+    std::string relay_listen;  // optional "ip:port": serve the signed feed/manifests to peers
+    std::filesystem::path boot_id_file = "/proc/sys/kernel/random/boot_id";
+    std::string name;  // reported host name; defaults to gethostname()
+    int heartbeat_s = 60;
+    int poll_wait_s = 25;
+    int webseed_after_s = 20;  // no progress for this long: add the seeder's HTTP web seed
+    int max_attempts = 5;
+    int backoff_base_s = 30;
+    bool lsd = true;
+    int download_limit = 0;  // bytes/s over all peers, 0 = unlimited
+    int upload_limit = 0;
+};
+
+class Agent {
+public:
+    // Opens the state directory (creating the device key on first start). Throws
+    // std::runtime_error with a one-line message on start-up failure.
+    Agent(boost::asio::io_context& io, AgentConfig config);
+    ~Agent();
+    void start();
+    // Saves resume data and progress, then stops the io_context.
+    void shutdown();
+
+private:
+    struct Impl;
+    std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace patchswarm::daemon

@@ -1,0 +1,221 @@
+#include "daemon/endpoint_store.hpp"
+
+namespace patchswarm::daemon {
+namespace {
+
+constexpr std::string_view kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta(
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS releases(
+  id TEXT PRIMARY KEY,
+  manifest_sha256 TEXT NOT NULL,
+  manifest_envelope TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  torrent BLOB,
+  state TEXT NOT NULL,
+  entered_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL DEFAULT 0,
+  failed_phase TEXT NOT NULL DEFAULT 'download',
+  reason TEXT NOT NULL DEFAULT '',
+  boot_id_at_install TEXT NOT NULL DEFAULT '',
+  verify_started_at INTEGER NOT NULL DEFAULT 0,
+  last_exit_code INTEGER NOT NULL DEFAULT 0,
+  bytes_done INTEGER NOT NULL DEFAULT 0,
+  bytes_total INTEGER NOT NULL DEFAULT 0,
+  bytes_from_peers INTEGER NOT NULL DEFAULT 0,
+  bytes_from_seeder INTEGER NOT NULL DEFAULT 0,
+  install_output TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS rejected(
+  manifest_sha256 TEXT PRIMARY KEY,
+  id TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  at INTEGER NOT NULL);
+)sql";
+
+constexpr std::string_view kReleaseColumns =
+    "id, manifest_sha256, manifest_envelope, sequence, torrent, state, entered_at, attempts, "
+    "next_attempt_at, failed_phase, reason, boot_id_at_install, verify_started_at, "
+    "last_exit_code, bytes_done, bytes_total, bytes_from_peers, bytes_from_seeder, "
+    "install_output";
+
+Result<StoredRelease> read_release(const Stmt& s) {
+    StoredRelease r;
+    r.record.id = s.column_text(0);
+    r.manifest_sha256 = s.column_text(1);
+    r.manifest_envelope = s.column_text(2);
+    r.sequence = static_cast<std::uint64_t>(s.column_int(3));
+    r.torrent = s.column_blob(4);
+    auto state = core::parse_state(s.column_text(5));
+    auto phase = core::parse_phase(s.column_text(9));
+    if (!state || !phase) {
+        return fail(Errc::database, "state.db: unknown state or phase for " + r.record.id);
+    }
+    r.record.state = *state;
+    r.record.entered_at = s.column_int(6);
+    r.record.attempts = static_cast<std::uint32_t>(s.column_int(7));
+    r.record.next_attempt_at = s.column_int(8);
+    r.record.failed_phase = *phase;
+    r.record.reason = s.column_text(10);
+    r.record.boot_id_at_install = s.column_text(11);
+    r.record.verify_started_at = s.column_int(12);
+    r.record.last_exit_code = static_cast<int>(s.column_int(13));
+    r.bytes_done = static_cast<std::uint64_t>(s.column_int(14));
+    r.bytes_total = static_cast<std::uint64_t>(s.column_int(15));
+    r.bytes_from_peers = static_cast<std::uint64_t>(s.column_int(16));
+    r.bytes_from_seeder = static_cast<std::uint64_t>(s.column_int(17));
+    r.install_output = s.column_text(18);
+    return r;
+}
+
+std::int64_t i64(std::uint64_t v) { return static_cast<std::int64_t>(v); }
+
+}  // namespace
+
+Result<std::unique_ptr<EndpointStore>> EndpointStore::open(const std::filesystem::path& db_path) {
+    auto db = Db::open(db_path);
+    if (!db) return std::unexpected(db.error());
+    if (auto ok = (*db)->exec(kSchema); !ok) return std::unexpected(ok.error());
+    return std::unique_ptr<EndpointStore>(new EndpointStore(std::move(*db)));
+}
+
+Result<std::optional<std::string>> EndpointStore::get_meta(const std::string& key) {
+    auto s = db_->prepare("SELECT value FROM meta WHERE key = ?1");
+    if (!s) return std::unexpected(s.error());
+    s->bind(1, key);
+    auto row = s->step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return std::optional<std::string>{};
+    return std::optional<std::string>{s->column_text(0)};
+}
+
+Result<void> EndpointStore::set_meta(const std::string& key, const std::string& value) {
+    auto s = db_->prepare(
+        "INSERT INTO meta(key, value) VALUES(?1, ?2) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    if (!s) return std::unexpected(s.error());
+    return s->bind(1, key).bind(2, value).run();
+}
+
+Result<std::vector<StoredRelease>> EndpointStore::load_releases() {
+    auto s = db_->prepare("SELECT " + std::string(kReleaseColumns) +
+                          " FROM releases ORDER BY sequence, id");
+    if (!s) return std::unexpected(s.error());
+    std::vector<StoredRelease> out;
+    for (;;) {
+        auto row = s->step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) break;
+        auto r = read_release(*s);
+        if (!r) return std::unexpected(r.error());
+        out.push_back(std::move(*r));
+    }
+    return out;
+}
+
+Result<std::optional<StoredRelease>> EndpointStore::load_release(const std::string& id) {
+    auto s = db_->prepare("SELECT " + std::string(kReleaseColumns) +
+                          " FROM releases WHERE id = ?1");
+    if (!s) return std::unexpected(s.error());
+    s->bind(1, id);
+    auto row = s->step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return std::optional<StoredRelease>{};
+    auto r = read_release(*s);
+    if (!r) return std::unexpected(r.error());
+    return std::optional<StoredRelease>{std::move(*r)};
+}
+
+Result<void> EndpointStore::save_release(const StoredRelease& r) {
+    auto s = db_->prepare("INSERT OR REPLACE INTO releases(" + std::string(kReleaseColumns) +
+                          ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,"
+                          "?18,?19)");
+    if (!s) return std::unexpected(s.error());
+    const auto& rec = r.record;
+    s->bind(1, rec.id).bind(2, r.manifest_sha256).bind(3, r.manifest_envelope);
+    s->bind(4, i64(r.sequence));
+    if (r.torrent.empty()) {
+        s->bind_null(5);
+    } else {
+        s->bind(5, r.torrent);
+    }
+    s->bind(6, core::to_string(rec.state)).bind(7, rec.entered_at).bind(8, rec.attempts);
+    s->bind(9, rec.next_attempt_at).bind(10, core::to_string(rec.failed_phase));
+    s->bind(11, rec.reason).bind(12, rec.boot_id_at_install).bind(13, rec.verify_started_at);
+    s->bind(14, rec.last_exit_code).bind(15, i64(r.bytes_done)).bind(16, i64(r.bytes_total));
+    s->bind(17, i64(r.bytes_from_peers)).bind(18, i64(r.bytes_from_seeder));
+    s->bind(19, r.install_output);
+    return s->run();
+}
+
+Result<void> EndpointStore::save_record(const core::ReleaseRecord& rec) {
+    auto s = db_->prepare(
+        "UPDATE releases SET state=?2, entered_at=?3, attempts=?4, next_attempt_at=?5, "
+        "failed_phase=?6, reason=?7, boot_id_at_install=?8, verify_started_at=?9, "
+        "last_exit_code=?10 WHERE id=?1");
+    if (!s) return std::unexpected(s.error());
+    s->bind(1, rec.id).bind(2, core::to_string(rec.state)).bind(3, rec.entered_at);
+    s->bind(4, rec.attempts).bind(5, rec.next_attempt_at);
+    s->bind(6, core::to_string(rec.failed_phase)).bind(7, rec.reason);
+    s->bind(8, rec.boot_id_at_install).bind(9, rec.verify_started_at);
+    s->bind(10, rec.last_exit_code);
+    return s->run();
+}
+
+Result<void> EndpointStore::save_progress(const std::string& id, std::uint64_t done,
+                                          std::uint64_t total, std::uint64_t from_peers,
+                                          std::uint64_t from_seeder) {
+    auto s = db_->prepare(
+        "UPDATE releases SET bytes_done=?2, bytes_total=?3, bytes_from_peers=?4, "
+        "bytes_from_seeder=?5 WHERE id=?1");
+    if (!s) return std::unexpected(s.error());
+    return s->bind(1, id)
+        .bind(2, i64(done))
+        .bind(3, i64(total))
+        .bind(4, i64(from_peers))
+        .bind(5, i64(from_seeder))
+        .run();
+}
+
+Result<void> EndpointStore::save_torrent(const std::string& id,
+                                         const std::vector<std::uint8_t>& torrent) {
+    auto s = db_->prepare("UPDATE releases SET torrent=?2 WHERE id=?1");
+    if (!s) return std::unexpected(s.error());
+    return s->bind(1, id).bind(2, torrent).run();
+}
+
+Result<void> EndpointStore::save_output(const std::string& id, const std::string& output) {
+    auto s = db_->prepare("UPDATE releases SET install_output=?2 WHERE id=?1");
+    if (!s) return std::unexpected(s.error());
+    return s->bind(1, id).bind(2, output).run();
+}
+
+Result<void> EndpointStore::add_rejected(const RejectedManifest& r) {
+    auto s = db_->prepare(
+        "INSERT OR REPLACE INTO rejected(manifest_sha256, id, reason, at) VALUES(?1,?2,?3,?4)");
+    if (!s) return std::unexpected(s.error());
+    return s->bind(1, r.manifest_sha256).bind(2, r.id).bind(3, r.reason).bind(4, r.at).run();
+}
+
+Result<bool> EndpointStore::is_rejected(const std::string& manifest_sha256) {
+    auto s = db_->prepare("SELECT 1 FROM rejected WHERE manifest_sha256 = ?1");
+    if (!s) return std::unexpected(s.error());
+    s->bind(1, manifest_sha256);
+    return s->step();
+}
+
+Result<std::vector<RejectedManifest>> EndpointStore::load_rejected() {
+    auto s = db_->prepare("SELECT manifest_sha256, id, reason, at FROM rejected ORDER BY at");
+    if (!s) return std::unexpected(s.error());
+    std::vector<RejectedManifest> out;
+    for (;;) {
+        auto row = s->step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) break;
+        out.push_back({s->column_text(0), s->column_text(1), s->column_text(2), s->column_int(3)});
+    }
+    return out;
+}
+
+}  // namespace patchswarm::daemon

@@ -1,0 +1,71 @@
+// The endpoint's durable state: one SQLite file (state.db) in the state directory. Every state
+// machine record is written here before the agent acts on it, so a crash at any point resumes
+// from a known state. Used from the io_context thread only.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "common/sqlite.hpp"
+#include "common/state_machine.hpp"
+
+namespace patchswarm::daemon {
+
+// One release as stored: the state machine record plus what the agent needs around it.
+struct StoredRelease {
+    core::ReleaseRecord record;
+    std::string manifest_sha256;
+    std::string manifest_envelope;  // exact bytes as verified
+    std::uint64_t sequence = 0;
+    std::vector<std::uint8_t> torrent;  // empty until fetched and checked
+    std::uint64_t bytes_done = 0;
+    std::uint64_t bytes_total = 0;
+    std::uint64_t bytes_from_peers = 0;
+    std::uint64_t bytes_from_seeder = 0;
+    std::string install_output;  // tail of the last install/verify run
+};
+
+struct RejectedManifest {
+    std::string manifest_sha256;
+    std::string id;
+    std::string reason;
+    std::int64_t at = 0;
+};
+
+class EndpointStore {
+public:
+    [[nodiscard]] static Result<std::unique_ptr<EndpointStore>> open(
+        const std::filesystem::path& db_path);
+
+    // Small key/value facts: device id, last feed sequence and hash, report counter.
+    [[nodiscard]] Result<std::optional<std::string>> get_meta(const std::string& key);
+    [[nodiscard]] Result<void> set_meta(const std::string& key, const std::string& value);
+
+    [[nodiscard]] Result<std::vector<StoredRelease>> load_releases();
+    [[nodiscard]] Result<std::optional<StoredRelease>> load_release(const std::string& id);
+    // Inserts or replaces the whole row.
+    [[nodiscard]] Result<void> save_release(const StoredRelease& r);
+    // Updates only the state machine columns (the hot path of every transition).
+    [[nodiscard]] Result<void> save_record(const core::ReleaseRecord& rec);
+    [[nodiscard]] Result<void> save_progress(const std::string& id, std::uint64_t done,
+                                             std::uint64_t total, std::uint64_t from_peers,
+                                             std::uint64_t from_seeder);
+    [[nodiscard]] Result<void> save_torrent(const std::string& id,
+                                            const std::vector<std::uint8_t>& torrent);
+    [[nodiscard]] Result<void> save_output(const std::string& id, const std::string& output);
+
+    [[nodiscard]] Result<void> add_rejected(const RejectedManifest& r);
+    [[nodiscard]] Result<bool> is_rejected(const std::string& manifest_sha256);
+    [[nodiscard]] Result<std::vector<RejectedManifest>> load_rejected();
+
+private:
+    explicit EndpointStore(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+    std::unique_ptr<Db> db_;
+};
+
+}  // namespace patchswarm::daemon

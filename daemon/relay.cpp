@@ -1,0 +1,46 @@
+#include "daemon/relay.hpp"
+
+#include "common/manifest.hpp"
+
+namespace patchswarm::daemon {
+
+Relay::Relay(boost::asio::io_context& io)
+    : server_(io, [this](http::Request&& req, http::Respond respond) { respond(handle(req)); }) {}
+
+Result<std::uint16_t> Relay::listen(const std::string& host_port) {
+    return server_.listen(host_port);
+}
+
+void Relay::stop() { server_.stop(); }
+
+void Relay::set_feed(std::string envelope, std::uint64_t sequence) {
+    feed_ = std::move(envelope);
+    feed_sequence_ = sequence;
+}
+
+http::Response Relay::handle(const http::Request& req) const {
+    auto not_found = [] { return http::json_response(404, R"({"error":"not_found"})"); };
+    if (req.method != "GET") return http::json_response(405, R"({"error":"method"})");
+    if (req.path == "/v1/feed") return feed_.empty() ? not_found() : http::json_response(200, feed_);
+    if (req.path == "/v1/feed-key") {
+        return delegation_.empty() ? not_found() : http::json_response(200, delegation_);
+    }
+    // /v1/releases/<id>/manifest and /v1/releases/<id>/torrent
+    constexpr std::string_view prefix = "/v1/releases/";
+    if (!req.path.starts_with(prefix)) return not_found();
+    const std::string rest = req.path.substr(prefix.size());
+    const auto slash = rest.find('/');
+    if (slash == std::string::npos) return not_found();
+    const std::string id = rest.substr(0, slash);
+    const std::string what = rest.substr(slash + 1);
+    if (!core::validate_release_id(id)) return not_found();
+    const auto& table = what == "manifest" ? manifests_ : torrents_;
+    if (what != "manifest" && what != "torrent") return not_found();
+    auto it = table.find(id);
+    if (it == table.end()) return not_found();
+    http::Response r = http::json_response(200, it->second);
+    if (what == "torrent") r.content_type = "application/x-bittorrent";
+    return r;
+}
+
+}  // namespace patchswarm::daemon

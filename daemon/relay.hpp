@@ -1,0 +1,44 @@
+// A site relay: an endpoint that re-serves the signed metadata it has accepted (feed, feed-key
+// delegation, manifests, torrents) to its LAN neighbours, with the seeder's routes. Everything it
+// serves is either signed by the release/feed keys or bound by a signed hash, so a relay can
+// withhold but never forge; neighbours list it after the seeder in --seeder and keep working when
+// HQ is unreachable.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "common/http.hpp"
+
+namespace patchswarm::daemon {
+
+class Relay {
+public:
+    explicit Relay(boost::asio::io_context& io);
+    [[nodiscard]] Result<std::uint16_t> listen(const std::string& host_port);
+    void stop();
+
+    void set_delegation(std::string envelope) { delegation_ = std::move(envelope); }
+    void set_feed(std::string envelope, std::uint64_t sequence);
+    void set_manifest(const std::string& id, std::string envelope) { manifests_[id] = std::move(envelope); }
+    void set_torrent(const std::string& id, const std::vector<std::uint8_t>& bytes) {
+        torrents_[id] = std::string(bytes.begin(), bytes.end());
+    }
+
+    // Pure request -> response mapping (no socket), for tests.
+    http::Response handle(const http::Request& req) const;
+
+private:
+    std::string delegation_;
+    std::string feed_;
+    std::uint64_t feed_sequence_ = 0;
+    std::map<std::string, std::string> manifests_;
+    std::map<std::string, std::string> torrents_;
+    http::Server server_;
+};
+
+}  // namespace patchswarm::daemon

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The patchswarm demo: installs dependencies if missing, builds, then runs a seeder and 8
+# endpoints on loopback (127.0.0.1 = HQ, 127.0.0.2-9 = desktops), publishes an emergency patch,
+# shows the fleet converge live, and ends with the fleet status table. Every process it starts is
+# stopped on exit, also on failure or Ctrl-C.
+#
+# Knobs (environment): DEMO_ENDPOINTS (8), DEMO_PAYLOAD_MB (32), DEMO_HTTP_PORT (8080),
+# DEMO_BT_PORT (6881), DEMO_DIR (/tmp/patchswarm-demo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+n=${DEMO_ENDPOINTS:-8}
+mb=${DEMO_PAYLOAD_MB:-32}
+http_port=${DEMO_HTTP_PORT:-8080}
+bt_port=${DEMO_BT_PORT:-6881}
+work=${DEMO_DIR:-/tmp/patchswarm-demo}
+bin=$PWD/build
+seeder="$bin/seeder/patchswarm-seeder"
+agent="$bin/daemon/patchswarmd"
+url="http://127.0.0.1:$http_port"
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+rm -rf "$work" && mkdir -p "$work"
+echo "== demo folder: $work (logs: $work/*.log)"
+
+echo "== HQ: release key and a sample emergency patch ($mb MiB)"
+"$seeder" keygen --out "$work/keys/release" >/dev/null
+mkdir -p "$work/KB958644"
+head -c "$((mb * 1024 * 1024))" /dev/urandom >"$work/KB958644/patch.bin"
+cat >"$work/KB958644/install.sh" <<'SH'
+#!/bin/sh
+# Sample install: records that the patch was applied and asks for a reboot.
+echo "KB958644 installed at $(date -u +%FT%TZ)" >"$PATCHSWARM_STATE_DIR/KB958644.marker"
+exit 0
+SH
+
+echo "== HQ: publishing MS08-067 (severity emergency, reboot required)"
+start=$(date +%s.%N)
+"$seeder" publish --repo "$work/repo" --key "$work/keys/release.key" --id MS08-067 \
+  --payload "$work/KB958644" --install "./install.sh" --severity emergency --reboot required
+
+echo "== HQ: starting the seeder on $url"
+"$seeder" serve --repo "$work/repo" --http "127.0.0.1:$http_port" --bt "127.0.0.1:$bt_port" \
+  >"$work/seeder.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$http_port") 2>/dev/null && break
+  sleep 0.1
+done
+
+echo "== $n desktops: starting patchswarmd on 127.0.0.2-$((n + 1))"
+for i in $(seq 1 "$n"); do
+  ep="$work/desk-$i"
+  mkdir -p "$ep"
+  echo "boot-1" >"$ep/boot_id"
+  "$agent" run --state-dir "$ep" --seeder "$url" --trust "$work/keys/release.pub" \
+    --bt "127.0.0.$((i + 1)):$bt_port" --name "desk-$i" --boot-id-file "$ep/boot_id" \
+    --heartbeat 2 >"$work/desk-$i.log" 2>&1 &
+  pids+=($!)
+done
+
+count_state() {  # how many desktops show state $1 for MS08-067
+  local c=0
+  for i in $(seq 1 "$n"); do
+    "$agent" status --state-dir "$work/desk-$i" 2>/dev/null | grep -q "^MS08-067 *$1 " && c=$((c + 1))
+  done
+  echo "$c"
+}
+
+watch_until() {  # redraw the fleet view until $n desktops are in state $1 (or 300 s)
+  local deadline=$((SECONDS + 300))
+  while ((SECONDS < deadline)); do
+    [ -t 1 ] && printf '\033[H\033[2J'
+    echo "== fleet (live), waiting for $n x $1"
+    "$seeder" status --repo "$work/repo" || true
+    [ "$(count_state "$1")" = "$n" ] && return 0
+    sleep 1
+  done
+  echo "timed out waiting for $1 (see $work/*.log)" >&2
+  return 1
+}
+
+watch_until reboot_pending
+t_installed=$(date +%s.%N)
+echo "== every desktop installed the patch; it is NOT in effect until they reboot"
+echo "== rebooting the desktops (the demo changes each one's boot id)"
+for i in $(seq 1 "$n"); do echo "boot-2" >"$work/desk-$i/boot_id"; done
+watch_until effective
+t_effective=$(date +%s.%N)
+
+echo
+echo "== final fleet status"
+"$seeder" status --repo "$work/repo"
+peers=0
+hq=0
+for i in $(seq 1 "$n"); do
+  line=$("$agent" status --state-dir "$work/desk-$i" --json)
+  p=$(grep -o '"bytes_from_peers":[0-9]*' <<<"$line" | head -1 | cut -d: -f2)
+  s=$(grep -o '"bytes_from_seeder":[0-9]*' <<<"$line" | head -1 | cut -d: -f2)
+  peers=$((peers + p))
+  hq=$((hq + s))
+done
+total=$((peers + hq))
+echo
+printf 'payload bytes received by %d desktops: %d MiB from peers, %d MiB from the seeder (%d%% from peers)\n' \
+  "$n" $((peers / 1048576)) $((hq / 1048576)) $((total > 0 ? peers * 100 / total : 0))
+awk -v a="$start" -v b="$t_installed" -v c="$t_effective" \
+  'BEGIN { printf "publish -> all installed: %.1f s; -> all effective (after reboot): %.1f s\n", b - a, c - a }'

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Installs dependencies if missing, builds, and runs every test (unit, adapter, integration).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+echo "== running tests"
+ctest --test-dir build --output-on-failure -j2 --timeout 600 "$@"

@@ -1,0 +1,269 @@
+#include "seeder/fleet_db.hpp"
+
+#include <map>
+
+#include "crypto/crypto.hpp"
+
+namespace patchswarm::seeder {
+
+namespace {
+
+// Progress is kept as parts per million: the SQLite wrapper binds integers, text and blobs.
+constexpr double kPpm = 1'000'000.0;
+
+constexpr std::string_view kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS endpoints (
+    device_id      TEXT PRIMARY KEY,
+    device_key     TEXT NOT NULL,      -- hex public key, pinned by the first accepted report
+    hostname       TEXT NOT NULL,
+    remote_address TEXT NOT NULL,
+    boot_id        TEXT NOT NULL,
+    counter        INTEGER NOT NULL,   -- last accepted report counter
+    sent_at        INTEGER NOT NULL,   -- endpoint clock
+    first_seen     INTEGER NOT NULL,   -- seeder clock
+    last_seen      INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS endpoint_releases (
+    device_id         TEXT NOT NULL REFERENCES endpoints(device_id) ON DELETE CASCADE,
+    release_id        TEXT NOT NULL,
+    manifest_sha256   TEXT NOT NULL,
+    state             TEXT NOT NULL,
+    entered_at        INTEGER NOT NULL,
+    progress_ppm      INTEGER NOT NULL,
+    bytes_from_peers  INTEGER NOT NULL,
+    bytes_from_seeder INTEGER NOT NULL,
+    attempts          INTEGER NOT NULL,
+    reason            TEXT NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    PRIMARY KEY (device_id, release_id)
+);
+CREATE INDEX IF NOT EXISTS endpoint_releases_by_release ON endpoint_releases(release_id);
+-- Every accepted state change, for the history of a rollout.
+CREATE TABLE IF NOT EXISTS state_changes (
+    id          INTEGER PRIMARY KEY,
+    device_id   TEXT NOT NULL,
+    release_id  TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    entered_at  INTEGER NOT NULL,
+    received_at INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1');
+INSERT OR IGNORE INTO meta(key, value) VALUES ('feed_sequence', '0');
+)sql";
+
+std::int64_t to_db(std::uint64_t v) { return static_cast<std::int64_t>(v); }  // bounded by parse
+
+}  // namespace
+
+Result<std::unique_ptr<FleetDb>> FleetDb::open(const std::filesystem::path& path) {
+    auto db = Db::open(path);
+    if (!db) return std::unexpected(db.error());
+    std::unique_ptr<FleetDb> fleet(new FleetDb(std::move(*db)));
+    if (auto ok = fleet->create_schema(); !ok) return std::unexpected(ok.error());
+    return fleet;
+}
+
+Result<void> FleetDb::create_schema() { return db_->exec(kSchema); }
+
+// ---- feed sequence ---------------------------------------------------------------------------
+
+Result<std::uint64_t> FleetDb::feed_sequence() {
+    auto stmt = db_->prepare("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'feed_sequence'");
+    if (!stmt) return std::unexpected(stmt.error());
+    auto row = stmt->step();
+    if (!row) return std::unexpected(row.error());
+    return *row ? static_cast<std::uint64_t>(stmt->column_int(0)) : 0;
+}
+
+Result<std::uint64_t> FleetDb::next_feed_sequence() {
+    std::uint64_t next = 0;
+    auto ok = db_->transaction([&]() -> Result<void> {
+        auto current = feed_sequence();
+        if (!current) return std::unexpected(current.error());
+        next = *current + 1;
+        auto stmt = db_->prepare(
+            "INSERT INTO meta(key, value) VALUES ('feed_sequence', ?1) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+        if (!stmt) return std::unexpected(stmt.error());
+        return stmt->bind(1, std::to_string(next)).run();
+    });
+    if (!ok) return std::unexpected(ok.error());
+    return next;
+}
+
+// ---- reports ---------------------------------------------------------------------------------
+
+Result<ReportOutcome> FleetDb::apply_report(const Report& report, std::string_view remote_address,
+                                            std::int64_t now) {
+    ReportOutcome outcome;
+    // The refusal reasons are kept outside the transaction's error path so that a refused report
+    // rolls back and still tells the caller why.
+    std::optional<Error> refused;
+    auto ok = db_->transaction([&]() -> Result<void> {
+        if (auto checked = check_and_pin(report, outcome); !checked) {
+            refused = checked.error();
+            return checked;
+        }
+        return store_report(report, remote_address, now, outcome);
+    });
+    if (refused) return std::unexpected(*refused);
+    if (!ok) return std::unexpected(ok.error());
+    return outcome;
+}
+
+Result<void> FleetDb::check_and_pin(const Report& report, ReportOutcome& outcome) {
+    auto stmt = db_->prepare("SELECT device_key, counter FROM endpoints WHERE device_id = ?1");
+    if (!stmt) return std::unexpected(stmt.error());
+    auto row = stmt->bind(1, report.device_id).step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) {
+        outcome.new_device = true;
+        return {};
+    }
+    if (stmt->column_text(0) != crypto::to_hex(report.device_key)) {
+        return fail(Errc::permission, "device " + report.device_id + " is pinned to another key");
+    }
+    const auto last = static_cast<std::uint64_t>(stmt->column_int(1));
+    if (report.counter <= last) {
+        return fail(Errc::rollback, "report counter " + std::to_string(report.counter) +
+                                        " is not greater than " + std::to_string(last));
+    }
+    return {};
+}
+
+Result<void> FleetDb::store_report(const Report& report, std::string_view remote_address,
+                                   std::int64_t now, ReportOutcome& outcome) {
+    std::map<std::string, std::string> before;  // release id → state text
+    {
+        auto stmt = db_->prepare(
+            "SELECT release_id, state FROM endpoint_releases WHERE device_id = ?1");
+        if (!stmt) return std::unexpected(stmt.error());
+        stmt->bind(1, report.device_id);
+        for (;;) {
+            auto row = stmt->step();
+            if (!row) return std::unexpected(row.error());
+            if (!*row) break;
+            before.emplace(stmt->column_text(0), stmt->column_text(1));
+        }
+    }
+    auto upsert = db_->prepare(R"sql(
+        INSERT INTO endpoints(device_id, device_key, hostname, remote_address, boot_id, counter,
+                              sent_at, first_seen, last_seen)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+        ON CONFLICT(device_id) DO UPDATE SET
+            hostname = excluded.hostname, remote_address = excluded.remote_address,
+            boot_id = excluded.boot_id, counter = excluded.counter, sent_at = excluded.sent_at,
+            last_seen = excluded.last_seen)sql");
+    if (!upsert) return std::unexpected(upsert.error());
+    upsert->bind(1, report.device_id)
+        .bind(2, crypto::to_hex(report.device_key))
+        .bind(3, report.hostname)
+        .bind(4, remote_address)
+        .bind(5, report.boot_id)
+        .bind(6, to_db(report.counter))
+        .bind(7, report.sent_at)
+        .bind(8, now);
+    if (auto ok = upsert->run(); !ok) return ok;
+
+    // A report is the endpoint's full snapshot: releases it no longer lists are forgotten.
+    auto clear = db_->prepare("DELETE FROM endpoint_releases WHERE device_id = ?1");
+    if (!clear) return std::unexpected(clear.error());
+    if (auto ok = clear->bind(1, report.device_id).run(); !ok) return ok;
+
+    auto insert = db_->prepare(R"sql(
+        INSERT INTO endpoint_releases(device_id, release_id, manifest_sha256, state, entered_at,
+            progress_ppm, bytes_from_peers, bytes_from_seeder, attempts, reason, updated_at)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11))sql");
+    auto history = db_->prepare(R"sql(
+        INSERT INTO state_changes(device_id, release_id, state, entered_at, received_at)
+        VALUES (?1, ?2, ?3, ?4, ?5))sql");
+    if (!insert) return std::unexpected(insert.error());
+    if (!history) return std::unexpected(history.error());
+    for (const auto& rel : report.releases) {
+        const std::string state(core::to_string(rel.state));
+        insert->reset();
+        insert->bind(1, report.device_id)
+            .bind(2, rel.id)
+            .bind(3, rel.manifest_sha256)
+            .bind(4, state)
+            .bind(5, rel.entered_at)
+            .bind(6, static_cast<std::int64_t>(rel.progress * kPpm + 0.5))
+            .bind(7, to_db(rel.bytes_from_peers))
+            .bind(8, to_db(rel.bytes_from_seeder))
+            .bind(9, static_cast<std::int64_t>(rel.attempts))
+            .bind(10, rel.reason)
+            .bind(11, now);
+        if (auto ok = insert->run(); !ok) return ok;
+
+        const auto old = before.find(rel.id);
+        if (old != before.end() && old->second == state) continue;
+        StateChange change{rel.id, std::nullopt, rel.state};
+        if (old != before.end()) change.from = core::parse_state(old->second);
+        outcome.changes.push_back(std::move(change));
+        history->reset();
+        history->bind(1, report.device_id)
+            .bind(2, rel.id)
+            .bind(3, state)
+            .bind(4, rel.entered_at)
+            .bind(5, now);
+        if (auto ok = history->run(); !ok) return ok;
+    }
+    return {};
+}
+
+// ---- reading ---------------------------------------------------------------------------------
+
+Result<FleetSnapshot> FleetDb::snapshot() {
+    // One read transaction, so that endpoints and their releases come from the same moment
+    // even while `serve` writes (WAL readers do not block the writer).
+    if (auto ok = db_->exec("BEGIN"); !ok) return std::unexpected(ok.error());
+    auto snap = read_snapshot();
+    (void)db_->exec(snap ? "COMMIT" : "ROLLBACK");
+    return snap;
+}
+
+Result<FleetSnapshot> FleetDb::read_snapshot() {
+    FleetSnapshot snap;
+    auto endpoints = db_->prepare(
+        "SELECT device_id, hostname, remote_address, boot_id, first_seen, last_seen, counter "
+        "FROM endpoints ORDER BY device_id");
+    if (!endpoints) return std::unexpected(endpoints.error());
+    for (;;) {
+        auto row = endpoints->step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) break;
+        snap.endpoints.push_back({endpoints->column_text(0), endpoints->column_text(1),
+                                  endpoints->column_text(2), endpoints->column_text(3),
+                                  endpoints->column_int(4), endpoints->column_int(5),
+                                  static_cast<std::uint64_t>(endpoints->column_int(6))});
+    }
+    auto releases = db_->prepare(
+        "SELECT device_id, release_id, manifest_sha256, state, entered_at, progress_ppm, "
+        "bytes_from_peers, bytes_from_seeder, attempts, reason "
+        "FROM endpoint_releases ORDER BY release_id, device_id");
+    if (!releases) return std::unexpected(releases.error());
+    for (;;) {
+        auto row = releases->step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) break;
+        EndpointReleaseRow r;
+        r.device_id = releases->column_text(0);
+        r.release_id = releases->column_text(1);
+        r.manifest_sha256 = releases->column_text(2);
+        r.state = core::parse_state(releases->column_text(3));
+        r.entered_at = releases->column_int(4);
+        r.progress = static_cast<double>(releases->column_int(5)) / kPpm;
+        r.bytes_from_peers = static_cast<std::uint64_t>(releases->column_int(6));
+        r.bytes_from_seeder = static_cast<std::uint64_t>(releases->column_int(7));
+        r.attempts = static_cast<std::uint32_t>(releases->column_int(8));
+        r.reason = releases->column_text(9);
+        snap.releases.push_back(std::move(r));
+    }
+    return snap;
+}
+
+}  // namespace patchswarm::seeder

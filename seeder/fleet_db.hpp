@@ -1,0 +1,93 @@
+// The seeder's fleet database (repo/fleet.db, SQLite in WAL mode): the feed sequence, every
+// endpoint that has reported (with its pinned device key), and each endpoint's view of each
+// release. `serve` writes it; `status` reads it while `serve` runs.
+//
+// Threading: one FleetDb per thread (it owns one SQLite connection).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.hpp"
+#include "common/sqlite.hpp"
+#include "common/state_machine.hpp"
+#include "seeder/report.hpp"
+
+namespace patchswarm::seeder {
+
+struct EndpointRow {
+    std::string device_id;
+    std::string hostname;
+    std::string remote_address;  // where its last report came from
+    std::string boot_id;
+    std::int64_t first_seen = 0;  // seeder clock, unix seconds
+    std::int64_t last_seen = 0;
+    std::uint64_t counter = 0;
+};
+
+struct EndpointReleaseRow {
+    std::string device_id;
+    std::string release_id;
+    std::string manifest_sha256;
+    std::optional<core::State> state;  // nullopt if the stored text is not a known state
+    std::int64_t entered_at = 0;  // endpoint clock
+    double progress = 0;
+    std::uint64_t bytes_from_peers = 0;
+    std::uint64_t bytes_from_seeder = 0;
+    std::uint32_t attempts = 0;
+    std::string reason;
+};
+
+struct FleetSnapshot {
+    std::vector<EndpointRow> endpoints;          // sorted by device id
+    std::vector<EndpointReleaseRow> releases;    // sorted by release id, then device id
+};
+
+struct StateChange {
+    std::string release_id;
+    std::optional<core::State> from;  // nullopt: first report of this release
+    core::State to = core::State::announced;
+};
+
+struct ReportOutcome {
+    bool new_device = false;
+    std::vector<StateChange> changes;
+};
+
+class FleetDb {
+public:
+    // Opens or creates the database and its schema. Errc::database.
+    [[nodiscard]] static Result<std::unique_ptr<FleetDb>> open(const std::filesystem::path& path);
+
+    // Increments and returns the feed sequence (1 for the first feed ever signed).
+    [[nodiscard]] Result<std::uint64_t> next_feed_sequence();
+    // The last feed sequence handed out, 0 if none.
+    [[nodiscard]] Result<std::uint64_t> feed_sequence();
+
+    // Stores a verified report as the endpoint's complete, current snapshot, in one transaction.
+    // Errc::permission if the device id is pinned to another key (trust on first use),
+    // Errc::rollback if the counter is not greater than the last accepted one,
+    // Errc::database otherwise. On error nothing is changed.
+    [[nodiscard]] Result<ReportOutcome> apply_report(const Report& report,
+                                                     std::string_view remote_address,
+                                                     std::int64_t now);
+
+    [[nodiscard]] Result<FleetSnapshot> snapshot();
+
+private:
+    explicit FleetDb(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+    Result<void> create_schema();
+    Result<FleetSnapshot> read_snapshot();
+    Result<void> check_and_pin(const Report& report, ReportOutcome& outcome);
+    Result<void> store_report(const Report& report, std::string_view remote_address,
+                              std::int64_t now, ReportOutcome& outcome);
+
+    std::unique_ptr<Db> db_;
+};
+
+}  // namespace patchswarm::seeder

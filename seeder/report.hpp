@@ -1,0 +1,59 @@
+// The endpoint's status report (docs/PROTOCOL.md, "Report"): parsed, bounded and verified as a
+// pure function, before anything is stored.
+//
+// Identity: an endpoint's device id is the first 32 hex characters (128 bits) of the key id of
+// its Ed25519 device public key, i.e. hex(SHA-256(public key))[0:32]. A report is accepted only
+// if its device_id is exactly that for its device_key and the envelope is signed by that key;
+// which key a device id may use is pinned by the fleet database (trust on first use).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.hpp"
+#include "common/state_machine.hpp"
+#include "crypto/crypto.hpp"
+
+namespace patchswarm::seeder {
+
+inline constexpr std::size_t kMaxReportBytes = 64 * 1024;
+inline constexpr std::size_t kMaxReportReleases = 1000;
+inline constexpr std::size_t kMaxHostnameBytes = 255;
+inline constexpr std::size_t kMaxBootIdBytes = 128;
+inline constexpr std::size_t kMaxReasonBytes = 4096;
+inline constexpr std::size_t kDeviceIdHexChars = 32;
+
+// hex(SHA-256(public key))[0:32]
+std::string device_id_for(const crypto::PublicKey& device_key);
+
+struct ReleaseReport {
+    std::string id;
+    std::string manifest_sha256;  // 64 lowercase hex, or empty when the endpoint has none
+    core::State state = core::State::announced;
+    std::int64_t entered_at = 0;
+    double progress = 0;  // 0..1
+    std::uint64_t bytes_from_peers = 0;
+    std::uint64_t bytes_from_seeder = 0;
+    std::uint32_t attempts = 0;
+    std::string reason;
+};
+
+struct Report {
+    std::string device_id;
+    crypto::PublicKey device_key{};
+    std::string hostname;  // no control characters
+    std::int64_t sent_at = 0;
+    std::uint64_t counter = 0;  // strictly increasing per device (replay defence)
+    std::string boot_id;
+    std::vector<ReleaseReport> releases;  // ids unique
+};
+
+// Parses the report envelope (the POST body), checks its type, decodes and bounds every field,
+// then verifies the signature with the payload's own device_key and that device_id matches it.
+// Unknown fields are ignored (a report is a status snapshot, not an authority), duplicate keys
+// are refused. Errc::too_large, Errc::malformed or Errc::bad_signature; nothing is stored.
+[[nodiscard]] Result<Report> parse_report(std::string_view envelope_json);
+
+}  // namespace patchswarm::seeder

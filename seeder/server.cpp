@@ -1,0 +1,497 @@
+#include "seeder/server.hpp"
+
+#include <sys/stat.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <charconv>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <stdexcept>
+
+#include "common/fsutil.hpp"
+#include "common/http.hpp"
+#include "common/manifest.hpp"
+#include "common/swarm.hpp"
+#include "crypto/crypto.hpp"
+#include "seeder/feed_service.hpp"
+#include "seeder/fleet_db.hpp"
+#include "seeder/repo.hpp"
+#include "seeder/report.hpp"
+#include "seeder/status.hpp"
+#include "seeder/tracker.hpp"
+
+namespace patchswarm::seeder {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+
+constexpr std::chrono::milliseconds kTick{500};
+constexpr std::chrono::seconds kShutdownResumeWait{5};
+
+std::int64_t now_unix() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+http::Response error_response(int status, std::string_view code, std::string_view message) {
+    const nlohmann::json body = {{"error", code}, {"message", message}};
+    return http::json_response(status, body.dump(-1, ' ', false,
+                                                  nlohmann::json::error_handler_t::replace));
+}
+
+http::Response error_response(const Error& e, int status) {
+    return error_response(status, to_string(e.code), e.message);
+}
+
+int report_status_for(Errc code) {
+    switch (code) {
+        case Errc::too_large: return 413;
+        case Errc::rollback: return 409;
+        case Errc::permission: return 403;
+        case Errc::database: return 503;
+        case Errc::internal: return 500;
+        default: return 400;
+    }
+}
+
+std::optional<std::uint64_t> parse_u64(const std::string& text) {
+    std::uint64_t v = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+    return v;
+}
+
+// What identifies a version of index.json without reading it: publish replaces it by rename,
+// so the inode changes even when mtime and size happen to match.
+struct FileStamp {
+    std::int64_t mtime_ns = -1;
+    std::int64_t size = -1;
+    std::uint64_t inode = 0;
+    bool operator==(const FileStamp&) const = default;
+};
+
+FileStamp stamp_of(const fs::path& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return {};
+    return {static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+            static_cast<std::int64_t>(st.st_size), static_cast<std::uint64_t>(st.st_ino)};
+}
+
+// A release as the seeder serves it: checked once when index.json names it.
+struct LoadedRelease {
+    std::string announce_hash;  // first 20 bytes of the v2 info-hash
+    std::vector<std::uint8_t> torrent;
+};
+
+Result<LoadedRelease> load_release(const RepoPaths& paths, const core::FeedEntry& entry) {
+    auto manifest = read_file(paths.manifest(entry.id), 2 * core::kMaxManifestBytes);
+    if (!manifest) return std::unexpected(manifest.error());
+    if (crypto::sha256_hex(crypto::as_bytes(*manifest)) != entry.manifest_sha256) {
+        return fail(Errc::hash_mismatch, "manifest.json does not match index.json");
+    }
+    auto torrent = read_file(paths.torrent(entry.id), kMaxTorrentBytes);
+    if (!torrent) return std::unexpected(torrent.error());
+    LoadedRelease release;
+    release.torrent.assign(torrent->begin(), torrent->end());
+    auto summary = swarm::inspect_torrent(release.torrent);
+    if (!summary) return std::unexpected(summary.error());
+    auto hash = tracker::announce_hash(summary->infohash_v2);
+    if (!hash) return std::unexpected(hash.error());
+    release.announce_hash = std::move(*hash);
+    return release;
+}
+
+tracker::PeerAddress seeder_bt_address(const ServeOptions& options, std::uint16_t bound_port) {
+    const bool explicit_public = !options.bt_public.empty();
+    const auto parsed =
+        tracker::parse_host_port(explicit_public ? options.bt_public : options.bt, true);
+    if (!parsed) {
+        throw std::runtime_error(explicit_public ? "--bt-public is not ip:port"
+                                                 : "--bt is not ip:port");
+    }
+    tracker::PeerAddress address = *parsed;
+    if (!explicit_public) address.port = bound_port;
+    if (address.port == 0 || tracker::is_unspecified(address)) {
+        throw std::runtime_error(
+            "--bt listens on all addresses; give --bt-public with the address peers should use");
+    }
+    return address;
+}
+
+// ---- the running seeder ----------------------------------------------------------------------
+
+class Seeder {
+public:
+    Seeder(asio::io_context& io, const ServeOptions& options, RepoInfo info,
+           crypto::KeyPair feed_key, std::unique_ptr<FleetDb> db)
+        : io_(io),
+          options_(options),
+          paths_(options.repo),
+          info_(std::move(info)),
+          db_(std::move(db)),
+          feed_(io, *db_, feed_key, FeedOptions{info_.name, options.feed_expiry}),
+          tick_timer_(io) {}
+
+    // Start-up; throws std::runtime_error.
+    void start() {
+        start_swarm();
+        reload_index(/*force_feed=*/true);
+        start_http();
+        schedule_tick();
+    }
+
+    void shutdown() {
+        if (stopping_) return;
+        stopping_ = true;
+        spdlog::info("stopping: saving resume data");
+        tick_timer_.cancel();
+        feed_.release_waiters();
+        if (http_) http_->stop();
+        if (session_) session_->save_resume_data_and_wait(kShutdownResumeWait);
+        session_.reset();
+        io_.stop();
+    }
+
+private:
+    // ---- start-up ----------------------------------------------------------------------------
+
+    void start_swarm() {
+        swarm::Settings settings;
+        settings.listen = options_.bt;
+        settings.resume_dir = paths_.resume_dir();
+        // HQ is reached through the tracker; announcing itself on every LAN would defeat the
+        // site-local swarm.
+        settings.enable_lsd = false;
+        swarm::Callbacks callbacks;
+        callbacks.on_finished = [](const std::string& id) {
+            spdlog::info("release {} checked on disk: seeding", id);
+        };
+        callbacks.on_error = [](const std::string& id, const std::string& message) {
+            spdlog::error("release {}: swarm error: {}", id, message);
+        };
+        auto session = swarm::Session::create(io_, settings, callbacks);
+        if (!session) throw std::runtime_error("--bt " + options_.bt + ": " + session.error().message);
+        session_ = std::move(*session);
+        tracker_.emplace(seeder_bt_address(options_, session_->listen_port()));
+    }
+
+    void start_http() {
+        http::ServerLimits limits;
+        limits.max_body_bytes = kMaxReportBytes;
+        http_ = std::make_unique<http::Server>(
+            io_, [this](http::Request&& req, http::Respond respond) {
+                handle(std::move(req), std::move(respond));
+            },
+            limits);
+        auto port = http_->listen(options_.http);
+        if (!port) throw std::runtime_error("--http " + options_.http + ": " + port.error().message);
+        spdlog::info("serving repository {} on http {} (port {}), bittorrent {}, tracker gives {}:{}",
+                     info_.name, options_.http, *port, options_.bt,
+                     tracker::ip_to_string(tracker_->seeder()), tracker_->seeder().port);
+    }
+
+    // ---- index.json and the feed -------------------------------------------------------------
+
+    void schedule_tick() {
+        tick_timer_.expires_after(kTick);
+        tick_timer_.async_wait([this](const boost::system::error_code& ec) {
+            if (ec || stopping_) return;
+            on_tick();
+            schedule_tick();
+        });
+    }
+
+    void on_tick() {
+        reload_index(/*force_feed=*/false);
+        if (feed_.needs_refresh(now_unix())) sign_feed();
+        tracker_->expire(tracker::Clock::now());
+    }
+
+    void reload_index(bool force_feed) {
+        const FileStamp stamp = stamp_of(paths_.index_json());
+        if (stamp == index_stamp_ && !force_feed) return;
+        auto index = load_index(paths_);
+        if (!index) {
+            // Keep serving the last good index; say so once per version of the file.
+            if (stamp != index_stamp_) spdlog::error("index.json: {}", index.error().message);
+            index_stamp_ = stamp;
+            if (force_feed) throw std::runtime_error(index.error().message);
+            return;
+        }
+        index_stamp_ = stamp;
+        if (index->releases == releases_ && !force_feed) return;
+        releases_ = index->releases;
+        apply_releases();
+        sign_feed();
+    }
+
+    void sign_feed() {
+        if (auto seq = feed_.publish(releases_, now_unix()); !seq) {
+            spdlog::error("cannot sign the feed: {}", seq.error().message);
+        }
+    }
+
+    // Brings the tracker and the swarm in line with releases_.
+    void apply_releases() {
+        std::map<std::string, std::string> torrents;  // announce hash → id
+        std::map<std::string, LoadedRelease> loaded;
+        for (const auto& entry : releases_) {
+            auto release = load_release(paths_, entry);
+            if (!release) {
+                spdlog::error("release {} cannot be served: {}", entry.id, release.error().message);
+                continue;
+            }
+            torrents.emplace(release->announce_hash, entry.id);
+            loaded.emplace(entry.id, std::move(*release));
+        }
+        tracker_->set_torrents(std::move(torrents));
+
+        std::map<std::string, std::string> wanted;  // id → manifest hash
+        for (const auto& entry : releases_) {
+            if (loaded.contains(entry.id)) wanted.emplace(entry.id, entry.manifest_sha256);
+        }
+        for (auto it = seeding_.begin(); it != seeding_.end();) {
+            const auto w = wanted.find(it->first);
+            if (w != wanted.end() && w->second == it->second) {
+                ++it;
+                continue;
+            }
+            session_->remove(it->first);
+            spdlog::info("release {} no longer seeded ({})", it->first,
+                         w == wanted.end() ? "withdrawn" : "replaced");
+            it = seeding_.erase(it);
+        }
+        for (auto& [id, hash] : wanted) {
+            if (seeding_.contains(id)) continue;
+            add_to_swarm(id, hash, std::move(loaded.at(id).torrent));
+        }
+    }
+
+    void add_to_swarm(const std::string& id, const std::string& manifest_sha256,
+                      std::vector<std::uint8_t> torrent) {
+        swarm::AddParams params;
+        params.id = id;
+        params.torrent = std::move(torrent);
+        params.save_path = paths_.payload_dir(id);
+        params.seed = true;
+        if (auto ok = session_->add(std::move(params)); !ok) {
+            spdlog::error("release {} cannot be seeded: {}", id, ok.error().message);
+            return;
+        }
+        seeding_.emplace(id, manifest_sha256);
+        spdlog::info("release {} added: checking payload, then seeding", id);
+    }
+
+    bool is_published(std::string_view id) const {
+        return std::any_of(releases_.begin(), releases_.end(),
+                           [&](const auto& e) { return e.id == id; });
+    }
+
+    // ---- routes ------------------------------------------------------------------------------
+
+    void handle(http::Request&& req, http::Respond respond) {
+        spdlog::debug("{} {} from {}", req.method, req.target, req.remote_address);
+        try {
+            if (req.path == "/v1/feed" && is_read(req)) return get_feed(req, std::move(respond));
+            respond(route(req));
+        } catch (const std::exception& e) {
+            // Nothing may escape into the io_context; a bug answers 500 and is logged.
+            spdlog::error("{} {}: {}", req.method, req.path, e.what());
+            respond(error_response(500, "internal", "internal error"));
+        }
+    }
+
+    static bool is_read(const http::Request& req) {
+        return req.method == "GET" || req.method == "HEAD";
+    }
+
+    http::Response route(const http::Request& req) {
+        if (req.path == "/v1/report") {
+            if (req.method != "POST") return method_not_allowed();
+            return post_report(req);
+        }
+        if (!is_read(req)) return method_not_allowed();
+        if (req.path == "/healthz") return http::text_response(200, "ok");
+        if (req.path == "/announce") return announce(req);
+        if (req.path == "/v1/feed-key") {
+            return http::file_response(paths_.delegation(), nullptr, "application/json");
+        }
+        if (req.path == "/v1/status") return get_status();
+        if (req.path.starts_with("/v1/releases/")) return get_release_file(req);
+        if (req.path.starts_with("/v1/payload/")) return get_payload(req);
+        return error_response(404, "not_found", "no such route");
+    }
+
+    static http::Response method_not_allowed() {
+        auto res = error_response(405, "method_not_allowed", "method not allowed");
+        return res;
+    }
+
+    void get_feed(const http::Request& req, http::Respond respond) {
+        std::optional<std::uint64_t> after;
+        std::uint64_t wait = 0;
+        if (const auto it = req.query.find("after"); it != req.query.end()) {
+            after = parse_u64(it->second);
+            if (!after) return respond(error_response(400, "malformed", "after: not a number"));
+        }
+        if (const auto it = req.query.find("wait"); it != req.query.end()) {
+            const auto w = parse_u64(it->second);
+            if (!w) return respond(error_response(400, "malformed", "wait: not a number"));
+            wait = std::min<std::uint64_t>(*w, kMaxFeedWait.count());
+        }
+        feed_.get(after, std::chrono::seconds(wait), std::move(respond));
+    }
+
+    // /v1/releases/<ID>/manifest and /v1/releases/<ID>/torrent
+    http::Response get_release_file(const http::Request& req) {
+        const std::string_view rest = std::string_view(req.path).substr(13);
+        const auto slash = rest.find('/');
+        if (slash == std::string_view::npos) return error_response(404, "not_found", "no such route");
+        const std::string id(rest.substr(0, slash));
+        const std::string_view what = rest.substr(slash + 1);
+        if (auto ok = core::validate_release_id(id); !ok) return error_response(ok.error(), 400);
+        if (!is_published(id)) return error_response(404, "not_found", "no release " + id);
+        if (what == "manifest") {
+            return http::file_response(paths_.manifest(id), nullptr, "application/json");
+        }
+        if (what == "torrent") {
+            return http::file_response(paths_.torrent(id), nullptr, "application/x-bittorrent");
+        }
+        return error_response(404, "not_found", "no such route");
+    }
+
+    // /v1/payload/<ID>/<path>: the BEP 19 web seed root is /v1/payload/<ID>/, below which the
+    // torrent's name and file paths follow.
+    http::Response get_payload(const http::Request& req) {
+        const std::string_view rest = std::string_view(req.path).substr(12);
+        const auto slash = rest.find('/');
+        if (slash == std::string_view::npos) return error_response(404, "not_found", "no file");
+        const std::string id(rest.substr(0, slash));
+        const std::string path(rest.substr(slash + 1));
+        if (auto ok = core::validate_release_id(id); !ok) return error_response(ok.error(), 400);
+        if (auto ok = core::validate_relative_path(path); !ok) {
+            return error_response(ok.error(), 400);
+        }
+        if (!is_published(id)) return error_response(404, "not_found", "no release " + id);
+        const auto range = req.headers.find("range");
+        return http::file_response(paths_.payload_dir(id) / path,
+                                   range == req.headers.end() ? nullptr : &range->second);
+    }
+
+    http::Response announce(const http::Request& req) {
+        // Trackers answer failures with 200 and a bencoded reason (BEP 3).
+        http::Response res = http::text_response(200, "");
+        res.content_type = "text/plain";
+        auto a = tracker::parse_announce(req.raw_query, req.remote_address);
+        if (!a) {
+            res.body = tracker::bencode_failure(a.error().message);
+            return res;
+        }
+        auto reply = tracker_->announce(*a, tracker::Clock::now());
+        res.body = reply ? tracker::bencode_reply(*reply, a->compact)
+                         : tracker::bencode_failure(reply.error().message);
+        return res;
+    }
+
+    http::Response post_report(const http::Request& req) {
+        auto report = parse_report(req.body);
+        if (!report) {
+            spdlog::warn("report from {} refused: {}", req.remote_address, report.error().message);
+            return error_response(report.error(), report_status_for(report.error().code));
+        }
+        auto outcome = db_->apply_report(*report, req.remote_address, now_unix());
+        if (!outcome) {
+            spdlog::warn("report from {} ({}) refused: {}", report->device_id.substr(0, 8),
+                         req.remote_address, outcome.error().message);
+            return error_response(outcome.error(), report_status_for(outcome.error().code));
+        }
+        log_outcome(*report, *outcome, req.remote_address);
+        return http::json_response(200, R"({"ok":true})");
+    }
+
+    static void log_outcome(const Report& report, const ReportOutcome& outcome,
+                            const std::string& remote) {
+        const std::string who = report.device_id.substr(0, 8) + " (" + report.hostname + ")";
+        if (outcome.new_device) spdlog::info("endpoint {} joined from {}", who, remote);
+        for (const auto& c : outcome.changes) {
+            spdlog::info("endpoint {} release {}: {} -> {}", who, c.release_id,
+                         c.from ? core::to_string(*c.from) : std::string_view("new"),
+                         core::to_string(c.to));
+        }
+    }
+
+    http::Response get_status() {
+        auto status = collect_status(paths_, db_.get(), now_unix());
+        if (!status) return error_response(status.error(), 500);
+        return http::json_response(200, status_json(*status));
+    }
+
+    asio::io_context& io_;
+    ServeOptions options_;
+    RepoPaths paths_;
+    RepoInfo info_;
+    std::unique_ptr<FleetDb> db_;
+    FeedService feed_;
+    std::optional<tracker::PeerTable> tracker_;  // needs the bound BitTorrent port
+    std::unique_ptr<swarm::Session> session_;
+    asio::steady_timer tick_timer_;
+    FileStamp index_stamp_;
+    std::vector<core::FeedEntry> releases_;     // as listed in index.json (and the feed)
+    std::map<std::string, std::string> seeding_;  // id → manifest hash added to the swarm
+    bool stopping_ = false;
+    std::unique_ptr<http::Server> http_;  // last: stopped and destroyed first
+};
+
+// Everything `serve` needs from the repository, checked before anything is started.
+struct RepoForServe {
+    RepoInfo info;
+    crypto::KeyPair feed_key;
+};
+
+RepoForServe open_repo(const RepoPaths& paths) {
+    auto info = load_repo_info(paths);
+    if (!info) {
+        throw std::runtime_error(info.error().code == Errc::not_found
+                                     ? paths.root().string() +
+                                           " is not an initialised repository: publish a release "
+                                           "into it first"
+                                     : info.error().message);
+    }
+    auto key = crypto::load_secret_key(paths.feed_secret_key());
+    if (!key) throw std::runtime_error("feed key: " + key.error().message);
+    std::error_code ec;
+    if (!fs::exists(paths.delegation(), ec)) {
+        throw std::runtime_error(paths.delegation().string() + " is missing: publish again");
+    }
+    return {std::move(*info), *key};
+}
+
+}  // namespace
+
+void serve(const ServeOptions& options) {
+    if (options.feed_expiry < kMinFeedExpiry || options.feed_expiry > kMaxFeedExpiry) {
+        throw std::invalid_argument("--feed-expiry must be 60..604800 seconds");
+    }
+    const RepoPaths paths(options.repo);
+    auto repo = open_repo(paths);
+    auto db = FleetDb::open(paths.fleet_db());
+    if (!db) throw std::runtime_error("fleet.db: " + db.error().message);
+
+    asio::io_context io;
+    Seeder seeder(io, options, std::move(repo.info), repo.feed_key, std::move(*db));
+    seeder.start();
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code& ec, int) {
+        if (!ec) seeder.shutdown();
+    });
+    io.run();
+    spdlog::info("stopped");
+}
+
+}  // namespace patchswarm::seeder

@@ -1,0 +1,35 @@
+// `patchswarm-seeder serve`: one process, one io_context. Seeds every release over libtorrent,
+// and serves over HTTP (docs/PROTOCOL.md, "HTTP routes"): the signed feed with long-poll, the
+// feed-key delegation, manifests, torrents, the payload as a BEP 19 web seed, the tracker, report
+// intake into fleet.db, the fleet status and a health check.
+//
+// index.json is polled every 500 ms (mtime, size, inode); a change re-signs the feed, updates the
+// tracker's torrents and adds or removes seeded releases. The feed is also re-signed at half its
+// lifetime.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+
+namespace patchswarm::seeder {
+
+struct ServeOptions {
+    std::filesystem::path repo;
+    std::string http = "127.0.0.1:8080";  // HTTP listen address
+    std::string bt = "127.0.0.1:6881";    // BitTorrent listen address
+    // Address the tracker hands to peers for the seeder itself (default: --bt, with the port
+    // actually bound). Required when --bt listens on 0.0.0.0 or ::.
+    std::string bt_public;
+    std::chrono::seconds feed_expiry{86'400};
+};
+
+inline constexpr std::chrono::seconds kMinFeedExpiry{60};
+inline constexpr std::chrono::seconds kMaxFeedExpiry{7 * 86'400};
+
+// Runs until SIGINT or SIGTERM, then saves libtorrent resume data and returns. Throws
+// std::runtime_error for start-up failures (repository not initialised, address in use,
+// database cannot be opened); nothing escapes once it is running.
+void serve(const ServeOptions& options);
+
+}  // namespace patchswarm::seeder

@@ -1,0 +1,288 @@
+#include "seeder/status.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/fsutil.hpp"
+#include "common/manifest.hpp"
+#include "common/term.hpp"
+#include "crypto/crypto.hpp"
+
+namespace patchswarm::seeder {
+
+namespace {
+
+using core::State;
+
+constexpr std::array kStates = {State::announced,  State::downloading,    State::verified,
+                                State::waiting,    State::installing,     State::reboot_pending,
+                                State::effective,  State::failed,         State::rejected};
+
+// What needs attention first: endpoints that gave up, then those that have not even started.
+int attention_rank(std::string_view state) {
+    static constexpr std::array<std::string_view, 9> order = {
+        "rejected", "failed",     "unreported", "announced",     "downloading",
+        "verified", "waiting",    "installing", "reboot_pending"};
+    const auto it = std::find(order.begin(), order.end(), state);
+    return static_cast<int>(it - order.begin());
+}
+
+ReleaseStatus release_status(const core::FeedEntry& entry, const ManifestFacts* facts,
+                             const FleetSnapshot& fleet) {
+    ReleaseStatus rs;
+    rs.id = entry.id;
+    rs.sequence = entry.sequence;
+    rs.manifest_sha256 = entry.manifest_sha256;
+    if (facts) {
+        rs.name = facts->name;
+        rs.severity = facts->severity;
+        rs.size = facts->size;
+    }
+    rs.endpoints = fleet.endpoints.size();
+    std::map<std::string, std::size_t> counts;
+    std::map<std::string, const EndpointReleaseRow*> by_device;
+    for (const auto& row : fleet.releases) {
+        if (row.release_id == entry.id) by_device.emplace(row.device_id, &row);
+    }
+    for (const auto& ep : fleet.endpoints) {
+        EndpointStatus line{ep.device_id, ep.hostname, ep.remote_address, std::string(kUnreported),
+                            std::nullopt, 0, 0, "", ep.last_seen};
+        if (const auto it = by_device.find(ep.device_id); it != by_device.end()) {
+            const EndpointReleaseRow& row = *it->second;
+            ++rs.reported;
+            rs.bytes_from_peers += row.bytes_from_peers;
+            rs.bytes_from_seeder += row.bytes_from_seeder;
+            line.state = row.state ? std::string(core::to_string(*row.state)) : "unknown";
+            line.since = row.entered_at;
+            line.progress = row.progress;
+            line.attempts = row.attempts;
+            line.reason = row.reason;
+        }
+        ++counts[line.state];
+        if (line.state == core::to_string(State::effective)) {
+            ++rs.effective;
+        } else {
+            rs.not_effective.push_back(std::move(line));
+        }
+    }
+    for (const State s : kStates) {
+        const std::string name(core::to_string(s));
+        rs.counts.emplace_back(name, counts[name]);
+    }
+    rs.counts.emplace_back(std::string(kUnreported), counts[std::string(kUnreported)]);
+    std::stable_sort(rs.not_effective.begin(), rs.not_effective.end(),
+                     [](const EndpointStatus& a, const EndpointStatus& b) {
+                         const int ra = attention_rank(a.state);
+                         const int rb = attention_rank(b.state);
+                         if (ra != rb) return ra < rb;
+                         return a.hostname < b.hostname;
+                     });
+    return rs;
+}
+
+// ---- text ------------------------------------------------------------------------------------
+
+// Reports come from the network: never let their text move the cursor or change colours.
+std::string printable(std::string_view s, std::size_t max_chars) {
+    std::string out;
+    for (const char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        out.push_back(u < 0x20 || u == 0x7f ? ' ' : c);
+    }
+    if (out.size() > max_chars) out = out.substr(0, max_chars > 3 ? max_chars - 3 : 0) + "...";
+    return out;
+}
+
+std::string age(std::optional<std::int64_t> since, std::int64_t now) {
+    if (!since) return "-";
+    const std::int64_t s = std::max<std::int64_t>(0, now - *since);
+    char buf[32];
+    if (s < 60) {
+        std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(s));
+    } else if (s < 3600) {
+        std::snprintf(buf, sizeof buf, "%lldm", static_cast<long long>(s / 60));
+    } else if (s < 86400) {
+        std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600),
+                      static_cast<long long>(s % 3600 / 60));
+    } else {
+        std::snprintf(buf, sizeof buf, "%lldd", static_cast<long long>(s / 86400));
+    }
+    return buf;
+}
+
+std::string pad(std::string s, std::size_t width) {
+    if (s.size() < width) s.append(width - s.size(), ' ');
+    return s;
+}
+
+void render_counts(std::ostringstream& out, const ReleaseStatus& rs) {
+    out << "  states     ";
+    bool any = false;
+    for (const auto& [state, n] : rs.counts) {
+        if (n == 0) continue;
+        out << (any ? " · " : "") << state << ' ' << n;
+        any = true;
+    }
+    out << (any ? "" : "no endpoint has reported yet") << '\n';
+}
+
+void render_bytes(std::ostringstream& out, const ReleaseStatus& rs) {
+    const std::uint64_t total = rs.bytes_from_peers + rs.bytes_from_seeder;
+    const int peer_pct =
+        total ? static_cast<int>(static_cast<double>(rs.bytes_from_peers) * 100.0 / total + 0.5)
+              : 0;
+    out << "  bytes      " << term::human_bytes(rs.bytes_from_peers) << " from peers (" << peer_pct
+        << "%) · " << term::human_bytes(rs.bytes_from_seeder) << " from the seeder\n";
+}
+
+void render_endpoints(std::ostringstream& out, const ReleaseStatus& rs, std::int64_t now,
+                      bool tty) {
+    if (rs.not_effective.empty()) return;
+    std::size_t host_width = 4;
+    for (const auto& e : rs.not_effective) {
+        host_width = std::max(host_width, std::min<std::size_t>(printable(e.hostname, 24).size(), 24));
+    }
+    out << "  not yet effective (" << rs.not_effective.size() << "):\n";
+    out << "    " << pad("DEVICE", 10) << pad("HOST", host_width + 2) << pad("STATE", 16)
+        << pad("SINCE", 8) << pad("PROGRESS", tty ? 20 : 10) << "REASON\n";
+    for (const auto& e : rs.not_effective) {
+        out << "    " << pad(e.device_id.substr(0, 8), 10)
+            << pad(printable(e.hostname, 24), host_width + 2) << pad(e.state, 16)
+            << pad(age(e.since, now), 8)
+            << pad(term::progress_bar(e.progress, 10, tty), tty ? 20 : 10)
+            << printable(e.reason, tty ? 60 : kMaxReasonBytes) << '\n';
+    }
+}
+
+void render_release(std::ostringstream& out, const ReleaseStatus& rs, std::int64_t now,
+                    bool tty) {
+    out << '\n' << rs.id;
+    if (!rs.name.empty()) out << " · " << rs.name;
+    if (!rs.severity.empty()) out << " · " << rs.severity;
+    out << " · " << term::human_bytes(rs.size) << " · sequence " << rs.sequence << '\n';
+    const double fraction =
+        rs.endpoints ? static_cast<double>(rs.effective) / static_cast<double>(rs.endpoints) : 0;
+    out << "  effective  " << term::progress_bar(fraction, 30, tty) << "  " << rs.effective
+        << " of " << rs.endpoints << " endpoints\n";
+    render_counts(out, rs);
+    render_bytes(out, rs);
+    render_endpoints(out, rs, now, tty);
+}
+
+ManifestFacts read_manifest_facts(const RepoPaths& paths, const std::string& id) {
+    // Local, trusted files: signatures were made by publish; this only labels the table.
+    auto text = read_file(paths.manifest(id), 2 * core::kMaxManifestBytes);
+    if (!text) return {};
+    auto env = crypto::parse_envelope(*text, 2 * core::kMaxManifestBytes);
+    if (!env) return {};
+    auto m = core::parse_manifest(
+        std::string_view(reinterpret_cast<const char*>(env->payload.data()), env->payload.size()));
+    if (!m) return {};
+    return {m->name, std::string(core::to_string(m->severity)), m->total_size()};
+}
+
+}  // namespace
+
+FleetStatus build_status(const std::string& repository, const Index& index,
+                         const std::map<std::string, ManifestFacts>& manifests,
+                         const FleetSnapshot& fleet, std::uint64_t feed_sequence,
+                         std::int64_t now) {
+    FleetStatus status;
+    status.repository = repository;
+    status.generated_at = now;
+    status.feed_sequence = feed_sequence;
+    status.endpoints = fleet.endpoints.size();
+    for (const auto& entry : index.releases) {
+        const auto it = manifests.find(entry.id);
+        status.releases.push_back(
+            release_status(entry, it == manifests.end() ? nullptr : &it->second, fleet));
+    }
+    return status;
+}
+
+std::string status_json(const FleetStatus& status) {
+    using Json = nlohmann::ordered_json;  // fixed key order: a stable document
+    Json releases = Json::array();
+    for (const auto& rs : status.releases) {
+        Json counts = Json::object();
+        for (const auto& [state, n] : rs.counts) counts[state] = n;
+        Json pending = Json::array();
+        for (const auto& e : rs.not_effective) {
+            pending.push_back({{"device_id", e.device_id},
+                               {"hostname", e.hostname},
+                               {"remote_address", e.remote_address},
+                               {"state", e.state},
+                               {"since", e.since ? Json(*e.since) : Json(nullptr)},
+                               {"progress", e.progress},
+                               {"attempts", e.attempts},
+                               {"reason", e.reason},
+                               {"last_seen", e.last_seen}});
+        }
+        releases.push_back({{"id", rs.id},
+                            {"sequence", rs.sequence},
+                            {"manifest_sha256", rs.manifest_sha256},
+                            {"name", rs.name},
+                            {"severity", rs.severity},
+                            {"size", rs.size},
+                            {"endpoints", rs.endpoints},
+                            {"reported", rs.reported},
+                            {"effective", rs.effective},
+                            {"counts", counts},
+                            {"bytes_from_peers", rs.bytes_from_peers},
+                            {"bytes_from_seeder", rs.bytes_from_seeder},
+                            {"not_effective", pending}});
+    }
+    const Json doc = {{"format", 1},
+                      {"repository", status.repository},
+                      {"generated_at", status.generated_at},
+                      {"feed_sequence", status.feed_sequence},
+                      {"endpoints", status.endpoints},
+                      {"releases", releases}};
+    return doc.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::string render_status(const FleetStatus& status, bool tty) {
+    std::ostringstream out;
+    out << "repository " << status.repository << " · feed sequence " << status.feed_sequence
+        << " · " << status.endpoints << " endpoint" << (status.endpoints == 1 ? "" : "s")
+        << " known\n";
+    if (status.releases.empty()) out << "\nno releases published\n";
+    for (const auto& rs : status.releases) render_release(out, rs, status.generated_at, tty);
+    return out.str();
+}
+
+Result<FleetStatus> collect_status(const RepoPaths& paths, FleetDb* db, std::int64_t now) {
+    auto info = load_repo_info(paths);
+    if (!info) return std::unexpected(info.error());
+    auto index = load_index(paths);
+    if (!index) return std::unexpected(index.error());
+
+    std::unique_ptr<FleetDb> opened;
+    std::error_code ec;
+    if (!db && std::filesystem::exists(paths.fleet_db(), ec)) {
+        auto o = FleetDb::open(paths.fleet_db());
+        if (!o) return fail(o.error().code, "fleet.db: " + o.error().message);
+        opened = std::move(*o);
+        db = opened.get();
+    }
+    FleetSnapshot fleet;
+    std::uint64_t feed_sequence = 0;
+    if (db) {
+        auto snap = db->snapshot();
+        if (!snap) return std::unexpected(snap.error());
+        fleet = std::move(*snap);
+        auto seq = db->feed_sequence();
+        if (!seq) return std::unexpected(seq.error());
+        feed_sequence = *seq;
+    }
+    std::map<std::string, ManifestFacts> manifests;
+    for (const auto& entry : index->releases) {
+        manifests.emplace(entry.id, read_manifest_facts(paths, entry.id));
+    }
+    return build_status(info->name, *index, manifests, fleet, feed_sequence, now);
+}
+
+}  // namespace patchswarm::seeder

@@ -1,0 +1,140 @@
+// Test support: a real seeder and real endpoints (the built binaries) on loopback. Each fleet
+// uses its own 127.N.0.x addresses so tests can run in parallel without port clashes.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "support/process.hpp"
+
+namespace patchswarm::test {
+
+class Fleet {
+public:
+    // `net` is the first three octets, e.g. "127.10.0".
+    explicit Fleet(std::string net) : dir_("ps-fleet"), net_(std::move(net)) {
+        const auto r = run({PATCHSWARM_SEEDER_BIN, "keygen", "--out", (dir_ / "keys/release").string()});
+        if (r.exit_code != 0) throw std::runtime_error("keygen failed: " + r.output);
+    }
+    ~Fleet() {
+        endpoints_.clear();
+        seeder_.reset();
+    }
+
+    const TempDir& dir() const { return dir_; }
+    std::string seeder_address() const { return net_ + ".1"; }
+    std::string seeder_url() const { return "http://" + seeder_address() + ":18080"; }
+    std::string endpoint_address(int i) const { return net_ + "." + std::to_string(10 + i); }
+    std::string relay_url(int i) const { return "http://" + endpoint_address(i) + ":18090"; }
+    fs::path state_dir(int i) const { return dir_ / ("ep" + std::to_string(i)); }
+    fs::path boot_id_file(int i) const { return dir_ / ("boot" + std::to_string(i)); }
+
+    // A payload folder with `bytes` of random data and an install script that appends one line
+    // to $PATCHSWARM_STATE_DIR/installed-<id>, so a test can count how often it ran.
+    fs::path make_payload(const std::string& name, std::size_t bytes, unsigned seed,
+                          int exit_code = 0) {
+        const fs::path p = dir_ / "payloads" / name;
+        write_random(p / "data/patch.bin", bytes, seed);
+        write_text(p / "install.sh",
+                   "#!/bin/sh\n"
+                   "echo \"installed $PATCHSWARM_RELEASE_ID\" >> "
+                   "\"$PATCHSWARM_STATE_DIR/installed-$PATCHSWARM_RELEASE_ID\"\n"
+                   "exit " + std::to_string(exit_code) + "\n");
+        return p;
+    }
+
+    RunResult publish(const std::string& id, const fs::path& payload,
+                      std::vector<std::string> extra = {}) {
+        std::vector<std::string> argv = {PATCHSWARM_SEEDER_BIN, "publish", "--repo",
+                                         (dir_ / "repo").string(), "--key",
+                                         (dir_ / "keys/release.key").string(), "--id", id,
+                                         "--payload", payload.string(), "--install", "./install.sh"};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        return run(argv);
+    }
+
+    void start_seeder() {
+        seeder_ = std::make_unique<Child>(
+            std::vector<std::string>{PATCHSWARM_SEEDER_BIN, "serve", "--repo",
+                                     (dir_ / "repo").string(), "--http",
+                                     seeder_address() + ":18080", "--bt",
+                                     seeder_address() + ":16881"},
+            dir_ / "seeder.log");
+    }
+    void stop_seeder() {
+        if (seeder_) seeder_->stop();
+        seeder_.reset();
+    }
+
+    void start_endpoint(int i, std::vector<std::string> extra = {},
+                        const std::string& seeders = "") {
+        if (!fs::exists(boot_id_file(i))) write_text(boot_id_file(i), "boot-1\n");
+        std::vector<std::string> argv = {
+            PATCHSWARM_DAEMON_BIN, "run", "--state-dir", state_dir(i).string(), "--seeder",
+            seeders.empty() ? seeder_url() : seeders, "--trust",
+            (dir_ / "keys/release.pub").string(), "--bt", endpoint_address(i) + ":16881",
+            "--boot-id-file", boot_id_file(i).string(), "--heartbeat", "1", "--poll-wait", "5",
+            "--name", "desk-" + std::to_string(i), "--log-level", "debug"};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        endpoints_[i] = std::make_unique<Child>(argv, dir_ / ("ep" + std::to_string(i) + ".log"));
+    }
+    Child& endpoint(int i) { return *endpoints_.at(i); }
+    void drop_endpoint(int i) { endpoints_.erase(i); }
+
+    void reboot(int i) { write_text(boot_id_file(i), "boot-" + std::to_string(++boots_) + "-after\n"); }
+
+    nlohmann::json endpoint_status(int i) const {
+        const auto r = run({PATCHSWARM_DAEMON_BIN, "status", "--state-dir", state_dir(i).string(),
+                            "--json"});
+        if (r.exit_code != 0) return nullptr;
+        return nlohmann::json::parse(r.output, nullptr, false);
+    }
+
+    // The endpoint's view of one release, or null.
+    nlohmann::json release(int i, const std::string& id) const {
+        const auto s = endpoint_status(i);
+        if (!s.is_object()) return nullptr;
+        for (const auto& r : s["releases"]) {
+            if (r["id"] == id) return r;
+        }
+        return nullptr;
+    }
+
+    std::string state(int i, const std::string& id) const {
+        const auto r = release(i, id);
+        return r.is_object() ? r["state"].get<std::string>() : "";
+    }
+
+    bool wait_state(int i, const std::string& id, const std::string& want,
+                    std::chrono::seconds timeout = std::chrono::seconds(90)) const {
+        return wait_until([&] { return state(i, id) == want; }, timeout);
+    }
+
+    nlohmann::json seeder_status() const {
+        const auto r = run({PATCHSWARM_SEEDER_BIN, "status", "--repo", (dir_ / "repo").string(),
+                            "--json"});
+        if (r.exit_code != 0) return nullptr;
+        return nlohmann::json::parse(r.output, nullptr, false);
+    }
+
+    int install_count(int i, const std::string& id) const {
+        const std::string text = read_text(state_dir(i) / ("installed-" + id));
+        return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+    }
+
+    std::string log_of_endpoint(int i) const {
+        return read_text(dir_ / ("ep" + std::to_string(i) + ".log"));
+    }
+
+private:
+    TempDir dir_;
+    std::string net_;
+    std::unique_ptr<Child> seeder_;
+    std::map<int, std::unique_ptr<Child>> endpoints_;
+    int boots_ = 1;
+};
+
+}  // namespace patchswarm::test
