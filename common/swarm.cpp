@@ -1,18 +1,14 @@
 // libtorrent adapter. The only translation unit that includes libtorrent headers.
 #include "common/swarm.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
-#include <map>
-#include <set>
-#include <system_error>
-#include <unordered_map>
-#include <utility>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
+#include <cstdio>
 #include <libtorrent/add_torrent_params.hpp>
 #include <libtorrent/alert_types.hpp>
 #include <libtorrent/bdecode.hpp>
@@ -30,7 +26,11 @@
 #include <libtorrent/torrent_info.hpp>
 #include <libtorrent/torrent_status.hpp>
 #include <libtorrent/write_resume_data.hpp>
-#include <spdlog/spdlog.h>
+#include <map>
+#include <set>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
 
 #include "common/fsutil.hpp"
 #include "common/manifest.hpp"
@@ -74,11 +74,12 @@ lt::load_torrent_limits torrent_limits() {
 // libtorrent 2.0 has no constructor taking both load limits and an error_code: decode with the
 // error_code overload of bdecode (which enforces depth and token limits), then build the
 // torrent_info from the node with the limits; that one reports failure by throwing.
-Result<std::shared_ptr<const lt::torrent_info>> parse_torrent(const std::vector<std::uint8_t>& bytes) {
+Result<std::shared_ptr<const lt::torrent_info>> parse_torrent(
+    const std::vector<std::uint8_t>& bytes) {
     const lt::load_torrent_limits limits = torrent_limits();
     if (bytes.size() > static_cast<std::size_t>(limits.max_buffer_size)) {
-        return fail(Errc::too_large, "torrent larger than " + std::to_string(limits.max_buffer_size) +
-                                         " bytes");
+        return fail(Errc::too_large,
+                    "torrent larger than " + std::to_string(limits.max_buffer_size) + " bytes");
     }
     const lt::span<const char> buf(reinterpret_cast<const char*>(bytes.data()),
                                    static_cast<std::ptrdiff_t>(bytes.size()));
@@ -87,8 +88,8 @@ Result<std::shared_ptr<const lt::torrent_info>> parse_torrent(const std::vector<
     lt::bdecode_node root =
         lt::bdecode(buf, ec, &error_pos, limits.max_decode_depth, limits.max_decode_tokens);
     if (ec) {
-        const bool limit = ec == lt::bdecode_errors::depth_exceeded ||
-                           ec == lt::bdecode_errors::limit_exceeded;
+        const bool limit =
+            ec == lt::bdecode_errors::depth_exceeded || ec == lt::bdecode_errors::limit_exceeded;
         return fail(limit ? Errc::too_large : Errc::malformed,
                     "torrent: " + ec.message() + " at byte " + std::to_string(error_pos));
     }
@@ -106,7 +107,8 @@ Result<std::shared_ptr<const lt::torrent_info>> parse_torrent(const std::vector<
 // Builds the project summary of a parsed torrent and applies our own checks on top of
 // libtorrent's (which already sanitises path elements but would quietly rewrite rather than
 // refuse them).
-Result<TorrentSummary> summarize(const lt::torrent_info& ti, const std::vector<std::uint8_t>& bytes) {
+Result<TorrentSummary> summarize(const lt::torrent_info& ti,
+                                 const std::vector<std::uint8_t>& bytes) {
     if (!ti.info_hashes().has_v2()) {
         return fail(Errc::malformed, "torrent has no v2 info-hash (BitTorrent v1 only)");
     }
@@ -166,7 +168,8 @@ Result<void> check_payload_tree(const fs::path& root) {
     std::error_code ec;
     const auto st = fs::symlink_status(root, ec);
     if (ec) return fail(Errc::not_found, "payload " + root.string() + ": " + ec.message());
-    if (fs::is_symlink(st)) return fail(Errc::unsafe_path, "payload is a symlink: " + root.string());
+    if (fs::is_symlink(st))
+        return fail(Errc::unsafe_path, "payload is a symlink: " + root.string());
     if (fs::is_regular_file(st)) return {};
     if (!fs::is_directory(st)) {
         return fail(Errc::unsafe_path, "payload is not a file or folder: " + root.string());
@@ -178,7 +181,8 @@ Result<void> check_payload_tree(const fs::path& root) {
         if (ec) return fail(Errc::io, "payload " + root.string() + ": " + ec.message());
         const auto s = it->symlink_status(ec);
         if (ec) return fail(Errc::io, it->path().string() + ": " + ec.message());
-        if (fs::is_symlink(s)) return fail(Errc::unsafe_path, "symlink in payload: " + it->path().string());
+        if (fs::is_symlink(s))
+            return fail(Errc::unsafe_path, "symlink in payload: " + it->path().string());
         if (fs::is_regular_file(s)) {
             ++regular;
         } else if (!fs::is_directory(s)) {
@@ -200,7 +204,8 @@ std::optional<lt::tcp::endpoint> parse_endpoint(const std::string& text) {
     }
     const std::string port_text = text.substr(colon + 1);
     if (port_text.empty() || port_text.size() > 5 ||
-        !std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        !std::all_of(port_text.begin(), port_text.end(),
+                     [](char c) { return c >= '0' && c <= '9'; })) {
         return std::nullopt;
     }
     const int port = std::stoi(port_text);
@@ -253,7 +258,7 @@ struct Pump {
 class SessionImpl;
 
 class SessionImpl final : public Session {
-public:
+  public:
     SessionImpl(boost::asio::io_context& io, Settings settings, Callbacks callbacks)
         : io_(io), settings_(std::move(settings)), callbacks_(std::move(callbacks)) {}
 
@@ -270,7 +275,8 @@ public:
         std::error_code fec;
         fs::create_directories(settings_.resume_dir, fec);
         if (fec) {
-            return fail(Errc::io, "resume dir " + settings_.resume_dir.string() + ": " + fec.message());
+            return fail(Errc::io,
+                        "resume dir " + settings_.resume_dir.string() + ": " + fec.message());
         }
         for (const auto& a : settings_.seeder_addresses) {
             boost::system::error_code ec;
@@ -286,14 +292,22 @@ public:
         if (auto host = listen_host(settings_.listen)) {
             pack.set_str(lt::settings_pack::outgoing_interfaces, *host);
         }
-        // An explicit port must be that port, not "the next free one".
+        // An explicit port must be that port, not "the next free one" nor, failing that, one the
+        // kernel picks (libtorrent's defaults): peers, the tracker and the LSD all expect it.
         pack.set_int(lt::settings_pack::max_retry_port_bind, 0);
+        pack.set_bool(lt::settings_pack::listen_system_port_fallback, false);
+        // TCP only: uTP on loopback stalled a transfer for a minute in about one run of 30
+        // ("peer snubbed", then nothing), and its LEDBAT back-off only slows a LAN down.
+        pack.set_bool(lt::settings_pack::enable_outgoing_utp, false);
+        pack.set_bool(lt::settings_pack::enable_incoming_utp, false);
         pack.set_bool(lt::settings_pack::enable_dht, false);
         pack.set_bool(lt::settings_pack::enable_lsd, settings_.enable_lsd);
         pack.set_bool(lt::settings_pack::enable_upnp, false);
         pack.set_bool(lt::settings_pack::enable_natpmp, false);
-        // Endpoints behind one NAT all look like one address to the HQ seeder.
-        pack.set_bool(lt::settings_pack::allow_multiple_connections_per_ip, true);
+        // libtorrent's default (one connection per address) kept on purpose: with it on, a peer
+        // banned for a corrupt piece came straight back from a new port and sent it again.
+        // Every endpoint has its own address (FACTS: sessions sharing one address starve).
+        pack.set_bool(lt::settings_pack::allow_multiple_connections_per_ip, false);
         pack.set_int(lt::settings_pack::min_reconnect_time, settings_.min_reconnect_time_s);
         pack.set_int(lt::settings_pack::stop_tracker_timeout, 2);
         pack.set_str(lt::settings_pack::user_agent, "patchswarm/0.1");
@@ -322,9 +336,9 @@ public:
             const auto global = 1u << static_cast<std::uint32_t>(lt::session::global_peer_class_id);
             classes.add_rule(boost::asio::ip::make_address("0.0.0.0"),
                              boost::asio::ip::make_address("255.255.255.255"), global);
-            classes.add_rule(boost::asio::ip::make_address("::"),
-                             boost::asio::ip::make_address("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
-                             global);
+            classes.add_rule(
+                boost::asio::ip::make_address("::"),
+                boost::asio::ip::make_address("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), global);
             session_->set_peer_class_filter(classes);
         }
 
@@ -400,6 +414,7 @@ public:
         Entry entry;
         entry.handle = h;
         entry.ti = ti;
+        entry.seed = p.seed;
         entries_.emplace(p.id, std::move(entry));
         ids_[h] = p.id;
         for (const auto& ep : peers) h.connect_peer(ep);
@@ -463,10 +478,14 @@ public:
     void save_resume_data_and_wait(std::chrono::milliseconds timeout) override {
         const auto deadline = std::chrono::steady_clock::now() + timeout;
         for (auto& [id, e] : entries_) request_resume(e, lt::torrent_handle::only_if_modified);
+        // Called from a callback: the batch being handled cannot be popped under it, so the
+        // answers are written later by the normal pump.
+        if (draining_) return;
         while (outstanding_resume_ > 0) {
             const auto now = std::chrono::steady_clock::now();
             if (now >= deadline) {
-                spdlog::warn("swarm: gave up waiting for {} resume data answers", outstanding_resume_);
+                spdlog::warn("swarm: gave up waiting for {} resume data answers",
+                             outstanding_resume_);
                 return;
             }
             const auto left = std::chrono::duration_cast<lt::time_duration>(deadline - now);
@@ -477,7 +496,7 @@ public:
 
     std::uint16_t listen_port() const override { return session_->listen_port(); }
 
-private:
+  private:
     // Bytes of one block, held until the piece passes its hash check.
     struct PendingBlock {
         bool from_seeder = false;
@@ -491,6 +510,7 @@ private:
         std::uint64_t bytes_from_peers = 0;
         std::uint64_t bytes_from_seeder = 0;
         std::map<int, std::map<int, PendingBlock>> pending;  // piece -> block -> source
+        bool seed = false;  // added as a seed: the check must find every piece
         bool finished_notified = false;
         int resume_pending = 0;
     };
@@ -513,10 +533,11 @@ private:
         const lt::torrent_status ts = e.handle.status();
         s.total_wanted = static_cast<std::uint64_t>(std::max<std::int64_t>(0, ts.total_wanted));
         s.total_done = static_cast<std::uint64_t>(std::max<std::int64_t>(0, ts.total_wanted_done));
-        s.progress = s.total_wanted > 0 ? static_cast<double>(s.total_done) /
-                                              static_cast<double>(s.total_wanted)
-                                        : (ts.is_finished ? 1.0 : 0.0);
-        s.total_uploaded = static_cast<std::uint64_t>(std::max<std::int64_t>(0, ts.total_payload_upload));
+        s.progress = s.total_wanted > 0
+                         ? static_cast<double>(s.total_done) / static_cast<double>(s.total_wanted)
+                         : (ts.is_finished ? 1.0 : 0.0);
+        s.total_uploaded =
+            static_cast<std::uint64_t>(std::max<std::int64_t>(0, ts.total_payload_upload));
         s.download_rate = ts.download_payload_rate;
         s.upload_rate = ts.upload_payload_rate;
         s.num_peers = ts.num_peers;
@@ -524,15 +545,15 @@ private:
         s.finished = ts.is_finished && !s.checking && !ts.errc;
         if (ts.errc) {
             s.error = ts.errc.message();
-            if (ts.error_file >= lt::file_index_t{0} &&
-                       ts.error_file < e.ti->files().end_file()) {
+            if (ts.error_file >= lt::file_index_t{0} && ts.error_file < e.ti->files().end_file()) {
                 s.error += " (" + e.ti->files().file_path(ts.error_file) + ")";
             }
         }
         return s;
     }
 
-    std::optional<lt::add_torrent_params> read_resume(const std::string& id, const lt::torrent_info& ti) {
+    std::optional<lt::add_torrent_params> read_resume(const std::string& id,
+                                                      const lt::torrent_info& ti) {
         const fs::path path = settings_.resume_dir / (id + ".resume");
         std::error_code fec;
         if (!fs::exists(path, fec)) return std::nullopt;
@@ -586,6 +607,24 @@ private:
         if (ts.is_finished && !is_checking(ts.state) && !ts.errc) notify_finished(id);
     }
 
+    void on_checked(const std::string& id) {
+        auto* e = find(id);
+        if (!e) return;
+        if (e->seed) {
+            // A seeder whose payload is missing or damaged would quietly start downloading it
+            // from its own endpoints; say so.
+            const auto ts = e->handle.status();
+            if (!ts.is_finished && !ts.errc) {
+                const auto percent = static_cast<int>(ts.progress * 100);
+                report_error(e->handle, "seed data incomplete after check (" +
+                                            std::to_string(percent) + "% present)");
+                e = find(id);
+                if (!e) return;
+            }
+        }
+        check_finished(id);
+    }
+
     void on_block(const lt::block_finished_alert& a) {
         const auto* idp = id_of(a.handle);
         if (!idp) return;
@@ -636,7 +675,8 @@ private:
             from.assign(peers.begin(), peers.end());
             e->pending.erase(it);
         }
-        spdlog::warn("swarm {}: piece {} failed its hash check", id, static_cast<int>(a.piece_index));
+        spdlog::warn("swarm {}: piece {} failed its hash check", id,
+                     static_cast<int>(a.piece_index));
         if (callbacks_.on_hash_fail) callbacks_.on_hash_fail(id, from);
     }
 
@@ -669,13 +709,15 @@ private:
     }
 
     void drain_alerts() {
-        if (!session_) return;
+        // pop_alerts frees the previous batch: never pop while a callback runs inside a batch.
+        if (!session_ || draining_) return;
+        draining_ = true;
+        struct Reset {
+            bool& flag;
+            ~Reset() { flag = false; }
+        } reset{draining_};
         std::vector<lt::alert*> alerts;
         session_->pop_alerts(&alerts);
-        spdlog::trace("swarm {}: drained {} alerts", settings_.listen, alerts.size());
-        // The alerts stay valid until the next pop_alerts; callbacks must not pop (they cannot:
-        // pop_alerts is private to this class, and save_resume_data_and_wait is not meant to be
-        // called from a callback).
         for (const lt::alert* alert : alerts) handle_alert(alert);
     }
 
@@ -692,11 +734,12 @@ private:
         } else if (auto* a = lt::alert_cast<lt::torrent_finished_alert>(alert)) {
             if (const auto* id = id_of(a->handle)) notify_finished(std::string(*id));
         } else if (auto* a = lt::alert_cast<lt::state_changed_alert>(alert)) {
-            if (a->state == lt::torrent_status::finished || a->state == lt::torrent_status::seeding) {
+            if (a->state == lt::torrent_status::finished ||
+                a->state == lt::torrent_status::seeding) {
                 if (const auto* id = id_of(a->handle)) check_finished(std::string(*id));
             }
         } else if (auto* a = lt::alert_cast<lt::torrent_checked_alert>(alert)) {
-            if (const auto* id = id_of(a->handle)) check_finished(std::string(*id));
+            if (const auto* id = id_of(a->handle)) on_checked(std::string(*id));
         } else if (auto* a = lt::alert_cast<lt::save_resume_data_alert>(alert)) {
             on_resume_data(*a);
         } else if (auto* a = lt::alert_cast<lt::save_resume_data_failed_alert>(alert)) {
@@ -722,6 +765,7 @@ private:
     std::map<std::string, Entry> entries_;
     std::unordered_map<lt::torrent_handle, std::string> ids_;
     int outstanding_resume_ = 0;
+    bool draining_ = false;
     std::unique_ptr<lt::session> session_;  // last member: destroyed first
 };
 

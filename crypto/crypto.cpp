@@ -215,6 +215,7 @@ Result<Bytes> from_hex(std::string_view hex) {
     if (hex.size() % 2 != 0 || !json_strict::is_lower_hex(hex, hex.size())) {
         return fail(Errc::malformed, "invalid hex: expected an even number of lowercase digits");
     }
+    if (hex.empty()) return Bytes{};  // sodium's output pointer must not be null
     Bytes out(hex.size() / 2);
     std::size_t len = 0;
     if (sodium_hex2bin(out.data(), out.size(), hex.data(), hex.size(), nullptr, &len, nullptr) !=
@@ -237,6 +238,7 @@ Result<Bytes> from_base64(std::string_view b64) {
     // The padded form always has a multiple of 4 characters; sodium checks the rest (alphabet,
     // padding, zero trailing bits) when given no characters to ignore.
     if (b64.size() % 4 != 0) return fail(Errc::malformed, "invalid base64: length");
+    if (b64.empty()) return Bytes{};  // sodium's output pointer must not be null
     Bytes out(b64.size() / 4 * 3);
     std::size_t len = 0;
     const char* end = nullptr;

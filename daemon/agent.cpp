@@ -117,6 +117,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     // ---- start-up ----------------------------------------------------------------------------
     void open() {
         std::error_code ec;
+        // Absolute, because installs run with the release folder as working directory.
+        cfg.state_dir = fs::absolute(cfg.state_dir);
         fs::create_directories(cfg.state_dir / "releases", ec);
         if (ec) throw std::runtime_error("cannot create state dir " + cfg.state_dir.string());
         fs::permissions(cfg.state_dir, fs::perms::owner_all, ec);
@@ -176,7 +178,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         s.enable_lsd = cfg.lsd;
         s.download_rate_limit = cfg.download_limit;
         s.upload_rate_limit = cfg.upload_limit;
-        for (const auto& url : cfg.seeders) s.seeder_addresses.push_back(url_host(url));
+        // Only HQ (the first --seeder) counts as "the seeder"; relays are peers like any other.
+        s.seeder_addresses.push_back(url_host(cfg.seeders.front()));
         swarm::Callbacks cb;
         cb.on_finished = [this](const std::string& id) { dispatch(id, core::ev::DownloadComplete{}); };
         cb.on_error = [](const std::string& id, const std::string& msg) {
@@ -552,6 +555,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         if (live.worker_running) return;
         const std::string id = live.stored.record.id;
         spdlog::info("{}: download complete; verifying every byte against the manifest", id);
+        refresh_progress(live, now_unix());
         run_worker(live, [m = live.manifest, dl = release_dir(id) / "download",
                           inst = release_dir(id) / "install"]() -> core::Event {
             auto ok = stage_payload(m, dl, inst);
@@ -607,24 +611,30 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         });
     }
 
+    // Pulls byte counters from the swarm into the record (and state.db when they moved).
+    void refresh_progress(Live& live, std::int64_t now) {
+        const std::string& id = live.stored.record.id;
+        auto st = live.in_session ? session->status(id) : std::nullopt;
+        if (!st) return;
+        const std::uint64_t peers = live.base_from_peers + st->bytes_from_peers;
+        const std::uint64_t seed = live.base_from_seeder + st->bytes_from_seeder;
+        if (st->total_done == live.stored.bytes_done && peers == live.stored.bytes_from_peers &&
+            seed == live.stored.bytes_from_seeder) {
+            return;
+        }
+        live.stored.bytes_done = st->total_done;
+        live.stored.bytes_from_peers = peers;
+        live.stored.bytes_from_seeder = seed;
+        live.last_progress_at = now;
+        (void)store->save_progress(id, st->total_done, live.manifest.total_size(), peers, seed);
+    }
+
     void update_progress() {
         const std::int64_t now = now_unix();
         bool any_downloading = false;
         for (auto& [id, live] : releases) {
-            if (!live.in_session) continue;
-            auto st = session->status(id);
-            if (!st) continue;
-            const std::uint64_t peers = live.base_from_peers + st->bytes_from_peers;
-            const std::uint64_t seed = live.base_from_seeder + st->bytes_from_seeder;
-            if (st->total_done != live.stored.bytes_done || peers != live.stored.bytes_from_peers ||
-                seed != live.stored.bytes_from_seeder) {
-                live.stored.bytes_done = st->total_done;
-                live.stored.bytes_from_peers = peers;
-                live.stored.bytes_from_seeder = seed;
-                live.last_progress_at = now;
-                (void)store->save_progress(id, st->total_done, live.manifest.total_size(), peers, seed);
-            }
-            if (live.stored.record.state != core::State::downloading) continue;
+            refresh_progress(live, now);
+            if (!live.in_session || live.stored.record.state != core::State::downloading) continue;
             any_downloading = true;
             // Fallback: when the swarm gives nothing for a while, fetch from the seeder's web seed.
             if (!live.web_seed_added && now - live.last_progress_at >= cfg.webseed_after_s) {

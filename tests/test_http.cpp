@@ -111,9 +111,11 @@ class ServerThread {
     // Runs `fn` on the server thread and waits for it, so tests can touch Routes safely.
     template <class Fn>
     auto on_io(Fn fn) {
-        std::packaged_task<decltype(fn(routes_))()> task([&] { return fn(routes_); });
-        auto future = task.get_future();
-        net::post(io_, [&task] { task(); });
+        // Shared, so a task still queued when the wait below gives up stays valid.
+        auto task = std::make_shared<std::packaged_task<decltype(fn(routes_))()>>(
+            [this, fn = std::move(fn)]() mutable { return fn(routes_); });
+        auto future = task->get_future();
+        net::post(io_, [task] { (*task)(); });
         REQUIRE(future.wait_for(kDeadline) == std::future_status::ready);
         return future.get();
     }

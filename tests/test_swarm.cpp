@@ -2,22 +2,21 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <libtorrent/bencode.hpp>
+#include <libtorrent/create_torrent.hpp>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <catch2/catch.hpp>
-#include <libtorrent/bencode.hpp>
-#include <libtorrent/create_torrent.hpp>
 
 #include "common/swarm.hpp"
 
@@ -131,7 +130,9 @@ std::unique_ptr<Node> make_node(boost::asio::io_context& io, const std::string& 
     return node;
 }
 
-std::string endpoint(const std::string& ip, const Node& n) { return ip + ":" + std::to_string(n.port()); }
+std::string endpoint(const std::string& ip, const Node& n) {
+    return ip + ":" + std::to_string(n.port());
+}
 
 AddParams add_params(const TorrentSummary& t, const fs::path& save_path, bool seed,
                      std::vector<std::string> peers = {}) {
@@ -244,9 +245,10 @@ TEST_CASE("inspect_torrent accepts our torrents and rejects garbage, v1 and syml
         CHECK(r.error().code == Errc::malformed);
     }
     SECTION("truncated") {
-        for (std::size_t cut : {std::size_t{1}, created->bytes.size() / 2, created->bytes.size() - 1}) {
-            std::vector<std::uint8_t> bytes(created->bytes.begin(),
-                                            created->bytes.begin() + static_cast<std::ptrdiff_t>(cut));
+        for (std::size_t cut :
+             {std::size_t{1}, created->bytes.size() / 2, created->bytes.size() - 1}) {
+            std::vector<std::uint8_t> bytes(
+                created->bytes.begin(), created->bytes.begin() + static_cast<std::ptrdiff_t>(cut));
             auto r = inspect_torrent(bytes);
             REQUIRE_FALSE(r.has_value());
             CHECK(r.error().code == Errc::malformed);
@@ -322,9 +324,9 @@ TEST_CASE("two leechers download from a seeder and bytes are attributed by sourc
 
     // A third endpoint that only knows a finished leecher gets every byte from a peer.
     auto l3 = make_node(io, "127.0.0.4", tmp.path / "l3-resume");
-    REQUIRE(l3->session
-                ->add(add_params(*torrent, tmp.path / "l3", false, {endpoint("127.0.0.3", *l2)}))
-                .has_value());
+    REQUIRE(
+        l3->session->add(add_params(*torrent, tmp.path / "l3", false, {endpoint("127.0.0.3", *l2)}))
+            .has_value());
     REQUIRE(run_until(io, [&] { return l3->finished == 1; }));
     const Status s3 = l3->status("rel-1");
     CHECK(s3.bytes_from_peers == kPayloadSize);
@@ -348,7 +350,8 @@ TEST_CASE("a restarted endpoint resumes a finished download without fetching it 
     const fs::path resume_dir = tmp.path / "leecher-resume";
     {
         auto leecher = make_node(io, "127.0.0.5", resume_dir);
-        REQUIRE(leecher->session->add(add_params(*torrent, tmp.path / "dl", false, {seed_ep})).has_value());
+        REQUIRE(leecher->session->add(add_params(*torrent, tmp.path / "dl", false, {seed_ep}))
+                    .has_value());
         REQUIRE(run_until(io, [&] { return leecher->finished == 1; }));
         CHECK(leecher->status("rel-1").bytes_from_seeder == kPayloadSize);
         leecher->session->save_resume_data_and_wait(10s);
@@ -358,7 +361,8 @@ TEST_CASE("a restarted endpoint resumes a finished download without fetching it 
     CHECK(std::distance(fs::directory_iterator(resume_dir), fs::directory_iterator()) == 1);
 
     auto again = make_node(io, "127.0.0.5", resume_dir);
-    REQUIRE(again->session->add(add_params(*torrent, tmp.path / "dl", false, {seed_ep})).has_value());
+    REQUIRE(
+        again->session->add(add_params(*torrent, tmp.path / "dl", false, {seed_ep})).has_value());
     REQUIRE(run_until(io, [&] { return again->finished == 1; }));
     const Status s = again->status("rel-1");
     CHECK(s.finished);
@@ -370,7 +374,8 @@ TEST_CASE("a restarted endpoint resumes a finished download without fetching it 
     CHECK(same_tree(root, tmp.path / "dl" / "payload"));
 }
 
-TEST_CASE("a corrupt piece from a bad seeder fails its hash and is fetched again elsewhere", "[net]") {
+TEST_CASE("a corrupt piece from a bad seeder fails its hash and is fetched again elsewhere",
+          "[net]") {
     TempDir tmp;
     const fs::path root = make_payload(tmp.path / "seed");
     auto torrent = create_torrent(root);
@@ -399,7 +404,8 @@ TEST_CASE("a corrupt piece from a bad seeder fails its hash and is fetched again
 
     const std::string bad_ep = endpoint("127.0.0.6", *bad);
     auto leecher = make_node(io, "127.0.0.7", tmp.path / "leecher-resume");
-    REQUIRE(leecher->session->add(add_params(*torrent, tmp.path / "dl", false, {bad_ep})).has_value());
+    REQUIRE(
+        leecher->session->add(add_params(*torrent, tmp.path / "dl", false, {bad_ep})).has_value());
     REQUIRE(run_until(io, [&] { return leecher->hash_fails > 0; }));
     CHECK(leecher->finished == 0);
     CHECK_FALSE(leecher->status("rel-1").finished);
@@ -411,6 +417,53 @@ TEST_CASE("a corrupt piece from a bad seeder fails its hash and is fetched again
     const Status s = leecher->status("rel-1");
     CHECK(s.finished);
     CHECK(s.bytes_from_seeder + s.bytes_from_peers == kPayloadSize);
-    CHECK(s.bytes_from_seeder > 0);  // at least the corrupt piece came from the good seeder
+    CHECK(s.bytes_from_seeder > 0);   // at least the corrupt piece came from the good seeder
+    CHECK(leecher->hash_fails == 1);  // the bad seeder was banned by address, not retried
     CHECK(same_tree(root, tmp.path / "dl" / "payload"));
+}
+
+TEST_CASE("a session cannot be created on a port that is taken", "[net]") {
+    TempDir tmp;
+    boost::asio::io_context io;
+    auto first = make_node(io, "127.0.0.8", tmp.path / "a");
+    Settings settings;
+    settings.listen = "127.0.0.8:" + std::to_string(first->port());
+    settings.resume_dir = tmp.path / "b";
+    settings.enable_lsd = false;
+    auto second = Session::create(io, settings, {});
+    REQUIRE_FALSE(second.has_value());
+    CHECK(second.error().code == Errc::network);
+
+    settings.listen = "not an address";
+    auto third = Session::create(io, settings, {});
+    REQUIRE_FALSE(third.has_value());
+    CHECK(third.error().code == Errc::network);
+}
+
+TEST_CASE("a seed whose payload is missing reports an error instead of finishing", "[net]") {
+    TempDir tmp;
+    const fs::path root = make_payload(tmp.path / "seed");
+    auto torrent = create_torrent(root);
+    REQUIRE(torrent.has_value());
+    boost::asio::io_context io;
+
+    auto seeder = make_node(io, "127.0.0.9", tmp.path / "resume");
+    fs::create_directories(tmp.path / "empty");
+    REQUIRE(seeder->session->add(add_params(*torrent, tmp.path / "empty", true)).has_value());
+    REQUIRE(run_until(io, [&] { return !seeder->errors.empty(); }));
+    CHECK(seeder->errors.front().find("seed data incomplete") != std::string::npos);
+    CHECK(seeder->finished == 0);
+    CHECK_FALSE(seeder->status("rel-1").finished);
+
+    AddParams bad_id = add_params(*torrent, tmp.path / "x", false);
+    bad_id.id = "../escape";
+    CHECK(seeder->session->add(bad_id).error().code == Errc::invalid_argument);
+    AddParams bad_peer = add_params(*torrent, tmp.path / "x", false, {"localhost"});
+    bad_peer.id = "rel-2";
+    CHECK(seeder->session->add(bad_peer).error().code == Errc::invalid_argument);
+    AddParams garbage = add_params(*torrent, tmp.path / "x", false);
+    garbage.id = "rel-3";
+    garbage.torrent = {'d', 'e'};
+    CHECK(seeder->session->add(garbage).error().code == Errc::malformed);
+    CHECK_FALSE(seeder->session->status("rel-3").has_value());
 }

@@ -2,7 +2,10 @@
 // with an injected clock, and the exact bencoded bytes of replies.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "seeder/tracker.hpp"
 
@@ -193,7 +196,7 @@ TEST_CASE("numwant caps the reply and the table rotates through many peers", "[c
     }
     std::set<PeerAddress> seen;
     for (int round = 0; round < 3; ++round) {
-        auto r = table.announce(announce_from("10.2.0.1", 6881, '~'), t0);
+        auto r = table.announce(announce_from("10.2.0.1", 6881, '!'), t0);
         REQUIRE(r);
         CHECK(r->peers.size() == static_cast<std::size_t>(kMaxNumwant));
         CHECK(r->peers.front().address == addr("10.0.0.1", 6881));
@@ -201,7 +204,7 @@ TEST_CASE("numwant caps the reply and the table rotates through many peers", "[c
     }
     CHECK(seen.size() == 121);  // every peer handed out within three replies, plus the seeder
 
-    auto few = announce_from("10.2.0.1", 6881, '~');
+    auto few = announce_from("10.2.0.1", 6881, '!');
     few.numwant = 3;
     auto r = table.announce(few, t0);
     REQUIRE(r);
