@@ -8,7 +8,9 @@ namespace patchswarm::seeder {
 
 namespace {
 
-bool is_separator(char c) { return c == ' ' || c == '\t'; }
+bool is_separator(char c) {
+    return c == ' ' || c == '\t';
+}
 
 bool is_forbidden(char c) {
     const auto u = static_cast<unsigned char>(c);

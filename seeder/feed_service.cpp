@@ -1,10 +1,11 @@
 #include "seeder/feed_service.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <list>
-#include <spdlog/spdlog.h>
 
 namespace patchswarm::seeder {
 
@@ -23,8 +24,8 @@ struct FeedService::Impl : std::enable_shared_from_this<Impl> {
 
     http::Response current_response() const {
         if (envelope.empty()) {
-            return http::json_response(
-                503, R"({"error":"unavailable","message":"no feed signed yet"})");
+            return http::json_response(503,
+                                       R"({"error":"unavailable","message":"no feed signed yet"})");
         }
         auto res = http::json_response(200, envelope);
         res.headers["Cache-Control"] = "no-store";
@@ -104,8 +105,8 @@ bool FeedService::needs_refresh(std::int64_t now) const {
 void FeedService::get(std::optional<std::uint64_t> after, std::chrono::seconds wait,
                       http::Respond respond) {
     wait = std::clamp(wait, std::chrono::seconds(0), kMaxFeedWait);
-    const bool answer_now = impl_->envelope.empty() || !after || wait.count() == 0 ||
-                            impl_->feed.sequence > *after;
+    const bool answer_now =
+        impl_->envelope.empty() || !after || wait.count() == 0 || impl_->feed.sequence > *after;
     if (answer_now) {
         respond(impl_->current_response());
         return;
@@ -113,12 +114,20 @@ void FeedService::get(std::optional<std::uint64_t> after, std::chrono::seconds w
     impl_->hold(wait, std::move(respond));
 }
 
-void FeedService::release_waiters() { impl_->answer_all(); }
+void FeedService::release_waiters() {
+    impl_->answer_all();
+}
 
-std::uint64_t FeedService::sequence() const { return impl_->feed.sequence; }
+std::uint64_t FeedService::sequence() const {
+    return impl_->feed.sequence;
+}
 
-const std::vector<core::FeedEntry>& FeedService::releases() const { return impl_->feed.releases; }
+const std::vector<core::FeedEntry>& FeedService::releases() const {
+    return impl_->feed.releases;
+}
 
-std::size_t FeedService::waiting() const { return impl_->waiters.size(); }
+std::size_t FeedService::waiting() const {
+    return impl_->waiters.size();
+}
 
 }  // namespace patchswarm::seeder

@@ -36,7 +36,7 @@ struct FeedOptions {
 };
 
 class FeedService {
-public:
+  public:
     // `db` must outlive the service.
     FeedService(boost::asio::io_context& io, FleetDb& db, crypto::KeyPair feed_key,
                 FeedOptions options);
@@ -63,7 +63,7 @@ public:
     const std::vector<core::FeedEntry>& releases() const;
     std::size_t waiting() const;
 
-private:
+  private:
     struct Impl;
     std::shared_ptr<Impl> impl_;  // shared with timer handlers, which hold it weakly
 };

@@ -55,7 +55,9 @@ INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1');
 INSERT OR IGNORE INTO meta(key, value) VALUES ('feed_sequence', '0');
 )sql";
 
-std::int64_t to_db(std::uint64_t v) { return static_cast<std::int64_t>(v); }  // bounded by parse
+std::int64_t to_db(std::uint64_t v) {
+    return static_cast<std::int64_t>(v);
+}  // bounded by parse
 
 }  // namespace
 
@@ -67,7 +69,9 @@ Result<std::unique_ptr<FleetDb>> FleetDb::open(const std::filesystem::path& path
     return fleet;
 }
 
-Result<void> FleetDb::create_schema() { return db_->exec(kSchema); }
+Result<void> FleetDb::create_schema() {
+    return db_->exec(kSchema);
+}
 
 // ---- feed sequence ---------------------------------------------------------------------------
 
@@ -139,8 +143,8 @@ Result<void> FleetDb::store_report(const Report& report, std::string_view remote
                                    std::int64_t now, ReportOutcome& outcome) {
     std::map<std::string, std::string> before;  // release id → state text
     {
-        auto stmt = db_->prepare(
-            "SELECT release_id, state FROM endpoint_releases WHERE device_id = ?1");
+        auto stmt =
+            db_->prepare("SELECT release_id, state FROM endpoint_releases WHERE device_id = ?1");
         if (!stmt) return std::unexpected(stmt.error());
         stmt->bind(1, report.device_id);
         for (;;) {

@@ -35,7 +35,7 @@ struct EndpointReleaseRow {
     std::string release_id;
     std::string manifest_sha256;
     std::optional<core::State> state;  // nullopt if the stored text is not a known state
-    std::int64_t entered_at = 0;  // endpoint clock
+    std::int64_t entered_at = 0;       // endpoint clock
     double progress = 0;
     std::uint64_t bytes_from_peers = 0;
     std::uint64_t bytes_from_seeder = 0;
@@ -44,8 +44,8 @@ struct EndpointReleaseRow {
 };
 
 struct FleetSnapshot {
-    std::vector<EndpointRow> endpoints;          // sorted by device id
-    std::vector<EndpointReleaseRow> releases;    // sorted by release id, then device id
+    std::vector<EndpointRow> endpoints;        // sorted by device id
+    std::vector<EndpointReleaseRow> releases;  // sorted by release id, then device id
 };
 
 struct StateChange {
@@ -60,7 +60,7 @@ struct ReportOutcome {
 };
 
 class FleetDb {
-public:
+  public:
     // Opens or creates the database and its schema. Errc::database.
     [[nodiscard]] static Result<std::unique_ptr<FleetDb>> open(const std::filesystem::path& path);
 
@@ -79,7 +79,7 @@ public:
 
     [[nodiscard]] Result<FleetSnapshot> snapshot();
 
-private:
+  private:
     explicit FleetDb(std::unique_ptr<Db> db) : db_(std::move(db)) {}
     Result<void> create_schema();
     Result<FleetSnapshot> read_snapshot();

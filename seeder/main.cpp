@@ -1,12 +1,14 @@
 // patchswarm-seeder: command-line wiring only. Each subcommand calls into the seeder library;
 // errors become one line on stderr and an exit code (0 ok, 2 usage error, 1 anything else).
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <iostream>
 #include <optional>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 #include <string>
 
 #include "common/term.hpp"
@@ -28,10 +30,43 @@ constexpr int kExitUsage = 2;
 
 constexpr const char* kConfigHelp =
     "Every option can also come from a TOML file given with --config FILE (before or after the "
-    "subcommand): put the long option names without dashes in a section named after the "
-    "subcommand, e.g.\n"
+    "subcommand), as long option names without dashes: at the top level for the subcommand being "
+    "run, or in a section named after a subcommand, e.g.\n"
     "  [serve]\n  repo = \"/srv/patchswarm/repo\"\n  http = \"0.0.0.0:8080\"\n"
     "Command-line flags override the file; unknown keys are an error.";
+
+// A config file may hold [keygen]/[publish]/[serve]/[status] sections or, for the subcommand
+// being run, plain top-level keys (as deploy/seeder.toml does for serve).
+class SubcommandConfig : public CLI::ConfigTOML {
+public:
+    explicit SubcommandConfig(std::string subcommand) : subcommand_(std::move(subcommand)) {}
+
+    std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
+        auto items = CLI::ConfigTOML::from_config(input);
+        if (subcommand_.empty()) return items;
+        for (auto& item : items) {
+            if (item.parents.empty()) item.parents = {subcommand_};
+        }
+        return items;
+    }
+
+private:
+    std::string subcommand_;
+};
+
+// The subcommand named on the command line, found before parsing so that the config file can
+// be read for it; "" if there is none.
+std::string subcommand_in(int argc, char** argv, const std::vector<std::string>& names) {
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--config") {
+            ++i;  // its value, whatever it is called
+            continue;
+        }
+        if (std::find(names.begin(), names.end(), arg) != names.end()) return std::string(arg);
+    }
+    return "";
+}
 
 std::int64_t now_unix() {
     return std::chrono::duration_cast<std::chrono::seconds>(
@@ -60,8 +95,9 @@ struct KeygenArgs {
 };
 
 void add_keygen(CLI::App& app, KeygenArgs& a) {
-    auto* cmd = app.add_subcommand("keygen", "Create an Ed25519 key pair: OUT.key (mode 0600) and "
-                                             "OUT.pub. Refuses to overwrite either file.");
+    auto* cmd = app.add_subcommand("keygen",
+                                   "Create an Ed25519 key pair: OUT.key (mode 0600) and "
+                                   "OUT.pub. Refuses to overwrite either file.");
     cmd->add_option("--out", a.out, "file name base, e.g. keys/release")->required();
 }
 
@@ -187,8 +223,9 @@ void add_status(CLI::App& app, StatusArgs& a) {
         "endpoints per state, how many are effective, bytes from peers vs. the seeder, and the "
         "endpoints not yet effective.");
     cmd->add_option("--repo", a.repo, "repository folder")->required();
-    cmd->add_flag("--json", a.json, "print the JSON document of GET /v1/status "
-                                    "(docs/STATUS_JSON.md)");
+    cmd->add_flag("--json", a.json,
+                  "print the JSON document of GET /v1/status "
+                  "(docs/STATUS_JSON.md)");
 }
 
 int run_status(const StatusArgs& a) {
@@ -208,6 +245,8 @@ int main(int argc, char** argv) {
     CLI::App app{"patchswarm-seeder: signs releases and serves them to the fleet."};
     app.footer(kConfigHelp);
     app.set_config("--config", "", "TOML file with options (see below)");
+    app.config_formatter(std::make_shared<SubcommandConfig>(
+        subcommand_in(argc, argv, {"keygen", "publish", "serve", "status"})));
     app.allow_config_extras(CLI::config_extras_mode::error);
     app.fallthrough();  // so --config may also follow the subcommand
     app.require_subcommand(1);

@@ -1,13 +1,13 @@
 #include "seeder/publish.hpp"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <spdlog/spdlog.h>
 #include <utility>
 #include <vector>
 
@@ -108,7 +108,8 @@ Result<Inputs> check_inputs(const PublishRequest& req) {
     }
     in.severity = *severity;
     const auto reboot = core::parse_reboot_policy(req.reboot);
-    if (!reboot) return fail(Errc::invalid_argument, "--reboot must be required, none or if_needed");
+    if (!reboot)
+        return fail(Errc::invalid_argument, "--reboot must be required, none or if_needed");
     in.reboot = *reboot;
     if (auto ok = check_timeout(req.install_timeout_s, "--timeout"); !ok) return forward(ok);
     if (auto ok = check_timeout(req.verify_timeout_s, "--verify-timeout"); !ok) return forward(ok);
@@ -133,7 +134,7 @@ Result<Inputs> check_inputs(const PublishRequest& req) {
 // The copy, not the caller's folder, is what gets hashed, torrented and seeded, so later edits
 // to the source cannot change a signed release.
 class PayloadCopier {
-public:
+  public:
     // Files copied, by path relative to the release folder (see docs/PROTOCOL.md).
     const std::map<std::string, std::uint64_t>& files() const { return files_; }
 
@@ -143,7 +144,7 @@ public:
         return copy_tree(src, dst, "", 0);
     }
 
-private:
+  private:
     Result<void> copy_file(const fs::path& src, const fs::path& dst, const std::string& rel) {
         std::error_code ec;
         const auto size = fs::file_size(src, ec);
@@ -153,8 +154,8 @@ private:
             return fail(Errc::too_large, "payload is larger than the 64 GiB a release may carry");
         }
         if (files_.size() >= core::kMaxFiles) {
-            return fail(Errc::too_large, "payload has more than " +
-                                             std::to_string(core::kMaxFiles) + " files");
+            return fail(Errc::too_large,
+                        "payload has more than " + std::to_string(core::kMaxFiles) + " files");
         }
         fs::copy_file(src, dst, fs::copy_options::none, ec);
         if (ec) return io_error("cannot copy", src, ec);
@@ -162,9 +163,11 @@ private:
         // others: the copy is part of a signed release.
         const auto mode = fs::status(src, ec).permissions();
         if (ec) return io_error("cannot stat", src, ec);
-        fs::permissions(dst, mode & (fs::perms::owner_all | fs::perms::group_read |
-                                     fs::perms::group_exec | fs::perms::others_read |
-                                     fs::perms::others_exec), ec);
+        fs::permissions(
+            dst,
+            mode & (fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                    fs::perms::others_read | fs::perms::others_exec),
+            ec);
         if (ec) return io_error("cannot set permissions of", dst, ec);
         files_.emplace(rel, size);
         return {};
@@ -235,8 +238,8 @@ Result<std::vector<core::FileEntry>> hash_torrent_files(const swarm::TorrentSumm
         if (it == copier.files().end() || it->second != file.size) {
             return fail(Errc::internal, "torrent lists " + file.path + " unlike the payload");
         }
-        const fs::path on_disk =
-            torrent.single_file ? payload_root / file.path : payload_root / torrent.name / file.path;
+        const fs::path on_disk = torrent.single_file ? payload_root / file.path
+                                                     : payload_root / torrent.name / file.path;
         auto digest = crypto::sha256_file(on_disk, core::kMaxPayloadBytes);
         if (!digest) return fail(digest.error().code, file.path + ": " + digest.error().message);
         entries.push_back({file.path, file.size, crypto::to_hex(*digest)});
@@ -360,8 +363,8 @@ Result<RepoState> load_state(const RepoPaths& paths, const PublishRequest& req) 
     auto info = load_repo_info(paths);
     if (info) {
         if (req.repo_name && *req.repo_name != info->name) {
-            return fail(Errc::invalid_argument, "repository is named '" + info->name +
-                                                    "'; --name-repo cannot rename it");
+            return fail(Errc::invalid_argument,
+                        "repository is named '" + info->name + "'; --name-repo cannot rename it");
         }
         state.info = std::move(*info);
     } else if (info.error().code == Errc::not_found) {
@@ -444,7 +447,7 @@ Result<void> rename_dir(const fs::path& from, const fs::path& to) {
 
 // Runs named steps in order and undoes the ones already run when a later one fails.
 class Transaction {
-public:
+  public:
     explicit Transaction(const PublishHooks& hooks) : hooks_(hooks) {}
     Transaction(const Transaction&) = delete;
     ~Transaction() {
@@ -466,7 +469,7 @@ public:
 
     void commit() { committed_ = true; }
 
-private:
+  private:
     void rollback() {
         for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) (*it)();
         undo_.clear();
@@ -675,11 +678,11 @@ Result<PublishResult> publish_locked(const RepoPaths& paths, const PublishReques
 
 std::string to_json_line(const PublishResult& r) {
     const nlohmann::ordered_json doc = {{"id", r.id},
-                                {"sequence", r.sequence},
-                                {"infohash_v2", r.infohash_v2},
-                                {"manifest_sha256", r.manifest_sha256},
-                                {"size", r.size},
-                                {"files", r.files}};
+                                        {"sequence", r.sequence},
+                                        {"infohash_v2", r.infohash_v2},
+                                        {"manifest_sha256", r.manifest_sha256},
+                                        {"size", r.size},
+                                        {"files", r.files}};
     return doc.dump();
 }
 

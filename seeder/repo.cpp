@@ -123,7 +123,8 @@ Result<RepoInfo> load_repo_info(const RepoPaths& paths) {
         return std::unexpected(text.error());
     }
     auto info = parse_repo_info(*text);
-    if (!info) return fail(info.error().code, paths.repo_json().string() + ": " + info.error().message);
+    if (!info)
+        return fail(info.error().code, paths.repo_json().string() + ": " + info.error().message);
     return info;
 }
 
@@ -136,8 +137,7 @@ std::string serialize_index(const Index& index) {
                             {"sequence", entry.sequence},
                             {"manifest_sha256", entry.manifest_sha256}});
     }
-    json doc = {
-        {"format", index.format}, {"generation", index.generation}, {"releases", releases}};
+    json doc = {{"format", index.format}, {"generation", index.generation}, {"releases", releases}};
     return doc.dump() + "\n";
 }
 
@@ -202,7 +202,8 @@ Result<RepoLock> RepoLock::acquire(const RepoPaths& paths) {
     if (rc != 0) {
         const int err = errno;
         ::close(fd);
-        return fail(Errc::io, "cannot lock " + paths.lock_file().string() + ": " + std::strerror(err));
+        return fail(Errc::io,
+                    "cannot lock " + paths.lock_file().string() + ": " + std::strerror(err));
     }
     return RepoLock(fd);
 }

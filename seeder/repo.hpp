@@ -23,7 +23,7 @@ inline constexpr std::size_t kMaxTorrentBytes = 64 << 20;
 // Paths of everything in a repository rooted at `root`. Pure path arithmetic: ids must have
 // been checked with core::validate_release_id before they are joined here.
 class RepoPaths {
-public:
+  public:
     explicit RepoPaths(std::filesystem::path root) : root_(std::move(root)) {}
 
     const std::filesystem::path& root() const { return root_; }
@@ -52,7 +52,7 @@ public:
     // libtorrent resume data of the seeding session (not part of the protocol).
     std::filesystem::path resume_dir() const { return root_ / ".resume"; }
 
-private:
+  private:
     std::filesystem::path root_;
 };
 
@@ -76,7 +76,7 @@ std::string serialize_repo_info(const RepoInfo& info);
 // The same entries the feed lists, so they reuse core::FeedEntry.
 struct Index {
     int format = 1;
-    std::uint64_t generation = 0;  // increases with every publish
+    std::uint64_t generation = 0;           // increases with every publish
     std::vector<core::FeedEntry> releases;  // sorted by sequence, ids unique
 };
 
@@ -93,14 +93,14 @@ bool is_sha256_hex(std::string_view text);
 // Exclusive advisory lock on repo/.lock (flock), held for the object's lifetime. Blocks until a
 // concurrent publish has finished. Errc::io if the lock file cannot be created.
 class RepoLock {
-public:
+  public:
     [[nodiscard]] static Result<RepoLock> acquire(const RepoPaths& paths);
     RepoLock(RepoLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
     RepoLock& operator=(RepoLock&&) = delete;
     RepoLock(const RepoLock&) = delete;
     ~RepoLock();
 
-private:
+  private:
     explicit RepoLock(int fd) : fd_(fd) {}
     int fd_ = -1;
 };

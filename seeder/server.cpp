@@ -1,5 +1,6 @@
 #include "seeder/server.hpp"
 
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <boost/asio/io_context.hpp>
@@ -8,7 +9,6 @@
 #include <charconv>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 #include <stdexcept>
 
 #include "common/fsutil.hpp"
@@ -41,8 +41,8 @@ std::int64_t now_unix() {
 
 http::Response error_response(int status, std::string_view code, std::string_view message) {
     const nlohmann::json body = {{"error", code}, {"message", message}};
-    return http::json_response(status, body.dump(-1, ' ', false,
-                                                  nlohmann::json::error_handler_t::replace));
+    return http::json_response(status,
+                               body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 http::Response error_response(const Error& e, int status) {
@@ -51,12 +51,18 @@ http::Response error_response(const Error& e, int status) {
 
 int report_status_for(Errc code) {
     switch (code) {
-        case Errc::too_large: return 413;
-        case Errc::rollback: return 409;
-        case Errc::permission: return 403;
-        case Errc::database: return 503;
-        case Errc::internal: return 500;
-        default: return 400;
+        case Errc::too_large:
+            return 413;
+        case Errc::rollback:
+            return 409;
+        case Errc::permission:
+            return 403;
+        case Errc::database:
+            return 503;
+        case Errc::internal:
+            return 500;
+        default:
+            return 400;
     }
 }
 
@@ -127,7 +133,7 @@ tracker::PeerAddress seeder_bt_address(const ServeOptions& options, std::uint16_
 // ---- the running seeder ----------------------------------------------------------------------
 
 class Seeder {
-public:
+  public:
     Seeder(asio::io_context& io, const ServeOptions& options, RepoInfo info,
            crypto::KeyPair feed_key, std::unique_ptr<FleetDb> db)
         : io_(io),
@@ -158,7 +164,7 @@ public:
         io_.stop();
     }
 
-private:
+  private:
     // ---- start-up ----------------------------------------------------------------------------
 
     void start_swarm() {
@@ -176,7 +182,8 @@ private:
             spdlog::error("release {}: swarm error: {}", id, message);
         };
         auto session = swarm::Session::create(io_, settings, callbacks);
-        if (!session) throw std::runtime_error("--bt " + options_.bt + ": " + session.error().message);
+        if (!session)
+            throw std::runtime_error("--bt " + options_.bt + ": " + session.error().message);
         session_ = std::move(*session);
         tracker_.emplace(seeder_bt_address(options_, session_->listen_port()));
     }
@@ -185,15 +192,18 @@ private:
         http::ServerLimits limits;
         limits.max_body_bytes = kMaxReportBytes;
         http_ = std::make_unique<http::Server>(
-            io_, [this](http::Request&& req, http::Respond respond) {
+            io_,
+            [this](http::Request&& req, http::Respond respond) {
                 handle(std::move(req), std::move(respond));
             },
             limits);
         auto port = http_->listen(options_.http);
-        if (!port) throw std::runtime_error("--http " + options_.http + ": " + port.error().message);
-        spdlog::info("serving repository {} on http {} (port {}), bittorrent {}, tracker gives {}:{}",
-                     info_.name, options_.http, *port, options_.bt,
-                     tracker::ip_to_string(tracker_->seeder()), tracker_->seeder().port);
+        if (!port)
+            throw std::runtime_error("--http " + options_.http + ": " + port.error().message);
+        spdlog::info(
+            "serving repository {} on http {} (port {}), bittorrent {}, tracker gives {}:{}",
+            info_.name, options_.http, *port, options_.bt,
+            tracker::ip_to_string(tracker_->seeder()), tracker_->seeder().port);
     }
 
     // ---- index.json and the feed -------------------------------------------------------------
@@ -352,7 +362,8 @@ private:
     http::Response get_release_file(const http::Request& req) {
         const std::string_view rest = std::string_view(req.path).substr(13);
         const auto slash = rest.find('/');
-        if (slash == std::string_view::npos) return error_response(404, "not_found", "no such route");
+        if (slash == std::string_view::npos)
+            return error_response(404, "not_found", "no such route");
         const std::string id(rest.substr(0, slash));
         const std::string_view what = rest.substr(slash + 1);
         if (auto ok = core::validate_release_id(id); !ok) return error_response(ok.error(), 400);
@@ -442,7 +453,7 @@ private:
     std::unique_ptr<swarm::Session> session_;
     asio::steady_timer tick_timer_;
     FileStamp index_stamp_;
-    std::vector<core::FeedEntry> releases_;     // as listed in index.json (and the feed)
+    std::vector<core::FeedEntry> releases_;       // as listed in index.json (and the feed)
     std::map<std::string, std::string> seeding_;  // id → manifest hash added to the swarm
     bool stopping_ = false;
     std::unique_ptr<http::Server> http_;  // last: stopped and destroyed first

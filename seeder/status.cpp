@@ -17,15 +17,17 @@ namespace {
 
 using core::State;
 
-constexpr std::array kStates = {State::announced,  State::downloading,    State::verified,
-                                State::waiting,    State::installing,     State::reboot_pending,
-                                State::effective,  State::failed,         State::rejected};
+constexpr std::size_t kMaxTerminalRows = 20;
+
+constexpr std::array kStates = {State::announced, State::downloading, State::verified,
+                                State::waiting,   State::installing,  State::reboot_pending,
+                                State::effective, State::failed,      State::rejected};
 
 // What needs attention first: endpoints that gave up, then those that have not even started.
 int attention_rank(std::string_view state) {
     static constexpr std::array<std::string_view, 9> order = {
-        "rejected", "failed",     "unreported", "announced",     "downloading",
-        "verified", "waiting",    "installing", "reboot_pending"};
+        "rejected", "failed",  "unreported", "announced",     "downloading",
+        "verified", "waiting", "installing", "reboot_pending"};
     const auto it = std::find(order.begin(), order.end(), state);
     return static_cast<int>(it - order.begin());
 }
@@ -48,8 +50,15 @@ ReleaseStatus release_status(const core::FeedEntry& entry, const ManifestFacts* 
         if (row.release_id == entry.id) by_device.emplace(row.device_id, &row);
     }
     for (const auto& ep : fleet.endpoints) {
-        EndpointStatus line{ep.device_id, ep.hostname, ep.remote_address, std::string(kUnreported),
-                            std::nullopt, 0, 0, "", ep.last_seen};
+        EndpointStatus line{ep.device_id,
+                            ep.hostname,
+                            ep.remote_address,
+                            std::string(kUnreported),
+                            std::nullopt,
+                            0,
+                            0,
+                            "",
+                            ep.last_seen};
         if (const auto it = by_device.find(ep.device_id); it != by_device.end()) {
             const EndpointReleaseRow& row = *it->second;
             ++rs.reported;
@@ -143,22 +152,29 @@ void render_endpoints(std::ostringstream& out, const ReleaseStatus& rs, std::int
     if (rs.not_effective.empty()) return;
     std::size_t host_width = 4;
     for (const auto& e : rs.not_effective) {
-        host_width = std::max(host_width, std::min<std::size_t>(printable(e.hostname, 24).size(), 24));
+        host_width =
+            std::max(host_width, std::min<std::size_t>(printable(e.hostname, 24).size(), 24));
     }
     out << "  not yet effective (" << rs.not_effective.size() << "):\n";
     out << "    " << pad("DEVICE", 10) << pad("HOST", host_width + 2) << pad("STATE", 16)
         << pad("SINCE", 8) << pad("PROGRESS", tty ? 20 : 10) << "REASON\n";
-    for (const auto& e : rs.not_effective) {
+    // A terminal shows the first rows (the ones needing attention sort first); pipes get all.
+    const std::size_t shown =
+        tty ? std::min(rs.not_effective.size(), kMaxTerminalRows) : rs.not_effective.size();
+    for (std::size_t i = 0; i < shown; ++i) {
+        const EndpointStatus& e = rs.not_effective[i];
         out << "    " << pad(e.device_id.substr(0, 8), 10)
             << pad(printable(e.hostname, 24), host_width + 2) << pad(e.state, 16)
             << pad(age(e.since, now), 8)
             << pad(term::progress_bar(e.progress, 10, tty), tty ? 20 : 10)
             << printable(e.reason, tty ? 60 : kMaxReasonBytes) << '\n';
     }
+    if (shown < rs.not_effective.size()) {
+        out << "    ... and " << rs.not_effective.size() - shown << " more (--json lists all)\n";
+    }
 }
 
-void render_release(std::ostringstream& out, const ReleaseStatus& rs, std::int64_t now,
-                    bool tty) {
+void render_release(std::ostringstream& out, const ReleaseStatus& rs, std::int64_t now, bool tty) {
     out << '\n' << rs.id;
     if (!rs.name.empty()) out << " · " << rs.name;
     if (!rs.severity.empty()) out << " · " << rs.severity;

@@ -24,7 +24,7 @@ struct EndpointStatus {
     std::string device_id;
     std::string hostname;
     std::string remote_address;
-    std::string state;                 // a core::State name or "unreported"
+    std::string state;                  // a core::State name or "unreported"
     std::optional<std::int64_t> since;  // when the state was entered (endpoint clock)
     double progress = 0;
     std::uint32_t attempts = 0;
@@ -65,8 +65,7 @@ struct ManifestFacts {
 
 FleetStatus build_status(const std::string& repository, const Index& index,
                          const std::map<std::string, ManifestFacts>& manifests,
-                         const FleetSnapshot& fleet, std::uint64_t feed_sequence,
-                         std::int64_t now);
+                         const FleetSnapshot& fleet, std::uint64_t feed_sequence, std::int64_t now);
 
 // The JSON document (one line, stable key order).
 std::string status_json(const FleetStatus& status);

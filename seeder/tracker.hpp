@@ -91,7 +91,7 @@ struct TableOptions {
 };
 
 class PeerTable {
-public:
+  public:
     // `seeder` is the address of the seeder's own BitTorrent session, handed to every peer.
     explicit PeerTable(PeerAddress seeder, TableOptions options = {});
 
@@ -114,7 +114,7 @@ public:
     // Release id for an announce hash, or nullptr.
     const std::string* release_id(std::string_view info_hash) const;
 
-private:
+  private:
     struct Entry {
         std::string peer_id;
         TimePoint expires;

@@ -1,10 +1,10 @@
 // `publish` into a temporary repository: sequence numbers, the --replace rule, all-or-nothing
 // commits (a failure at every step leaves the repository byte for byte as it was), signatures
 // that verify with the release key, and payloads that must be refused.
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
-
 #include <fstream>
 #include <map>
 #include <string>
@@ -25,6 +25,9 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::int64_t kNow = 1'763'800'000;
+
+// publish logs one info line per release; keep the test output to failures.
+const bool kQuiet = (spdlog::set_level(spdlog::level::warn), true);
 
 void write(const fs::path& p, const std::string& content) {
     fs::create_directories(p.parent_path());
@@ -172,7 +175,8 @@ TEST_CASE("the published manifest verifies with the release key and matches the 
         CHECK(f.sha256 == crypto::to_hex(*digest));
     }
     // The copy keeps the install script executable.
-    const auto perms = fs::status(s.repo / "releases/MS08-067/payload/KB958644/install.sh").permissions();
+    const auto perms =
+        fs::status(s.repo / "releases/MS08-067/payload/KB958644/install.sh").permissions();
     CHECK((perms & fs::perms::owner_exec) != fs::perms::none);
 
     // The delegation is signed by the release key and names the repository's feed key.
@@ -373,8 +377,8 @@ TEST_CASE("install commands are split into argv without a shell", "[core]") {
         REQUIRE(argv);
         CHECK(*argv == want);
     }
-    const std::vector<std::string> bad = {"", "   ", "''", "./a 'open", "./a \"open",
-                                          std::string("./a \0b", 6), "./a\nb"};
+    const std::vector<std::string> bad = {
+        "", "   ", "''", "./a 'open", "./a \"open", std::string("./a \0b", 6), "./a\nb"};
     for (const auto& text : bad) {
         INFO(text);
         CHECK_FALSE(split_command_line(text));

@@ -1,8 +1,7 @@
 // The seeder's tracker as pure logic: announces parsed from raw query strings, the peer table
 // with an injected clock, and the exact bencoded bytes of replies.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <set>
 #include <string>
 #include <vector>
@@ -53,8 +52,7 @@ bool contains(const Reply& r, const PeerAddress& a) {
 
 }  // namespace
 
-TEST_CASE("an announce query is decoded per parameter, keeping binary info_hash bytes",
-          "[core]") {
+TEST_CASE("an announce query is decoded per parameter, keeping binary info_hash bytes", "[core]") {
     // %2B is a literal '+' byte, and a raw '+' must stay '+' too (it is not a space here).
     const std::string query =
         "info_hash=%00%01%02%03%04%05%06%07%08%09%0a%0B%0c%0d%0e%0f%10%11%2B+"
@@ -68,14 +66,15 @@ TEST_CASE("an announce query is decoded per parameter, keeping binary info_hash 
     CHECK(a->info_hash == want);
     CHECK(a->peer_id == "-LT2080-abcdefghijkl");
     CHECK(a->address == addr("127.0.0.2", 6881));  // the "ip" parameter is ignored
-    CHECK(a->numwant == kMaxNumwant);               // capped
+    CHECK(a->numwant == kMaxNumwant);              // capped
     CHECK(a->compact);
     CHECK(a->seed);
     CHECK(a->event == Event::started);
 }
 
 TEST_CASE("malformed announces are refused with a reason", "[core]") {
-    const std::string hash = "info_hash=%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11";
+    const std::string hash =
+        "info_hash=%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11%11";
     const std::string peer = "&peer_id=-LT2080-abcdefghijkl";
     const std::vector<std::pair<std::string, std::string>> cases = {
         {"missing info_hash", "peer_id=-LT2080-abcdefghijkl&port=1"},
@@ -237,13 +236,15 @@ TEST_CASE("compact replies encode IPv4 peers in 6 bytes and IPv6 peers in 18", "
     Reply reply;
     reply.complete = 1;
     reply.incomplete = 2;
-    reply.peers = {{addr("10.0.0.1", 6881), ""}, {addr("192.168.1.20", 0x1234), "x"},
-                   {addr("::1", 80), "y"}};
-    const std::string v4 = std::string("\x0a\x00\x00\x01\x1a\xe1", 6) +
-                           std::string("\xc0\xa8\x01\x14\x12\x34", 6);
+    reply.peers = {
+        {addr("10.0.0.1", 6881), ""}, {addr("192.168.1.20", 0x1234), "x"}, {addr("::1", 80), "y"}};
+    const std::string v4 =
+        std::string("\x0a\x00\x00\x01\x1a\xe1", 6) + std::string("\xc0\xa8\x01\x14\x12\x34", 6);
     const std::string v6 = std::string(15, '\0') + "\x01" + std::string("\x00\x50", 2);
-    const std::string want = "d8:completei1e10:incompletei2e8:intervali30e12:min intervali15e"
-                             "5:peers12:" + v4 + "6:peers618:" + v6 + "e";
+    const std::string want =
+        "d8:completei1e10:incompletei2e8:intervali30e12:min intervali15e"
+        "5:peers12:" +
+        v4 + "6:peers618:" + v6 + "e";
     CHECK(bencode_reply(reply, true) == want);
 
     reply.peers.pop_back();
