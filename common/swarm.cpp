@@ -255,8 +255,6 @@ struct Pump {
     std::atomic<bool> alive{true};
 };
 
-class SessionImpl;
-
 class SessionImpl final : public Session {
   public:
     SessionImpl(boost::asio::io_context& io, Settings settings, Callbacks callbacks)
@@ -296,7 +294,7 @@ class SessionImpl final : public Session {
         // kernel picks (libtorrent's defaults): peers, the tracker and the LSD all expect it.
         pack.set_int(lt::settings_pack::max_retry_port_bind, 0);
         pack.set_bool(lt::settings_pack::listen_system_port_fallback, false);
-        // TCP only: uTP on loopback stalled a transfer for a minute in about one run of 30
+        // TCP only: uTP on loopback stalled a transfer for a whole minute in one run of 10 to 30
         // ("peer snubbed", then nothing), and its LEDBAT back-off only slows a LAN down.
         pack.set_bool(lt::settings_pack::enable_outgoing_utp, false);
         pack.set_bool(lt::settings_pack::enable_incoming_utp, false);

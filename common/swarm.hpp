@@ -85,6 +85,8 @@ struct Status {
     std::string error;      // libtorrent error for this torrent, if any
 };
 
+// Run on the io_context thread by the alert pump (or inside save_resume_data_and_wait). They may
+// call any Session method, but must not destroy the Session.
 struct Callbacks {
     std::function<void(const std::string& id)> on_finished;  // all pieces downloaded + checked
     std::function<void(const std::string& id, const std::string& message)> on_error;

@@ -38,7 +38,7 @@ constexpr const char* kConfigHelp =
 // A config file may hold [keygen]/[publish]/[serve]/[status] sections or, for the subcommand
 // being run, plain top-level keys (as deploy/seeder.toml does for serve).
 class SubcommandConfig : public CLI::ConfigTOML {
-public:
+  public:
     explicit SubcommandConfig(std::string subcommand) : subcommand_(std::move(subcommand)) {}
 
     std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
@@ -50,7 +50,7 @@ public:
         return items;
     }
 
-private:
+  private:
     std::string subcommand_;
 };
 

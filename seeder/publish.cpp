@@ -88,6 +88,19 @@ Result<void> check_payload(const PublishRequest& req, Inputs& in) {
     return {};
 }
 
+// Copying a folder that contains the repository would copy the copy, without end.
+Result<void> check_payload_outside_repo(const fs::path& repo, const fs::path& payload) {
+    std::error_code ec;
+    const fs::path r = fs::weakly_canonical(fs::absolute(repo, ec), ec);
+    const fs::path p = fs::weakly_canonical(payload, ec);
+    if (ec) return io_error("cannot resolve", payload, ec);
+    const auto [p_end, r_it] = std::mismatch(p.begin(), p.end(), r.begin(), r.end());
+    if (p_end == p.end()) {
+        return fail(Errc::invalid_argument, "the payload folder contains the repository");
+    }
+    return {};
+}
+
 Result<Inputs> check_inputs(const PublishRequest& req) {
     Inputs in;
     if (auto ok = core::validate_release_id(req.id); !ok) {
@@ -126,6 +139,7 @@ Result<Inputs> check_inputs(const PublishRequest& req) {
     if (!key) return fail(key.error().code, "--key: " + key.error().message);
     in.release_key = *key;
     if (auto ok = check_payload(req, in); !ok) return forward(ok);
+    if (auto ok = check_payload_outside_repo(req.repo, in.payload); !ok) return forward(ok);
     return in;
 }
 
@@ -601,6 +615,25 @@ Index next_index(Index index, const core::FeedEntry& entry) {
     return index;
 }
 
+// A publish that crashed between moving a replaced release aside ("move-old") and moving the new
+// one in leaves releases/<ID> missing while index.json still lists it: move it back before the
+// staging folder is cleared. Old folders are named "<ID>-<8 hex>.old".
+void restore_moved_releases(const RepoPaths& paths) {
+    std::error_code ec;
+    for (fs::directory_iterator it(paths.staging_dir(), ec), end; !ec && it != end;
+         it.increment(ec)) {
+        std::string name = it->path().filename().string();
+        if (!name.ends_with(".old") || name.size() < 14) continue;
+        name.resize(name.size() - 4);
+        const std::string id = name.substr(0, name.size() - 9);
+        if (name[name.size() - 9] != '-' || !core::validate_release_id(id)) continue;
+        if (exists_no_follow(paths.release_dir(id))) continue;
+        if (auto ok = rename_dir(it->path(), paths.release_dir(id)); ok) {
+            spdlog::warn("restored release {} from an interrupted publish", id);
+        }
+    }
+}
+
 void remove_staging(const RepoPaths& paths) {
     std::error_code ec;
     fs::remove_all(paths.staging_dir(), ec);
@@ -631,6 +664,7 @@ Result<PublishResult> publish_locked(const RepoPaths& paths, const PublishReques
     if (!old_index) return forward(old_index);
 
     // Leftovers of a crashed publish; nobody else uses .staging while we hold the lock.
+    restore_moved_releases(paths);
     remove_staging(paths);
     const std::uint64_t sequence = state->info.sequence + 1;
     auto staged = stage_release(paths, req, in, state->info.name, sequence, now);

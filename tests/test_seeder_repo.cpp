@@ -307,6 +307,33 @@ TEST_CASE("bad publish options are usage errors and touch nothing", "[core]") {
     CHECK_FALSE(fs::exists(s.repo));
 }
 
+TEST_CASE("a payload folder that contains the repository is refused", "[core]") {
+    Setup s;
+    auto req = s.request("KB1", s.dir.path());
+    auto r = publish(req, kNow);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == Errc::invalid_argument);
+}
+
+TEST_CASE("a release moved aside by a crashed --replace is restored by the next publish",
+          "[core]") {
+    Setup s;
+    REQUIRE(publish(s.request("KB1", s.payload("KB1")), kNow));
+    const auto before = tree(s.repo);
+    // What a crash between the "move-old" and "move-new" steps leaves behind.
+    fs::create_directories(s.repo / ".staging");
+    fs::rename(s.repo / "releases/KB1", s.repo / ".staging/KB1-0badf00d.old");
+
+    REQUIRE(publish(s.request("KB2", s.payload("KB2")), kNow));
+    const auto after = tree(s.repo);
+    for (const auto& [path, content] : before) {
+        if (!path.starts_with("releases/KB1")) continue;
+        INFO(path);
+        REQUIRE(after.contains(path));
+        CHECK(after.at(path) == content);
+    }
+}
+
 TEST_CASE("a repository refuses a release signed with another release key", "[core]") {
     Setup s;
     REQUIRE(publish(s.request("KB1", s.payload("KB1")), kNow));

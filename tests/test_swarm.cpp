@@ -106,7 +106,7 @@ struct Node {
 };
 
 std::unique_ptr<Node> make_node(boost::asio::io_context& io, const std::string& ip,
-                                const fs::path& resume_dir) {
+                                const fs::path& resume_dir, int upload_rate_limit = 0) {
     auto node = std::make_unique<Node>();
     Node* n = node.get();
     Settings settings;
@@ -115,6 +115,7 @@ std::unique_ptr<Node> make_node(boost::asio::io_context& io, const std::string& 
     settings.enable_lsd = false;  // peers come only from AddParams.peers / connect_peer
     settings.min_reconnect_time_s = 1;
     settings.seeder_addresses = {"127.0.0.1"};
+    settings.upload_rate_limit = upload_rate_limit;
     Callbacks callbacks;
     callbacks.on_finished = [n](const std::string&) { ++n->finished; };
     callbacks.on_error = [n](const std::string&, const std::string& m) { n->errors.push_back(m); };
@@ -466,4 +467,30 @@ TEST_CASE("a seed whose payload is missing reports an error instead of finishing
     garbage.torrent = {'d', 'e'};
     CHECK(seeder->session->add(garbage).error().code == Errc::malformed);
     CHECK_FALSE(seeder->session->status("rel-3").has_value());
+}
+
+TEST_CASE("an upload rate limit holds for peers on private addresses", "[net]") {
+    TempDir tmp;
+    const fs::path root = make_payload(tmp.path / "seed");
+    auto torrent = create_torrent(root);
+    REQUIRE(torrent.has_value());
+    boost::asio::io_context io;
+
+    // libtorrent's default peer classes exempt 127/8 (and every private range) from limits.
+    constexpr int kLimit = 2 * 1024 * 1024;
+    auto seeder = make_node(io, "127.0.0.10", tmp.path / "seeder-resume", kLimit);
+    REQUIRE(seeder->session->add(add_params(*torrent, tmp.path / "seed", true)).has_value());
+    REQUIRE(run_until(io, [&] { return seeder->finished == 1; }));
+
+    auto leecher = make_node(io, "127.0.0.11", tmp.path / "leecher-resume");
+    const auto start = std::chrono::steady_clock::now();
+    REQUIRE(
+        leecher->session
+            ->add(add_params(*torrent, tmp.path / "dl", false, {endpoint("127.0.0.10", *seeder)}))
+            .has_value());
+    REQUIRE(run_until(io, [&] { return leecher->finished == 1; }));
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    // 4.3 MiB at 2 MiB/s: a little over 2 s; unlimited on loopback it takes a few hundred ms.
+    CHECK(elapsed > 1500ms);
+    CHECK(same_tree(root, tmp.path / "dl" / "payload"));
 }

@@ -1,0 +1,242 @@
+// `patchswarm-seeder serve` as a real process on loopback: the long-poll answered by a publish,
+// the routes with their path checks, the tracker over HTTP, and report intake.
+#include <catch2/catch.hpp>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/http.hpp"
+#include "crypto/crypto.hpp"
+#include "seeder/report.hpp"
+#include "support/process.hpp"
+
+using namespace patchswarm;
+using namespace patchswarm::test;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string kHost = "127.21.0.1";
+const std::string kBase = "http://" + kHost + ":18080";
+
+Result<http::ClientResponse> get(const std::string& target,
+                                 std::chrono::milliseconds timeout = 10s) {
+    http::ClientRequest req;
+    req.url = kBase + target;
+    req.timeout = timeout;
+    return http::request_sync(std::move(req));
+}
+
+// publish prints the release as one JSON line on stdout (its log line goes to stderr).
+json release_line(const std::string& output) {
+    std::istringstream lines(output);
+    for (std::string line; std::getline(lines, line);) {
+        if (line.starts_with("{")) return json::parse(line);
+    }
+    FAIL("no JSON line in: " << output);
+    return nullptr;
+}
+
+json payload_of(const std::string& envelope) {
+    auto env = crypto::parse_envelope(envelope, 1 << 20);
+    REQUIRE(env);
+    return json::parse(std::string(env->payload.begin(), env->payload.end()));
+}
+
+struct Seeder {
+    TempDir dir{"ps-serve"};
+    std::unique_ptr<Child> child;
+
+    Seeder() {
+        REQUIRE(run({PATCHSWARM_SEEDER_BIN, "keygen", "--out", (dir / "keys/release").string()})
+                    .exit_code == 0);
+    }
+
+    RunResult publish(const std::string& id, const std::string& content) {
+        write_text(dir / "payloads" / id / "install.sh", "#!/bin/sh\n");
+        write_text(dir / "payloads" / id / "data.bin", content);
+        return run({PATCHSWARM_SEEDER_BIN, "publish", "--repo", (dir / "repo").string(), "--key",
+                    (dir / "keys/release.key").string(), "--id", id, "--payload",
+                    (dir / "payloads" / id).string(), "--install", "./install.sh"});
+    }
+
+    void start() {
+        child = std::make_unique<Child>(
+            std::vector<std::string>{PATCHSWARM_SEEDER_BIN, "serve", "--repo",
+                                     (dir / "repo").string(), "--http", kHost + ":18080", "--bt",
+                                     kHost + ":16881", "--log-level", "debug"},
+            dir / "seeder.log");
+        REQUIRE(wait_until(
+            [] {
+                auto r = get("/healthz", 1s);
+                return r && r->status == 200;
+            },
+            30s));
+    }
+
+    std::uint64_t feed_sequence() {
+        auto r = get("/v1/feed");
+        REQUIRE(r);
+        REQUIRE(r->status == 200);
+        return payload_of(r->body)["sequence"].get<std::uint64_t>();
+    }
+};
+
+std::string report_body(const crypto::KeyPair& key, std::uint64_t counter) {
+    const json report = {{"format", 1},
+                         {"device_id", seeder::device_id_for(key.public_key)},
+                         {"device_key", crypto::to_hex(key.public_key)},
+                         {"hostname", "desk-9"},
+                         {"sent_at", 1},
+                         {"counter", counter},
+                         {"boot_id", "b"},
+                         {"releases", json::array({{{"id", "KB1"},
+                                                    {"manifest_sha256", ""},
+                                                    {"state", "downloading"},
+                                                    {"entered_at", 1},
+                                                    {"progress", 0.5},
+                                                    {"bytes_from_peers", 1},
+                                                    {"bytes_from_seeder", 2},
+                                                    {"attempts", 0},
+                                                    {"reason", ""}}})}};
+    const crypto::KeyPair keys[] = {key};
+    const std::string payload = report.dump();
+    return crypto::serialize_envelope(
+        crypto::sign_envelope(crypto::payload_type::report, crypto::as_bytes(payload), keys));
+}
+
+}  // namespace
+
+TEST_CASE("serve refuses a folder that is not an initialised repository", "[net]") {
+    TempDir dir("ps-serve-empty");
+    auto r = run({PATCHSWARM_SEEDER_BIN, "serve", "--repo", (dir / "nothing").string(), "--http",
+                  kHost + ":18081", "--bt", kHost + ":16882"});
+    CHECK(r.exit_code == 1);
+    CHECK(r.output.find("not an initialised repository") != std::string::npos);
+}
+
+TEST_CASE("a held long-poll is answered by the next publish", "[net]") {
+    Seeder s;
+    REQUIRE(s.publish("KB1", "one").exit_code == 0);
+    s.start();
+    const std::uint64_t seq = s.feed_sequence();
+
+    auto poll = std::async(std::launch::async, [seq] {
+        return get("/v1/feed?after=" + std::to_string(seq) + "&wait=30", 40s);
+    });
+    REQUIRE(s.publish("KB2", "two").exit_code == 0);
+    const auto published = std::chrono::steady_clock::now();
+    auto r = poll.get();
+    const auto latency = std::chrono::steady_clock::now() - published;
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    const json feed = payload_of(r->body);
+    CHECK(feed["sequence"].get<std::uint64_t>() > seq);
+    CHECK(feed["releases"].size() == 2);
+    CHECK(latency < 5s);  // the index is watched every 500 ms
+
+    // Nothing new: the poll is held for `wait` seconds, then answered with the same feed.
+    const auto start = std::chrono::steady_clock::now();
+    auto idle = get("/v1/feed?after=" + feed["sequence"].dump() + "&wait=1", 10s);
+    REQUIRE(idle);
+    CHECK(std::chrono::steady_clock::now() - start >= 900ms);
+    CHECK(payload_of(idle->body)["sequence"] == feed["sequence"]);
+}
+
+TEST_CASE("serve answers its routes and checks every path", "[net]") {
+    Seeder s;
+    REQUIRE(s.publish("KB1", "0123456789").exit_code == 0);
+    s.start();
+
+    auto manifest = get("/v1/releases/KB1/manifest");
+    REQUIRE(manifest);
+    CHECK(manifest->status == 200);
+    CHECK(manifest->body == read_text(s.dir / "repo/releases/KB1/manifest.json"));
+    auto torrent = get("/v1/releases/KB1/torrent");
+    REQUIRE(torrent);
+    CHECK(torrent->status == 200);
+    CHECK(torrent->headers["content-type"] == "application/x-bittorrent");
+    auto delegation = get("/v1/feed-key");
+    REQUIRE(delegation);
+    CHECK(payload_of(delegation->body)["role"] == "feed");
+
+    auto file = get("/v1/payload/KB1/KB1/data.bin");
+    REQUIRE(file);
+    CHECK(file->status == 200);
+    CHECK(file->body == "0123456789");
+
+    for (const std::string target :
+         {"/v1/payload/KB1/KB1/%2e%2e/%2e%2e/manifest.json", "/v1/releases/..%2fx/manifest",
+          "/v1/payload/KB1/KB1%5cdata.bin", "/v1/feed?after=x"}) {
+        INFO(target);
+        auto r = get(target);
+        REQUIRE(r);
+        CHECK(r->status == 400);
+    }
+    for (const std::string target : {"/v1/releases/NOPE/manifest", "/v1/payload/NOPE/x",
+                                     "/v1/releases/KB1/other", "/nothing"}) {
+        INFO(target);
+        auto r = get(target);
+        REQUIRE(r);
+        CHECK(r->status == 404);
+    }
+}
+
+TEST_CASE("the tracker answers for our torrents over HTTP", "[net]") {
+    Seeder s;
+    auto published = s.publish("KB1", "x");
+    REQUIRE(published.exit_code == 0);
+    s.start();
+    const std::string infohash = release_line(published.output)["infohash_v2"];
+    auto bytes = crypto::from_hex(infohash.substr(0, 40));
+    REQUIRE(bytes);
+    const std::string hash(bytes->begin(), bytes->end());
+    const std::string query = "/announce?info_hash=" + http::url_encode(hash) +
+                              "&peer_id=-PS0001-abcdefghijkl&port=6881&compact=1&left=10";
+    auto r = get(query);
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    // The seeder's own address, 127.21.0.1:16881, in compact form.
+    CHECK(r->body.find(std::string("5:peers6:\x7f\x15\x00\x01\x41\xf1", 15)) != std::string::npos);
+
+    auto unknown = get("/announce?info_hash=" + std::string(20, 'a') +
+                       "&peer_id=-PS0001-abcdefghijkl&port=6881");
+    REQUIRE(unknown);
+    CHECK(unknown->body == "d14:failure reason15:unknown torrente");
+}
+
+TEST_CASE("reports are stored once per counter and show in the status", "[net]") {
+    Seeder s;
+    REQUIRE(s.publish("KB1", "x").exit_code == 0);
+    s.start();
+    std::array<std::uint8_t, 32> seed{};
+    seed.fill(7);
+    const auto key = crypto::keypair_from_seed(seed);
+    auto post = [&](const std::string& body) {
+        http::ClientRequest req;
+        req.method = "POST";
+        req.url = kBase + "/v1/report";
+        req.body = body;
+        auto r = http::request_sync(std::move(req));
+        REQUIRE(r);
+        return r->status;
+    };
+    CHECK(post(report_body(key, 1)) == 200);
+    CHECK(post(report_body(key, 1)) == 409);
+    CHECK(post("{\"payload_type\":1}") == 400);
+    CHECK(post(std::string(70 * 1024, ' ')) == 413);
+
+    auto status = get("/v1/status");
+    REQUIRE(status);
+    const json doc = json::parse(status->body);
+    CHECK(doc["endpoints"] == 1);
+    CHECK(doc["releases"][0]["counts"]["downloading"] == 1);
+    CHECK(doc["releases"][0]["not_effective"][0]["hostname"] == "desk-9");
+
+    // The CLI reads the same database while serve runs.
+    auto cli =
+        run({PATCHSWARM_SEEDER_BIN, "status", "--repo", (s.dir / "repo").string(), "--json"});
+    REQUIRE(cli.exit_code == 0);
+    CHECK(json::parse(cli.output)["releases"][0]["counts"]["downloading"] == 1);
+}
