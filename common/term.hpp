@@ -1,14 +1,17 @@
 // Terminal helpers for the status views: a progress bar and byte formatting.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <string>
-#include <unistd.h>
 
 namespace patchswarm::term {
 
-inline bool stdout_is_tty() { return ::isatty(STDOUT_FILENO) == 1; }
+inline bool stdout_is_tty() {
+    return ::isatty(STDOUT_FILENO) == 1;
+}
 
 // "[########------------]  40%" with `width` cells; plain "40%" when not on a terminal.
 inline std::string progress_bar(double fraction, int width, bool tty) {

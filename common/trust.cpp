@@ -7,8 +7,7 @@ namespace {
 
 // Parses and verifies an envelope of the expected type; returns its payload.
 Result<crypto::Bytes> open_envelope(std::string_view json, std::size_t max_bytes,
-                                    std::string_view type,
-                                    std::span<const crypto::PublicKey> keys,
+                                    std::string_view type, std::span<const crypto::PublicKey> keys,
                                     std::size_t threshold) {
     auto env = crypto::parse_envelope(json, max_bytes);
     if (!env) return std::unexpected(env.error());
@@ -23,9 +22,9 @@ std::string_view as_text(const crypto::Bytes& b) {
 
 Result<crypto::PublicKey> verify_delegation(std::string_view envelope_json, const TrustRoot& root,
                                             std::int64_t now) {
-    auto payload = open_envelope(envelope_json, kMaxDelegationBytes,
-                                 crypto::payload_type::delegation, root.release_keys,
-                                 root.threshold);
+    auto payload =
+        open_envelope(envelope_json, kMaxDelegationBytes, crypto::payload_type::delegation,
+                      root.release_keys, root.threshold);
     if (!payload) return std::unexpected(payload.error());
     auto d = parse_delegation(as_text(*payload));
     if (!d) return std::unexpected(d.error());
@@ -69,22 +68,21 @@ Result<Manifest> verify_manifest(std::string_view envelope_json, const FeedEntry
         return fail(Errc::hash_mismatch, "manifest bytes do not match the hash in the feed");
     }
     auto payload = open_envelope(envelope_json, kMaxManifestBytes + (kMaxManifestBytes / 2),
-                                 crypto::payload_type::manifest, root.release_keys,
-                                 root.threshold);
+                                 crypto::payload_type::manifest, root.release_keys, root.threshold);
     if (!payload) return std::unexpected(payload.error());
     auto m = parse_manifest(as_text(*payload));
     if (!m) return std::unexpected(m.error());
     if (m->id != announced.id) {
-        return fail(Errc::malformed, "manifest id '" + m->id + "' differs from the feed's '" +
-                                         announced.id + "'");
+        return fail(Errc::malformed,
+                    "manifest id '" + m->id + "' differs from the feed's '" + announced.id + "'");
     }
     if (m->sequence != announced.sequence) {
         return fail(Errc::malformed, "manifest sequence differs from the feed's");
     }
     if (auto fresh = check_manifest_fresh(*m, now); !fresh) return std::unexpected(fresh.error());
     if (previous_sequence && m->sequence < *previous_sequence) {
-        return fail(Errc::rollback, "manifest sequence " + std::to_string(m->sequence) +
-                                        " for " + m->id + " is lower than " +
+        return fail(Errc::rollback, "manifest sequence " + std::to_string(m->sequence) + " for " +
+                                        m->id + " is lower than " +
                                         std::to_string(*previous_sequence) + " seen before");
     }
     return m;
@@ -97,15 +95,14 @@ Result<void> check_torrent_matches(const Manifest& m, const TorrentFacts& t) {
     if (t.name != m.name) return fail(Errc::malformed, "torrent name differs from the manifest");
     if (t.files.size() != m.files.size()) {
         return fail(Errc::malformed, "torrent has " + std::to_string(t.files.size()) +
-                                         " files, the manifest " +
-                                         std::to_string(m.files.size()));
+                                         " files, the manifest " + std::to_string(m.files.size()));
     }
     auto sorted = t.files;
     std::sort(sorted.begin(), sorted.end());
     for (std::size_t i = 0; i < sorted.size(); ++i) {
         if (sorted[i].first != m.files[i].path || sorted[i].second != m.files[i].size) {
-            return fail(Errc::malformed, "torrent file '" + sorted[i].first +
-                                             "' does not match the manifest");
+            return fail(Errc::malformed,
+                        "torrent file '" + sorted[i].first + "' does not match the manifest");
         }
     }
     return {};

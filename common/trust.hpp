@@ -23,8 +23,7 @@ struct TrustRoot {
 
 // Verifies the delegation envelope against the release keys and returns the feed key.
 [[nodiscard]] Result<crypto::PublicKey> verify_delegation(std::string_view envelope_json,
-                                                          const TrustRoot& root,
-                                                          std::int64_t now);
+                                                          const TrustRoot& root, std::int64_t now);
 
 // What the endpoint remembers of the last feed it accepted (persisted across restarts).
 struct FeedMemory {

@@ -75,7 +75,7 @@ struct Live {
     bool fetching_torrent = false;
     bool worker_running = false;  // a hash/install/verify thread is out
     bool web_seed_added = false;
-    std::uint64_t base_from_peers = 0;   // counters from earlier runs of the agent
+    std::uint64_t base_from_peers = 0;  // counters from earlier runs of the agent
     std::uint64_t base_from_seeder = 0;
     std::uint64_t last_done = 0;
     std::int64_t last_progress_at = 0;
@@ -125,7 +125,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         load_device_key();
         for (const auto& path : cfg.trust_keys) {
             auto key = crypto::load_public_key(path);
-            if (!key) throw std::runtime_error("trust key " + path.string() + ": " + key.error().message);
+            if (!key)
+                throw std::runtime_error("trust key " + path.string() + ": " + key.error().message);
             trust.release_keys.push_back(*key);
         }
         if (trust.release_keys.empty()) throw std::runtime_error("no --trust key given");
@@ -181,7 +182,9 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         // Only HQ (the first --seeder) counts as "the seeder"; relays are peers like any other.
         s.seeder_addresses.push_back(url_host(cfg.seeders.front()));
         swarm::Callbacks cb;
-        cb.on_finished = [this](const std::string& id) { dispatch(id, core::ev::DownloadComplete{}); };
+        cb.on_finished = [this](const std::string& id) {
+            dispatch(id, core::ev::DownloadComplete{});
+        };
         cb.on_error = [](const std::string& id, const std::string& msg) {
             spdlog::warn("{}: swarm error: {}", id, msg);
         };
@@ -205,7 +208,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
             auto m = core::parse_manifest(std::string_view(
                 reinterpret_cast<const char*>(env->payload.data()), env->payload.size()));
             if (!m) {
-                spdlog::error("{}: stored manifest unreadable: {}", row.record.id, m.error().message);
+                spdlog::error("{}: stored manifest unreadable: {}", row.record.id,
+                              m.error().message);
                 continue;
             }
             Live live;
@@ -271,7 +275,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         http::request(io, std::move(req), [this, started](Result<http::ClientResponse> r) {
             if (stopping) return;
             if (!r) return next_seeder_later(r.error().message);
-            if (r->status != 200) return next_seeder_later("feed: HTTP " + std::to_string(r->status));
+            if (r->status != 200)
+                return next_seeder_later("feed: HTTP " + std::to_string(r->status));
             // A relay (or an old seeder) answers at once instead of holding the poll: then pace
             // the next poll instead of spinning.
             const bool quick = std::chrono::steady_clock::now() - started < std::chrono::seconds(1);
@@ -280,37 +285,40 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     }
 
     void fetch_delegation() {
-        http::request(io, get("/v1/feed-key", core::kMaxDelegationBytes * 2),
-                      [this](Result<http::ClientResponse> r) {
-                          if (stopping) return;
-                          if (!r) return next_seeder_later(r.error().message);
-                          if (r->status != 200) {
-                              return next_seeder_later("feed-key: HTTP " + std::to_string(r->status));
-                          }
-                          auto key = core::verify_delegation(r->body, trust, now_unix());
-                          if (!key) {
-                              spdlog::error("feed key delegation rejected: {}", key.error().message);
-                              return next_seeder_later("untrusted feed key");
-                          }
-                          feed_key = *key;
-                          (void)store->set_meta("delegation", r->body);
-                          if (relay) relay->set_delegation(r->body);
-                          poll_feed();
-                      });
+        http::request(
+            io, get("/v1/feed-key", core::kMaxDelegationBytes * 2),
+            [this](Result<http::ClientResponse> r) {
+                if (stopping) return;
+                if (!r) return next_seeder_later(r.error().message);
+                if (r->status != 200) {
+                    return next_seeder_later("feed-key: HTTP " + std::to_string(r->status));
+                }
+                auto key = core::verify_delegation(r->body, trust, now_unix());
+                if (!key) {
+                    spdlog::error("feed key delegation rejected: {}", key.error().message);
+                    return next_seeder_later("untrusted feed key");
+                }
+                feed_key = *key;
+                (void)store->set_meta("delegation", r->body);
+                if (relay) relay->set_delegation(r->body);
+                poll_feed();
+            });
     }
 
     void on_feed(const std::string& body, bool answered_quickly) {
         core::FeedMemory accepted;
         auto feed = core::verify_feed(body, *feed_key, now_unix(), feed_memory, &accepted);
         if (!feed) {
-            spdlog::error("feed rejected: {} ({})", feed.error().message, to_string(feed.error().code));
+            spdlog::error("feed rejected: {} ({})", feed.error().message,
+                          to_string(feed.error().code));
             if (feed.error().code == Errc::bad_signature) feed_key.reset();  // key may have rotated
             return next_seeder_later("bad feed");
         }
         poll_backoff = std::chrono::seconds(1);
         const bool is_new = accepted.sequence != feed_memory.sequence;
         if (is_new) {
-            spdlog::info("feed {} accepted: {} release(s)", accepted.sequence, feed->releases.size());
+            spdlog::info("feed {} accepted: {} release(s)", accepted.sequence,
+                         feed->releases.size());
             feed_memory = accepted;
             (void)store->set_meta("feed_sequence", std::to_string(accepted.sequence));
             (void)store->set_meta("feed_sha256", accepted.payload_sha256);
@@ -336,28 +344,31 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         if (manifests_in_flight.contains(entry.manifest_sha256)) return;
         if (auto rej = store->is_rejected(entry.manifest_sha256); rej && *rej) return;
         manifests_in_flight.insert(entry.manifest_sha256);
-        http::request(io, get("/v1/releases/" + entry.id + "/manifest", core::kMaxManifestBytes * 2),
-                      [this, entry](Result<http::ClientResponse> r) {
-                          manifests_in_flight.erase(entry.manifest_sha256);
-                          if (stopping) return;
-                          if (!r || r->status != 200) {
-                              spdlog::warn("{}: manifest fetch failed: {}", entry.id,
-                                           r ? "HTTP " + std::to_string(r->status) : r.error().message);
-                              return;  // the next feed answer tries again
-                          }
-                          on_manifest(entry, r->body);
-                      });
+        http::request(
+            io, get("/v1/releases/" + entry.id + "/manifest", core::kMaxManifestBytes * 2),
+            [this, entry](Result<http::ClientResponse> r) {
+                manifests_in_flight.erase(entry.manifest_sha256);
+                if (stopping) return;
+                if (!r || r->status != 200) {
+                    spdlog::warn("{}: manifest fetch failed: {}", entry.id,
+                                 r ? "HTTP " + std::to_string(r->status) : r.error().message);
+                    return;  // the next feed answer tries again
+                }
+                on_manifest(entry, r->body);
+            });
     }
 
     void on_manifest(const core::FeedEntry& entry, const std::string& body) {
         std::optional<std::uint64_t> previous;
-        if (auto it = releases.find(entry.id); it != releases.end()) previous = it->second.stored.sequence;
+        if (auto it = releases.find(entry.id); it != releases.end())
+            previous = it->second.stored.sequence;
         auto m = core::verify_manifest(body, entry, trust, now_unix(), previous);
         if (!m) {
             spdlog::error("{}: manifest rejected: {}", entry.id, m.error().message);
             // A hash mismatch may be a race with a re-publish: try again with the next feed.
             if (m.error().code != Errc::hash_mismatch) {
-                (void)store->add_rejected({entry.manifest_sha256, entry.id, m.error().message, now_unix()});
+                (void)store->add_rejected(
+                    {entry.manifest_sha256, entry.id, m.error().message, now_unix()});
                 schedule_report();
             }
             return;
@@ -503,18 +514,20 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         Live& live = releases.at(id);
         if (live.fetching_torrent) return;
         live.fetching_torrent = true;
-        http::request(io, get("/v1/releases/" + id + "/torrent", kMaxTorrentBytes),
-                      [this, id](Result<http::ClientResponse> r) {
-                          auto it = releases.find(id);
-                          if (it == releases.end() || stopping) return;
-                          it->second.fetching_torrent = false;
-                          if (!r || r->status != 200) {
-                              const std::string why = r ? "HTTP " + std::to_string(r->status)
-                                                        : r.error().message;
-                              return dispatch(id, core::ev::PayloadVerified{false, "torrent fetch failed: " + why});
-                          }
-                          on_torrent(it->second, std::vector<std::uint8_t>(r->body.begin(), r->body.end()));
-                      });
+        http::request(
+            io, get("/v1/releases/" + id + "/torrent", kMaxTorrentBytes),
+            [this, id](Result<http::ClientResponse> r) {
+                auto it = releases.find(id);
+                if (it == releases.end() || stopping) return;
+                it->second.fetching_torrent = false;
+                if (!r || r->status != 200) {
+                    const std::string why =
+                        r ? "HTTP " + std::to_string(r->status) : r.error().message;
+                    return dispatch(
+                        id, core::ev::PayloadVerified{false, "torrent fetch failed: " + why});
+                }
+                on_torrent(it->second, std::vector<std::uint8_t>(r->body.begin(), r->body.end()));
+            });
     }
 
     void on_torrent(Live& live, std::vector<std::uint8_t> bytes) {
@@ -545,7 +558,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         std::thread([this, id, work = std::move(work)]() mutable {
             core::Event ev = work();
             asio::post(io, [this, id, ev = std::move(ev)] {
-                if (auto it = releases.find(id); it != releases.end()) it->second.worker_running = false;
+                if (auto it = releases.find(id); it != releases.end())
+                    it->second.worker_running = false;
                 dispatch(id, ev);
             });
         }).detach();
@@ -556,11 +570,13 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         const std::string id = live.stored.record.id;
         spdlog::info("{}: download complete; verifying every byte against the manifest", id);
         refresh_progress(live, now_unix());
-        run_worker(live, [m = live.manifest, dl = release_dir(id) / "download",
-                          inst = release_dir(id) / "install"]() -> core::Event {
-            auto ok = stage_payload(m, dl, inst);
-            return core::ev::PayloadVerified{ok.has_value(), ok ? "" : ok.error().message};
-        });
+        run_worker(
+            live,
+            [m = live.manifest, dl = release_dir(id) / "download",
+             inst = release_dir(id) / "install"]() -> core::Event {
+                auto ok = stage_payload(m, dl, inst);
+                return core::ev::PayloadVerified{ok.has_value(), ok ? "" : ok.error().message};
+            });
         session->save_resume_data();
     }
 
@@ -574,23 +590,28 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         spec.extra_env = {{"PATCHSWARM_RELEASE_ID", id},
                           {"PATCHSWARM_STATE_DIR", fs::absolute(cfg.state_dir).string()}};
         spdlog::info("{}: running {} ({})", id, is_install ? "install" : "verify", command.argv[0]);
-        run_worker(live, [this, id, spec, is_install, boot_file = cfg.boot_id_file]() -> core::Event {
-            auto r = run_process(spec);
-            std::string out = r ? r->output : r.error().message;
-            asio::post(io, [this, id, out] { (void)store->save_output(id, tail(out, kMaxOutputStored)); });
-            if (is_install) {
-                core::ev::InstallFinished ev;
-                ev.exit_code = r ? r->exit_code : 127;
-                ev.timed_out = r && r->timed_out;
-                ev.output_tail = tail(out, 1000);
-                ev.boot_id = read_boot_id(boot_file);
-                return ev;
-            }
-            const bool ok = r && !r->timed_out && r->exit_code == 0;
-            return core::ev::VerifyFinished{
-                ok, ok ? "" : (r ? "verify exited " + std::to_string(r->exit_code) : r.error().message) +
-                                  ": " + tail(out, 500)};
-        });
+        run_worker(
+            live, [this, id, spec, is_install, boot_file = cfg.boot_id_file]() -> core::Event {
+                auto r = run_process(spec);
+                std::string out = r ? r->output : r.error().message;
+                asio::post(io, [this, id, out] {
+                    (void)store->save_output(id, tail(out, kMaxOutputStored));
+                });
+                if (is_install) {
+                    core::ev::InstallFinished ev;
+                    ev.exit_code = r ? r->exit_code : 127;
+                    ev.timed_out = r && r->timed_out;
+                    ev.output_tail = tail(out, 1000);
+                    ev.boot_id = read_boot_id(boot_file);
+                    return ev;
+                }
+                const bool ok = r && !r->timed_out && r->exit_code == 0;
+                return core::ev::VerifyFinished{
+                    ok,
+                    ok ? ""
+                       : (r ? "verify exited " + std::to_string(r->exit_code) : r.error().message) +
+                             ": " + tail(out, 500)};
+            });
     }
 
     // ---- timers ------------------------------------------------------------------------------
@@ -640,7 +661,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
             if (!live.web_seed_added && now - live.last_progress_at >= cfg.webseed_after_s) {
                 // The first --seeder is HQ by convention; relays do not serve payload bytes.
                 const std::string url = cfg.seeders.front() + "/v1/payload/" + id + "/";
-                spdlog::warn("{}: no progress for {}s; adding web seed {}", id, cfg.webseed_after_s, url);
+                spdlog::warn("{}: no progress for {}s; adding web seed {}", id, cfg.webseed_after_s,
+                             url);
                 session->add_web_seed(id, url);
                 live.web_seed_added = true;
             }
@@ -698,9 +720,14 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         if (auto rejected = store->load_rejected()) {
             for (const auto& r : *rejected) {
                 if (releases.contains(r.id)) continue;
-                rel.push_back({{"id", r.id}, {"manifest_sha256", r.manifest_sha256},
-                               {"state", "rejected"}, {"entered_at", r.at}, {"progress", 0.0},
-                               {"bytes_from_peers", 0}, {"bytes_from_seeder", 0}, {"attempts", 0},
+                rel.push_back({{"id", r.id},
+                               {"manifest_sha256", r.manifest_sha256},
+                               {"state", "rejected"},
+                               {"entered_at", r.at},
+                               {"progress", 0.0},
+                               {"bytes_from_peers", 0},
+                               {"bytes_from_seeder", 0},
+                               {"attempts", 0},
                                {"reason", r.reason}});
             }
         }
@@ -714,7 +741,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
                        {"releases", rel}};
         const std::string payload = report.dump();
         const crypto::KeyPair keys[] = {device_key};
-        auto env = crypto::sign_envelope(crypto::payload_type::report, crypto::as_bytes(payload), keys);
+        auto env =
+            crypto::sign_envelope(crypto::payload_type::report, crypto::as_bytes(payload), keys);
         http::ClientRequest req = get("/v1/report", 64 * 1024);
         req.method = "POST";
         req.body = crypto::serialize_envelope(env);
@@ -764,7 +792,11 @@ Agent::Agent(asio::io_context& io, AgentConfig config)
 
 Agent::~Agent() = default;
 
-void Agent::start() { impl_->start(); }
-void Agent::shutdown() { impl_->shutdown(); }
+void Agent::start() {
+    impl_->start();
+}
+void Agent::shutdown() {
+    impl_->shutdown();
+}
 
 }  // namespace patchswarm::daemon

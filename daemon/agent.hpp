@@ -37,7 +37,7 @@ struct AgentConfig {
 };
 
 class Agent {
-public:
+  public:
     // Opens the state directory (creating the device key on first start). Throws
     // std::runtime_error with a one-line message on start-up failure.
     Agent(boost::asio::io_context& io, AgentConfig config);
@@ -46,7 +46,7 @@ public:
     // Saves resume data and progress, then stops the io_context.
     void shutdown();
 
-private:
+  private:
     struct Impl;
     std::shared_ptr<Impl> impl_;
 };

@@ -69,7 +69,9 @@ Result<StoredRelease> read_release(const Stmt& s) {
     return r;
 }
 
-std::int64_t i64(std::uint64_t v) { return static_cast<std::int64_t>(v); }
+std::int64_t i64(std::uint64_t v) {
+    return static_cast<std::int64_t>(v);
+}
 
 }  // namespace
 
@@ -115,8 +117,8 @@ Result<std::vector<StoredRelease>> EndpointStore::load_releases() {
 }
 
 Result<std::optional<StoredRelease>> EndpointStore::load_release(const std::string& id) {
-    auto s = db_->prepare("SELECT " + std::string(kReleaseColumns) +
-                          " FROM releases WHERE id = ?1");
+    auto s =
+        db_->prepare("SELECT " + std::string(kReleaseColumns) + " FROM releases WHERE id = ?1");
     if (!s) return std::unexpected(s.error());
     s->bind(1, id);
     auto row = s->step();

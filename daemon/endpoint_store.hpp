@@ -38,7 +38,7 @@ struct RejectedManifest {
 };
 
 class EndpointStore {
-public:
+  public:
     [[nodiscard]] static Result<std::unique_ptr<EndpointStore>> open(
         const std::filesystem::path& db_path);
 
@@ -63,7 +63,7 @@ public:
     [[nodiscard]] Result<bool> is_rejected(const std::string& manifest_sha256);
     [[nodiscard]] Result<std::vector<RejectedManifest>> load_rejected();
 
-private:
+  private:
     explicit EndpointStore(std::unique_ptr<Db> db) : db_(std::move(db)) {}
     std::unique_ptr<Db> db_;
 };

@@ -6,6 +6,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <iostream>
 
+#include "common/cli_config.hpp"
 #include "common/term.hpp"
 #include "crypto/crypto.hpp"
 #include "daemon/agent.hpp"
@@ -49,8 +50,10 @@ int show_status(const std::string& state_dir, bool as_json) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"patchswarmd: the patchswarm endpoint agent. Learns of signed releases, fetches\n"
-                 "them from LAN peers, verifies every byte, installs and reports."};
+    CLI::App app{
+        "patchswarmd: the patchswarm endpoint agent. Learns of signed releases, fetches\n"
+        "them from LAN peers, verifies every byte, installs and reports."};
+    patchswarm::cli::add_config_option(app, argc, argv, {"run", "status"});
     app.require_subcommand(1);
 
     patchswarm::daemon::AgentConfig cfg;
@@ -58,14 +61,16 @@ int main(int argc, char** argv) {
     std::vector<std::string> trust;
     std::string log_level = "info";
     auto* run = app.add_subcommand("run", "run the agent in the foreground");
-    run->set_config("--config", "", "TOML file with any of these options (key = value)");
     run->add_option("--state-dir", cfg.state_dir, "folder for this endpoint's state")->required();
     run->add_option("--seeder", seeders,
                     "seeder base URL(s), comma-separated, tried in order "
                     "(e.g. http://hq:8080,http://relay:8090)")
         ->required();
-    run->add_option("--trust", trust, "pinned release public key file(s)")->required()->check(CLI::ExistingFile);
-    run->add_option("--bt", cfg.bt_listen, "BitTorrent listen address ip:port")->capture_default_str();
+    run->add_option("--trust", trust, "pinned release public key file(s)")
+        ->required()
+        ->check(CLI::ExistingFile);
+    run->add_option("--bt", cfg.bt_listen, "BitTorrent listen address ip:port")
+        ->capture_default_str();
     run->add_option("--relay", cfg.relay_listen,
                     "also serve the signed feed and manifests to LAN peers on ip:port");
     run->add_option("--name", cfg.name, "name reported to the seeder (default: host name)");

@@ -11,7 +11,9 @@ Result<std::uint16_t> Relay::listen(const std::string& host_port) {
     return server_.listen(host_port);
 }
 
-void Relay::stop() { server_.stop(); }
+void Relay::stop() {
+    server_.stop();
+}
 
 void Relay::set_feed(std::string envelope, std::uint64_t sequence) {
     feed_ = std::move(envelope);
@@ -21,7 +23,8 @@ void Relay::set_feed(std::string envelope, std::uint64_t sequence) {
 http::Response Relay::handle(const http::Request& req) const {
     auto not_found = [] { return http::json_response(404, R"({"error":"not_found"})"); };
     if (req.method != "GET") return http::json_response(405, R"({"error":"method"})");
-    if (req.path == "/v1/feed") return feed_.empty() ? not_found() : http::json_response(200, feed_);
+    if (req.path == "/v1/feed")
+        return feed_.empty() ? not_found() : http::json_response(200, feed_);
     if (req.path == "/v1/feed-key") {
         return delegation_.empty() ? not_found() : http::json_response(200, delegation_);
     }

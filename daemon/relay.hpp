@@ -17,14 +17,16 @@
 namespace patchswarm::daemon {
 
 class Relay {
-public:
+  public:
     explicit Relay(boost::asio::io_context& io);
     [[nodiscard]] Result<std::uint16_t> listen(const std::string& host_port);
     void stop();
 
     void set_delegation(std::string envelope) { delegation_ = std::move(envelope); }
     void set_feed(std::string envelope, std::uint64_t sequence);
-    void set_manifest(const std::string& id, std::string envelope) { manifests_[id] = std::move(envelope); }
+    void set_manifest(const std::string& id, std::string envelope) {
+        manifests_[id] = std::move(envelope);
+    }
     void set_torrent(const std::string& id, const std::vector<std::uint8_t>& bytes) {
         torrents_[id] = std::string(bytes.begin(), bytes.end());
     }
@@ -32,7 +34,7 @@ public:
     // Pure request -> response mapping (no socket), for tests.
     http::Response handle(const http::Request& req) const;
 
-private:
+  private:
     std::string delegation_;
     std::string feed_;
     std::uint64_t feed_sequence_ = 0;

@@ -28,24 +28,27 @@ Result<json> endpoint_status(const fs::path& state_dir) {
     json releases = json::array();
     for (const auto& r : *rows) {
         const double total = static_cast<double>(r.bytes_total);
-        releases.push_back({{"id", r.record.id},
-                            {"sequence", r.sequence},
-                            {"state", core::to_string(r.record.state)},
-                            {"entered_at", r.record.entered_at},
-                            {"progress", total > 0 ? static_cast<double>(r.bytes_done) / total : 0.0},
-                            {"bytes_total", r.bytes_total},
-                            {"bytes_from_peers", r.bytes_from_peers},
-                            {"bytes_from_seeder", r.bytes_from_seeder},
-                            {"attempts", r.record.attempts},
-                            {"next_attempt_at", r.record.next_attempt_at},
-                            {"reason", r.record.reason}});
+        releases.push_back(
+            {{"id", r.record.id},
+             {"sequence", r.sequence},
+             {"state", core::to_string(r.record.state)},
+             {"entered_at", r.record.entered_at},
+             {"progress", total > 0 ? static_cast<double>(r.bytes_done) / total : 0.0},
+             {"bytes_total", r.bytes_total},
+             {"bytes_from_peers", r.bytes_from_peers},
+             {"bytes_from_seeder", r.bytes_from_seeder},
+             {"attempts", r.record.attempts},
+             {"next_attempt_at", r.record.next_attempt_at},
+             {"reason", r.record.reason}});
     }
     out["releases"] = std::move(releases);
     json rejected = json::array();
     if (auto rej = (*store)->load_rejected()) {
         for (const auto& r : *rej) {
-            rejected.push_back({{"id", r.id}, {"manifest_sha256", r.manifest_sha256},
-                                {"reason", r.reason}, {"at", r.at}});
+            rejected.push_back({{"id", r.id},
+                                {"manifest_sha256", r.manifest_sha256},
+                                {"reason", r.reason},
+                                {"at", r.at}});
         }
     }
     out["rejected_manifests"] = std::move(rejected);

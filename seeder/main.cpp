@@ -4,13 +4,13 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
-#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <iostream>
 #include <optional>
 #include <string>
 
+#include "common/cli_config.hpp"
 #include "common/term.hpp"
 #include "crypto/crypto.hpp"
 #include "seeder/publish.hpp"
@@ -27,46 +27,6 @@ using patchswarm::Error;
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
-
-constexpr const char* kConfigHelp =
-    "Every option can also come from a TOML file given with --config FILE (before or after the "
-    "subcommand), as long option names without dashes: at the top level for the subcommand being "
-    "run, or in a section named after a subcommand, e.g.\n"
-    "  [serve]\n  repo = \"/srv/patchswarm/repo\"\n  http = \"0.0.0.0:8080\"\n"
-    "Command-line flags override the file; unknown keys are an error.";
-
-// A config file may hold [keygen]/[publish]/[serve]/[status] sections or, for the subcommand
-// being run, plain top-level keys (as deploy/seeder.toml does for serve).
-class SubcommandConfig : public CLI::ConfigTOML {
-  public:
-    explicit SubcommandConfig(std::string subcommand) : subcommand_(std::move(subcommand)) {}
-
-    std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
-        auto items = CLI::ConfigTOML::from_config(input);
-        if (subcommand_.empty()) return items;
-        for (auto& item : items) {
-            if (item.parents.empty()) item.parents = {subcommand_};
-        }
-        return items;
-    }
-
-  private:
-    std::string subcommand_;
-};
-
-// The subcommand named on the command line, found before parsing so that the config file can
-// be read for it; "" if there is none.
-std::string subcommand_in(int argc, char** argv, const std::vector<std::string>& names) {
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (arg == "--config") {
-            ++i;  // its value, whatever it is called
-            continue;
-        }
-        if (std::find(names.begin(), names.end(), arg) != names.end()) return std::string(arg);
-    }
-    return "";
-}
 
 std::int64_t now_unix() {
     return std::chrono::duration_cast<std::chrono::seconds>(
@@ -243,12 +203,7 @@ int run_status(const StatusArgs& a) {
 
 int main(int argc, char** argv) {
     CLI::App app{"patchswarm-seeder: signs releases and serves them to the fleet."};
-    app.footer(kConfigHelp);
-    app.set_config("--config", "", "TOML file with options (see below)");
-    app.config_formatter(std::make_shared<SubcommandConfig>(
-        subcommand_in(argc, argv, {"keygen", "publish", "serve", "status"})));
-    app.allow_config_extras(CLI::config_extras_mode::error);
-    app.fallthrough();  // so --config may also follow the subcommand
+    patchswarm::cli::add_config_option(app, argc, argv, {"keygen", "publish", "serve", "status"});
     app.require_subcommand(1);
 
     KeygenArgs keygen;

@@ -132,6 +132,10 @@ tracker::PeerAddress seeder_bt_address(const ServeOptions& options, std::uint16_
 
 // ---- the running seeder ----------------------------------------------------------------------
 
+// Lives on serve()'s stack for the whole io_context::run(), so the handlers it hands to the
+// timer and the HTTP server may capture `this`: none of them runs after it is gone (the HTTP
+// server is stopped and destroyed first, pending timer handlers are discarded with the
+// io_context without running).
 class Seeder {
   public:
     Seeder(asio::io_context& io, const ServeOptions& options, RepoInfo info,
@@ -148,6 +152,7 @@ class Seeder {
     void start() {
         start_swarm();
         reload_index(/*force_feed=*/true);
+        if (feed_.sequence() == 0) throw std::runtime_error("cannot sign the first feed");
         start_http();
         schedule_tick();
     }

@@ -34,13 +34,14 @@ std::string seal(std::string_view type, const std::string& payload, const crypto
 
 // A seeder that serves whatever documents the test put in `routes`.
 class FakeSeeder {
-public:
+  public:
     explicit FakeSeeder(const std::string& address) {
-        server_ = std::make_unique<http::Server>(io_, [this](http::Request&& req, http::Respond respond) {
-            auto it = routes_.find(req.path);
-            respond(it == routes_.end() ? http::json_response(404, R"({"error":"not_found"})")
-                                        : http::json_response(200, it->second));
-        });
+        server_ =
+            std::make_unique<http::Server>(io_, [this](http::Request&& req, http::Respond respond) {
+                auto it = routes_.find(req.path);
+                respond(it == routes_.end() ? http::json_response(404, R"({"error":"not_found"})")
+                                            : http::json_response(200, it->second));
+            });
         auto port = server_->listen(address);
         REQUIRE(port.has_value());
         url_ = "http://" + address;
@@ -55,7 +56,7 @@ public:
     std::map<std::string, std::string> routes_;  // set before start()
     const std::string& url() const { return url_; }
 
-private:
+  private:
     boost::asio::io_context io_;
     std::unique_ptr<http::Server> server_;
     std::thread thread_;
@@ -93,7 +94,8 @@ Release real_release(const fs::path& dir, const std::string& id, bool extra_file
 
 std::vector<std::string> listing(const fs::path& dir, const fs::path& skip) {
     std::vector<std::string> out;
-    for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) {
+    for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator();
+         ++it) {
         if (it->path() == skip) {
             it.disable_recursion_pending();
             continue;
@@ -128,7 +130,8 @@ TEST_CASE("malicious manifests and torrents are refused and nothing escapes the 
                        std::uint64_t sequence = 1) {
         const auto env = seal(crypto::payload_type::manifest, manifest_json, signer);
         seeder.routes_["/v1/releases/" + id + "/manifest"] = env;
-        seeder.routes_["/v1/releases/" + id + "/torrent"] = std::string(torrent.begin(), torrent.end());
+        seeder.routes_["/v1/releases/" + id + "/torrent"] =
+            std::string(torrent.begin(), torrent.end());
         feed.releases.push_back({id, sequence, crypto::sha256_hex(crypto::as_bytes(env))});
     };
     auto with_path = [&](const std::string& id, const std::string& path) {
@@ -174,9 +177,10 @@ TEST_CASE("malicious manifests and torrents are refused and nothing escapes the 
     core::Delegation d;
     d.public_key = crypto::to_hex(feed_key.public_key);
     d.expires = now_unix() + 3600;
-    seeder.routes_["/v1/feed-key"] = seal(crypto::payload_type::delegation,
-                                          core::serialize_delegation(d), release_key);
-    seeder.routes_["/v1/feed"] = seal(crypto::payload_type::feed, core::serialize_feed(feed), feed_key);
+    seeder.routes_["/v1/feed-key"] =
+        seal(crypto::payload_type::delegation, core::serialize_delegation(d), release_key);
+    seeder.routes_["/v1/feed"] =
+        seal(crypto::payload_type::feed, core::serialize_feed(feed), feed_key);
     seeder.start();
 
     const fs::path state = dir / "endpoint";
@@ -187,8 +191,8 @@ TEST_CASE("malicious manifests and torrents are refused and nothing escapes the 
                      "127.20.0.10:16881", "--no-lsd", "--heartbeat", "1"},
                     dir / "agent.log");
         auto status = [&] {
-            auto r = patchswarm::test::run({PATCHSWARM_DAEMON_BIN, "status", "--state-dir",
-                                            state.string(), "--json"});
+            auto r = patchswarm::test::run(
+                {PATCHSWARM_DAEMON_BIN, "status", "--state-dir", state.string(), "--json"});
             return nlohmann::json::parse(r.output, nullptr, false);
         };
         // Done when every attack shows up as a rejected manifest or a rejected release.
@@ -203,7 +207,8 @@ TEST_CASE("malicious manifests and torrents are refused and nothing escapes the 
             return out;
         };
         INFO(patchswarm::test::read_text(dir / "agent.log"));
-        REQUIRE(wait_until([&] { return reasons().size() == expect.size(); }, std::chrono::seconds(60)));
+        REQUIRE(wait_until([&] { return reasons().size() == expect.size(); },
+                           std::chrono::seconds(60)));
         const auto got = reasons();
         for (const auto& [id, word] : expect) {
             INFO(id << ": " << got.at(id));

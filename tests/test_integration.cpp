@@ -20,9 +20,12 @@ std::string file_sha256(const fs::path& p) {
 
 std::string dump_logs(const Fleet& f, std::initializer_list<int> eps) {
     std::string out = "--- seeder.log (tail)\n";
-    auto tail = [](const std::string& s) { return s.size() > 3000 ? s.substr(s.size() - 3000) : s; };
+    auto tail = [](const std::string& s) {
+        return s.size() > 3000 ? s.substr(s.size() - 3000) : s;
+    };
     out += tail(patchswarm::test::read_text(f.dir() / "seeder.log"));
-    for (int i : eps) out += "\n--- ep" + std::to_string(i) + ".log (tail)\n" + tail(f.log_of_endpoint(i));
+    for (int i : eps)
+        out += "\n--- ep" + std::to_string(i) + ".log (tail)\n" + tail(f.log_of_endpoint(i));
     return out;
 }
 
@@ -32,7 +35,8 @@ TEST_CASE("a seeder and five endpoints converge to effective, once each, after a
           "[integration]") {
     Fleet f("127.10.0");
     const auto payload = f.make_payload("KB958644", 8 << 20, 1);
-    const auto pub = f.publish("MS08-067", payload, {"--severity", "emergency", "--reboot", "required"});
+    const auto pub =
+        f.publish("MS08-067", payload, {"--severity", "emergency", "--reboot", "required"});
     REQUIRE(pub.exit_code == 0);
     f.start_seeder();
     for (int i = 0; i < 5; ++i) f.start_endpoint(i);
@@ -55,7 +59,8 @@ TEST_CASE("a seeder and five endpoints converge to effective, once each, after a
         CHECK(f.install_count(i, "MS08-067") == 1);
         CHECK(file_sha256(f.state_dir(i) / "releases/MS08-067/install/data/patch.bin") ==
               file_sha256(payload / "data/patch.bin"));
-        CHECK(r["bytes_from_peers"].get<std::uint64_t>() + r["bytes_from_seeder"].get<std::uint64_t>() >=
+        CHECK(r["bytes_from_peers"].get<std::uint64_t>() +
+                  r["bytes_from_seeder"].get<std::uint64_t>() >=
               (8u << 20));
         from_peers += r["bytes_from_peers"].get<std::uint64_t>();
     }
@@ -97,7 +102,8 @@ TEST_CASE("an endpoint killed with SIGKILL mid-download resumes and installs onc
     const auto before = f.release(0, "KB1");
     CHECK(before["state"] == "downloading");
     auto received = [](const nlohmann::json& r) {
-        return r["bytes_from_peers"].get<std::uint64_t>() + r["bytes_from_seeder"].get<std::uint64_t>();
+        return r["bytes_from_peers"].get<std::uint64_t>() +
+               r["bytes_from_seeder"].get<std::uint64_t>();
     };
     const auto done_before =
         static_cast<std::uint64_t>(before["progress"].get<double>() * static_cast<double>(size));
@@ -159,8 +165,9 @@ TEST_CASE("a tampered payload on one peer is never installed anywhere", "[integr
     f.start_endpoint(1, {"--webseed-after", "10"}, f.seeder_url() + "," + f.relay_url(0));
     INFO(dump_logs(f, {0, 1}));
     // The corrupt pieces fail their hash check at endpoint 1, which never gets to verified.
-    REQUIRE(wait_until([&] { return f.log_of_endpoint(1).find("failed its hash check") != std::string::npos; },
-                       kConverge));
+    REQUIRE(wait_until(
+        [&] { return f.log_of_endpoint(1).find("failed its hash check") != std::string::npos; },
+        kConverge));
     CHECK(f.state(1, "KB3") == "downloading");
     CHECK(f.install_count(1, "KB3") == 0);
 

@@ -44,8 +44,7 @@ Feed sample_feed(const std::string& manifest_envelope, std::uint64_t sequence = 
     f.sequence = sequence;
     f.issued = kNow - 10;
     f.expires = kNow + 3600;
-    f.releases = {{"MS08-067", 5,
-                   crypto::sha256_hex(crypto::as_bytes(manifest_envelope))}};
+    f.releases = {{"MS08-067", 5, crypto::sha256_hex(crypto::as_bytes(manifest_envelope))}};
     return f;
 }
 
@@ -60,8 +59,8 @@ std::string delegation_for(const crypto::KeyPair& feed, std::int64_t expires) {
 
 TEST_CASE("the delegation names the feed key only when the release key signed it", "[core]") {
     Keys k;
-    const auto good = seal(crypto::payload_type::delegation, delegation_for(k.feed, kNow + 100),
-                           k.release);
+    const auto good =
+        seal(crypto::payload_type::delegation, delegation_for(k.feed, kNow + 100), k.release);
     auto key = verify_delegation(good, k.root(), kNow);
     REQUIRE(key.has_value());
     CHECK(*key == k.feed.public_key);
@@ -78,7 +77,8 @@ TEST_CASE("the delegation names the feed key only when the release key signed it
         {"signed by the feed key itself",
          seal(crypto::payload_type::delegation, delegation_for(k.feed, kNow + 100), k.feed),
          Errc::bad_signature},
-        {"expired", seal(crypto::payload_type::delegation, delegation_for(k.feed, kNow - 1), k.release),
+        {"expired",
+         seal(crypto::payload_type::delegation, delegation_for(k.feed, kNow - 1), k.release),
          Errc::expired},
         {"a manifest-typed envelope",
          seal(crypto::payload_type::manifest, delegation_for(k.feed, kNow + 100), k.release),
@@ -96,7 +96,8 @@ TEST_CASE("a feed is accepted only fresh, signed by the feed key and never older
     Keys k;
     const auto manifest_env =
         seal(crypto::payload_type::manifest, serialize_manifest(sample_manifest()), k.release);
-    const auto feed_env = seal(crypto::payload_type::feed, serialize_feed(sample_feed(manifest_env)), k.feed);
+    const auto feed_env =
+        seal(crypto::payload_type::feed, serialize_feed(sample_feed(manifest_env)), k.feed);
 
     FeedMemory accepted;
     auto ok = verify_feed(feed_env, k.feed.public_key, kNow, {}, &accepted);
@@ -120,13 +121,17 @@ TEST_CASE("a feed is accepted only fresh, signed by the feed key and never older
     };
     const Row rows[] = {
         {"signed by a stranger",
-         seal(crypto::payload_type::feed, serialize_feed(sample_feed(manifest_env)), k.stranger), {},
+         seal(crypto::payload_type::feed, serialize_feed(sample_feed(manifest_env)), k.stranger),
+         {},
          Errc::bad_signature},
         {"signed by the release key instead of the feed key",
-         seal(crypto::payload_type::feed, serialize_feed(sample_feed(manifest_env)), k.release), {},
+         seal(crypto::payload_type::feed, serialize_feed(sample_feed(manifest_env)), k.release),
+         {},
          Errc::bad_signature},
         {"flipped byte in the payload", flipped, {}, Errc::bad_signature},
-        {"expired (freeze attack)", seal(crypto::payload_type::feed, serialize_feed(expired), k.feed), {},
+        {"expired (freeze attack)",
+         seal(crypto::payload_type::feed, serialize_feed(expired), k.feed),
+         {},
          Errc::expired},
         {"older sequence (rollback)", feed_env, FeedMemory{11, ""}, Errc::rollback},
         {"same sequence, other content",
@@ -162,9 +167,12 @@ TEST_CASE("a manifest must be the one the feed named, signed by the release key"
 
     const auto by_feed_key = seal(crypto::payload_type::manifest, serialize_manifest(m), k.feed);
     const auto wrong_type = seal(crypto::payload_type::feed, serialize_manifest(m), k.release);
-    const auto env_expired = seal(crypto::payload_type::manifest, serialize_manifest(expired), k.release);
-    const auto env_other_id = seal(crypto::payload_type::manifest, serialize_manifest(other_id), k.release);
-    const auto env_other_seq = seal(crypto::payload_type::manifest, serialize_manifest(other_seq), k.release);
+    const auto env_expired =
+        seal(crypto::payload_type::manifest, serialize_manifest(expired), k.release);
+    const auto env_other_id =
+        seal(crypto::payload_type::manifest, serialize_manifest(other_id), k.release);
+    const auto env_other_seq =
+        seal(crypto::payload_type::manifest, serialize_manifest(other_seq), k.release);
 
     struct Row {
         const char* attack;
@@ -174,19 +182,19 @@ TEST_CASE("a manifest must be the one the feed named, signed by the release key"
         Errc expected;
     };
     const Row rows[] = {
-        {"bytes differ from the hash in the feed", env, FeedEntry{m.id, m.sequence, std::string(64, '0')},
-         std::nullopt, Errc::hash_mismatch},
+        {"bytes differ from the hash in the feed", env,
+         FeedEntry{m.id, m.sequence, std::string(64, '0')}, std::nullopt, Errc::hash_mismatch},
         {"signed by the (stolen) feed key", by_feed_key, entry_for(by_feed_key), std::nullopt,
          Errc::bad_signature},
-        {"a feed-typed envelope offered as manifest", wrong_type, entry_for(wrong_type), std::nullopt,
-         Errc::malformed},
+        {"a feed-typed envelope offered as manifest", wrong_type, entry_for(wrong_type),
+         std::nullopt, Errc::malformed},
         {"expired", env_expired, entry_for(env_expired), std::nullopt, Errc::expired},
         {"id differs from the feed entry", env_other_id, entry_for(env_other_id), std::nullopt,
          Errc::malformed},
-        {"sequence differs from the feed entry", env_other_seq, entry_for(env_other_seq), std::nullopt,
-         Errc::malformed},
-        {"lower sequence than accepted before (rollback)", env, entry, std::optional<std::uint64_t>{6},
-         Errc::rollback},
+        {"sequence differs from the feed entry", env_other_seq, entry_for(env_other_seq),
+         std::nullopt, Errc::malformed},
+        {"lower sequence than accepted before (rollback)", env, entry,
+         std::optional<std::uint64_t>{6}, Errc::rollback},
     };
     for (const auto& row : rows) {
         INFO(row.attack);
@@ -214,8 +222,10 @@ TEST_CASE("a torrent must carry exactly the files the manifest signed", "[core]"
          Errc::malformed},
         {"missing file", {m.infohash_v2, m.name, {{"install.sh", 20}}}, Errc::malformed},
         {"bigger file (endless data)",
-         {m.infohash_v2, m.name, {{"install.sh", 20}, {"patch.bin", 1001}}}, Errc::malformed},
-        {"renamed file", {m.infohash_v2, m.name, {{"install.sh", 20}, {"patch.exe", 1000}}},
+         {m.infohash_v2, m.name, {{"install.sh", 20}, {"patch.bin", 1001}}},
+         Errc::malformed},
+        {"renamed file",
+         {m.infohash_v2, m.name, {{"install.sh", 20}, {"patch.exe", 1000}}},
          Errc::malformed},
     };
     for (const auto& row : rows) {

@@ -13,10 +13,11 @@
 namespace patchswarm::test {
 
 class Fleet {
-public:
+  public:
     // `net` is the first three octets, e.g. "127.10.0".
     explicit Fleet(std::string net) : dir_("ps-fleet"), net_(std::move(net)) {
-        const auto r = run({PATCHSWARM_SEEDER_BIN, "keygen", "--out", (dir_ / "keys/release").string()});
+        const auto r =
+            run({PATCHSWARM_SEEDER_BIN, "keygen", "--out", (dir_ / "keys/release").string()});
         if (r.exit_code != 0) throw std::runtime_error("keygen failed: " + r.output);
     }
     ~Fleet() {
@@ -42,26 +43,34 @@ public:
                    "#!/bin/sh\n"
                    "echo \"installed $PATCHSWARM_RELEASE_ID\" >> "
                    "\"$PATCHSWARM_STATE_DIR/installed-$PATCHSWARM_RELEASE_ID\"\n"
-                   "exit " + std::to_string(exit_code) + "\n");
+                   "exit " +
+                       std::to_string(exit_code) + "\n");
         return p;
     }
 
     RunResult publish(const std::string& id, const fs::path& payload,
                       std::vector<std::string> extra = {}) {
-        std::vector<std::string> argv = {PATCHSWARM_SEEDER_BIN, "publish", "--repo",
-                                         (dir_ / "repo").string(), "--key",
-                                         (dir_ / "keys/release.key").string(), "--id", id,
-                                         "--payload", payload.string(), "--install", "./install.sh"};
+        std::vector<std::string> argv = {PATCHSWARM_SEEDER_BIN,
+                                         "publish",
+                                         "--repo",
+                                         (dir_ / "repo").string(),
+                                         "--key",
+                                         (dir_ / "keys/release.key").string(),
+                                         "--id",
+                                         id,
+                                         "--payload",
+                                         payload.string(),
+                                         "--install",
+                                         "./install.sh"};
         argv.insert(argv.end(), extra.begin(), extra.end());
         return run(argv);
     }
 
     void start_seeder() {
         seeder_ = std::make_unique<Child>(
-            std::vector<std::string>{PATCHSWARM_SEEDER_BIN, "serve", "--repo",
-                                     (dir_ / "repo").string(), "--http",
-                                     seeder_address() + ":18080", "--bt",
-                                     seeder_address() + ":16881"},
+            std::vector<std::string>{
+                PATCHSWARM_SEEDER_BIN, "serve", "--repo", (dir_ / "repo").string(), "--http",
+                seeder_address() + ":18080", "--bt", seeder_address() + ":16881"},
             dir_ / "seeder.log");
     }
     void stop_seeder() {
@@ -72,23 +81,39 @@ public:
     void start_endpoint(int i, std::vector<std::string> extra = {},
                         const std::string& seeders = "") {
         if (!fs::exists(boot_id_file(i))) write_text(boot_id_file(i), "boot-1\n");
-        std::vector<std::string> argv = {
-            PATCHSWARM_DAEMON_BIN, "run", "--state-dir", state_dir(i).string(), "--seeder",
-            seeders.empty() ? seeder_url() : seeders, "--trust",
-            (dir_ / "keys/release.pub").string(), "--bt", endpoint_address(i) + ":16881",
-            "--boot-id-file", boot_id_file(i).string(), "--heartbeat", "1", "--poll-wait", "5",
-            "--name", "desk-" + std::to_string(i), "--log-level", "debug"};
+        std::vector<std::string> argv = {PATCHSWARM_DAEMON_BIN,
+                                         "run",
+                                         "--state-dir",
+                                         state_dir(i).string(),
+                                         "--seeder",
+                                         seeders.empty() ? seeder_url() : seeders,
+                                         "--trust",
+                                         (dir_ / "keys/release.pub").string(),
+                                         "--bt",
+                                         endpoint_address(i) + ":16881",
+                                         "--boot-id-file",
+                                         boot_id_file(i).string(),
+                                         "--heartbeat",
+                                         "1",
+                                         "--poll-wait",
+                                         "5",
+                                         "--name",
+                                         "desk-" + std::to_string(i),
+                                         "--log-level",
+                                         "debug"};
         argv.insert(argv.end(), extra.begin(), extra.end());
         endpoints_[i] = std::make_unique<Child>(argv, dir_ / ("ep" + std::to_string(i) + ".log"));
     }
     Child& endpoint(int i) { return *endpoints_.at(i); }
     void drop_endpoint(int i) { endpoints_.erase(i); }
 
-    void reboot(int i) { write_text(boot_id_file(i), "boot-" + std::to_string(++boots_) + "-after\n"); }
+    void reboot(int i) {
+        write_text(boot_id_file(i), "boot-" + std::to_string(++boots_) + "-after\n");
+    }
 
     nlohmann::json endpoint_status(int i) const {
-        const auto r = run({PATCHSWARM_DAEMON_BIN, "status", "--state-dir", state_dir(i).string(),
-                            "--json"});
+        const auto r =
+            run({PATCHSWARM_DAEMON_BIN, "status", "--state-dir", state_dir(i).string(), "--json"});
         if (r.exit_code != 0) return nullptr;
         return nlohmann::json::parse(r.output, nullptr, false);
     }
@@ -114,8 +139,8 @@ public:
     }
 
     nlohmann::json seeder_status() const {
-        const auto r = run({PATCHSWARM_SEEDER_BIN, "status", "--repo", (dir_ / "repo").string(),
-                            "--json"});
+        const auto r =
+            run({PATCHSWARM_SEEDER_BIN, "status", "--repo", (dir_ / "repo").string(), "--json"});
         if (r.exit_code != 0) return nullptr;
         return nlohmann::json::parse(r.output, nullptr, false);
     }
@@ -129,7 +154,7 @@ public:
         return read_text(dir_ / ("ep" + std::to_string(i) + ".log"));
     }
 
-private:
+  private:
     TempDir dir_;
     std::string net_;
     std::unique_ptr<Child> seeder_;

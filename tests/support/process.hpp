@@ -24,7 +24,7 @@ namespace patchswarm::test {
 namespace fs = std::filesystem;
 
 class TempDir {
-public:
+  public:
     explicit TempDir(const std::string& tag = "ps") {
         std::string tmpl = (fs::temp_directory_path() / (tag + "-XXXXXX")).string();
         if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
@@ -39,14 +39,14 @@ public:
     const fs::path& path() const { return path_; }
     fs::path operator/(const std::string& p) const { return path_ / p; }
 
-private:
+  private:
     fs::path path_;
 };
 
 // A child process with stdout+stderr sent to a log file. Killed (SIGKILL) and reaped when the
 // object goes away, so a failing test never leaves processes behind.
 class Child {
-public:
+  public:
     Child(std::vector<std::string> argv, const fs::path& log) : argv_(std::move(argv)), log_(log) {
         pid_ = ::fork();
         if (pid_ < 0) throw std::runtime_error("fork failed");
@@ -103,7 +103,7 @@ public:
     }
     const fs::path& log() const { return log_; }
 
-private:
+  private:
     std::vector<std::string> argv_;
     fs::path log_;
     pid_t pid_ = -1;

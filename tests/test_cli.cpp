@@ -1,0 +1,48 @@
+// The command-line contract of both programs: exit codes, --help, and TOML config files.
+#include <catch2/catch.hpp>
+
+#include "support/process.hpp"
+
+using patchswarm::test::Child;
+using patchswarm::test::run;
+using patchswarm::test::TempDir;
+using patchswarm::test::wait_until;
+using patchswarm::test::write_text;
+namespace fs = std::filesystem;
+
+TEST_CASE("both programs exit 0 for --help, 2 for usage errors and 1 for failures", "[cli]") {
+    for (const char* bin : {PATCHSWARM_SEEDER_BIN, PATCHSWARM_DAEMON_BIN}) {
+        INFO(bin);
+        CHECK(run({bin, "--help"}).exit_code == 0);
+        CHECK(run({bin}).exit_code == 2);
+        CHECK(run({bin, "no-such-command"}).exit_code == 2);
+    }
+    CHECK(run({PATCHSWARM_DAEMON_BIN, "run", "--no-such-flag"}).exit_code == 2);
+    const auto missing = run({PATCHSWARM_DAEMON_BIN, "status", "--state-dir", "/nonexistent/ps"});
+    CHECK(missing.exit_code == 1);
+    CHECK(missing.output.find("no state in /nonexistent/ps") != std::string::npos);
+    const auto no_repo = run({PATCHSWARM_SEEDER_BIN, "status", "--repo", "/nonexistent/repo"});
+    CHECK(no_repo.exit_code == 1);
+}
+
+TEST_CASE("patchswarmd takes every run option from a TOML file", "[cli]") {
+    TempDir dir("ps-cli");
+    REQUIRE(run({PATCHSWARM_SEEDER_BIN, "keygen", "--out", (dir / "release").string()}).exit_code ==
+            0);
+    const fs::path state = dir / "state";
+    write_text(dir / "agent.toml",
+               "state-dir = \"" + state.string() + "\"\n" + "seeder = \"http://127.30.0.1:1\"\n" +
+                   "trust = [\"" + (dir / "release.pub").string() + "\"]\n" +
+                   "bt = \"127.30.0.10:16881\"\n" + "heartbeat = 5\n" + "no-lsd = true\n");
+    Child agent({PATCHSWARM_DAEMON_BIN, "run", "--config", (dir / "agent.toml").string()},
+                dir / "agent.log");
+    // The agent came up with the configured state folder: it created its device key there.
+    CHECK(wait_until([&] { return fs::exists(state / "device.key"); }, std::chrono::seconds(20)));
+    CHECK((fs::status(state / "device.key").permissions() & fs::perms::others_read) ==
+          fs::perms::none);
+    CHECK(agent.stop() == 0);
+
+    write_text(dir / "bad.toml", "no-such-key = 1\n");
+    CHECK(run({PATCHSWARM_DAEMON_BIN, "run", "--config", (dir / "bad.toml").string()}).exit_code ==
+          2);
+}
