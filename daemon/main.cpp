@@ -22,8 +22,10 @@ int run_agent(patchswarm::daemon::AgentConfig cfg, const std::string& log_level)
     spdlog::set_level(spdlog::level::from_str(log_level));
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
     boost::asio::io_context io;
-    patchswarm::daemon::Agent agent(io, std::move(cfg));
+    // Signals are caught from before the agent opens its state, so a SIGTERM during start-up is
+    // a clean shutdown too (handled once io.run() starts).
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+    patchswarm::daemon::Agent agent(io, std::move(cfg));
     signals.async_wait([&](const boost::system::error_code& ec, int) {
         if (!ec) agent.shutdown();
     });

@@ -74,7 +74,8 @@ FeedService::~FeedService() {
 
 Result<std::uint64_t> FeedService::publish(std::vector<core::FeedEntry> releases,
                                            std::int64_t now) {
-    auto sequence = impl_->db.next_feed_sequence();
+    auto sequence =
+        impl_->db.next_feed_sequence(static_cast<std::uint64_t>(std::max<std::int64_t>(now, 0)));
     if (!sequence) return std::unexpected(sequence.error());
     core::Feed feed;
     feed.repository = impl_->options.repository;

@@ -1,5 +1,6 @@
 #include "seeder/fleet_db.hpp"
 
+#include <algorithm>
 #include <map>
 
 #include "crypto/crypto.hpp"
@@ -83,12 +84,12 @@ Result<std::uint64_t> FleetDb::feed_sequence() {
     return *row ? static_cast<std::uint64_t>(stmt->column_int(0)) : 0;
 }
 
-Result<std::uint64_t> FleetDb::next_feed_sequence() {
+Result<std::uint64_t> FleetDb::next_feed_sequence(std::uint64_t floor) {
     std::uint64_t next = 0;
     auto ok = db_->transaction([&]() -> Result<void> {
         auto current = feed_sequence();
         if (!current) return std::unexpected(current.error());
-        next = *current + 1;
+        next = std::max(*current + 1, floor);
         auto stmt = db_->prepare(
             "INSERT INTO meta(key, value) VALUES ('feed_sequence', ?1) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value");

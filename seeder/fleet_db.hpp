@@ -64,8 +64,10 @@ class FleetDb {
     // Opens or creates the database and its schema. Errc::database.
     [[nodiscard]] static Result<std::unique_ptr<FleetDb>> open(const std::filesystem::path& path);
 
-    // Increments and returns the feed sequence (1 for the first feed ever signed).
-    [[nodiscard]] Result<std::uint64_t> next_feed_sequence();
+    // Increments and returns the feed sequence: max(last + 1, floor). serve passes the unix time
+    // as floor, so a lost or restored fleet.db never makes the sequence go backwards (endpoints
+    // would refuse every feed until it caught up).
+    [[nodiscard]] Result<std::uint64_t> next_feed_sequence(std::uint64_t floor = 0);
     // The last feed sequence handed out, 0 if none.
     [[nodiscard]] Result<std::uint64_t> feed_sequence();
 
