@@ -78,6 +78,10 @@ count_state() {  # how many desktops show state $1 for MS08-067
 watch_until() {  # redraw the fleet view until $n desktops are in state $1 (or 300 s)
   local deadline=$((SECONDS + 300))
   while ((SECONDS < deadline)); do
+    if ! kill -0 "${pids[0]}" 2>/dev/null; then
+      echo "the seeder stopped: $(tail -n 3 "$work/seeder.log")" >&2
+      return 1
+    fi
     [ -t 1 ] && printf '\033[H\033[2J'
     echo "== fleet (live), waiting for $n x $1"
     "$seeder" status --repo "$work/repo" || true
