@@ -9,45 +9,17 @@
 #include <utility>
 #include <vector>
 
+#include "common/posix_io.hpp"
+
 namespace patchswarm {
 
 namespace {
 
 namespace fs = std::filesystem;
 
-Error errno_error(std::string_view what, const fs::path& path, int err) {
-    Errc code = Errc::io;
-    if (err == ENOENT) code = Errc::not_found;
-    if (err == EEXIST) code = Errc::already_exists;
-    return Error{code, std::string(what) + " " + path.string() + ": " + std::strerror(err)};
-}
-
-// Closes a POSIX descriptor on every return path.
-class Fd {
-  public:
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    int get() const { return fd_; }
-    // Closes explicitly so that a failing close (a lost write on some file systems) is seen.
-    int close() { return ::close(std::exchange(fd_, -1)); }
-
-  private:
-    int fd_;
-};
-
-Result<void> write_all(int fd, const fs::path& path, std::string_view data) {
-    while (!data.empty()) {
-        const ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return std::unexpected(errno_error("cannot write", path, errno));
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return {};
-}
+using posix::errno_error;
+using posix::Fd;
+using posix::write_all;
 
 // Writes and fsyncs the temporary file; the caller renames it into place.
 Result<void> fill_temp(int fd, const fs::path& tmp, std::string_view content, fs::perms perms) {
@@ -81,18 +53,11 @@ Result<std::string> read_file(const fs::path& path, std::size_t max_bytes) {
     }
     // The size from fstat is only a hint: the file may grow while we read, or be a pipe.
     std::string content;
-    std::vector<char> buf(64 * 1024);
-    for (;;) {
-        const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return std::unexpected(errno_error("cannot read", path, errno));
-        if (n == 0) return content;
-        if (content.size() + static_cast<std::size_t>(n) > max_bytes) {
-            return fail(Errc::too_large,
-                        path.string() + ": larger than " + std::to_string(max_bytes) + " bytes");
-        }
-        content.append(buf.data(), static_cast<std::size_t>(n));
-    }
+    auto r = posix::read_all(fd.get(), path, max_bytes, [&](std::span<const std::uint8_t> chunk) {
+        content.append(reinterpret_cast<const char*>(chunk.data()), chunk.size());
+    });
+    if (!r) return std::unexpected(r.error());
+    return content;
 }
 
 Result<void> write_file_atomic(const fs::path& path, std::string_view content, fs::perms perms) {

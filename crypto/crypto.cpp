@@ -13,12 +13,16 @@
 #include <utility>
 
 #include "common/json_strict.hpp"
+#include "common/posix_io.hpp"
 
 namespace patchswarm::crypto {
 
 namespace {
 
 using json_strict::Json;
+using posix::errno_error;
+using posix::Fd;
+using posix::write_all;
 
 static_assert(sizeof(crypto_hash_sha256_state) <= 128, "Sha256Stream::state_ too small");
 static_assert(alignof(crypto_hash_sha256_state) <= 64, "Sha256Stream::state_ under-aligned");
@@ -27,70 +31,14 @@ static_assert(crypto_sign_PUBLICKEYBYTES == 32 && crypto_sign_SECRETKEYBYTES == 
 
 // Key files are a few hundred bytes; anything larger is not a key file.
 constexpr std::size_t kMaxKeyFileBytes = 4096;
-constexpr std::size_t kReadChunk = 64 * 1024;
-
-Error errno_error(std::string_view what, const std::filesystem::path& path, int err) {
-    Errc code = Errc::io;
-    if (err == ENOENT) code = Errc::not_found;
-    if (err == EEXIST) code = Errc::already_exists;
-    return Error{code, std::string(what) + " " + path.string() + ": " + std::strerror(err)};
-}
-
-// Closes a POSIX descriptor on every return path.
-class Fd {
-  public:
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    int get() const { return fd_; }
-    // Closes explicitly so that a failing close (lost write) is reported.
-    int close() { return ::close(std::exchange(fd_, -1)); }
-
-  private:
-    int fd_;
-};
-
-// Reads until EOF, retrying on EINTR; `sink` gets each chunk. Fails with too_large once more
-// than max_bytes arrived, so a growing or endless file (a FIFO, /dev/zero) cannot exhaust memory.
-template <typename Sink>
-Result<void> read_all(int fd, const std::filesystem::path& path, std::uint64_t max_bytes,
-                      Sink&& sink) {
-    std::vector<std::uint8_t> buf(kReadChunk);
-    std::uint64_t total = 0;
-    for (;;) {
-        const ssize_t n = ::read(fd, buf.data(), buf.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return std::unexpected(errno_error("cannot read", path, errno));
-        if (n == 0) return {};
-        total += static_cast<std::uint64_t>(n);
-        if (total > max_bytes) {
-            return fail(Errc::too_large,
-                        path.string() + ": larger than " + std::to_string(max_bytes) + " bytes");
-        }
-        sink(ByteView(buf.data(), static_cast<std::size_t>(n)));
-    }
-}
 
 Result<std::string> read_small_file(int fd, const std::filesystem::path& path) {
     std::string content;
-    auto r = read_all(fd, path, kMaxKeyFileBytes, [&](ByteView chunk) {
+    auto r = posix::read_all(fd, path, kMaxKeyFileBytes, [&](ByteView chunk) {
         content.append(reinterpret_cast<const char*>(chunk.data()), chunk.size());
     });
     if (!r) return std::unexpected(r.error());
     return content;
-}
-
-Result<void> write_all(int fd, const std::filesystem::path& path, std::string_view data) {
-    while (!data.empty()) {
-        const ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return std::unexpected(errno_error("cannot write", path, errno));
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return {};
 }
 
 // Creates `path` (never replacing an existing file or following a symlink planted there),
@@ -283,7 +231,8 @@ Result<Sha256> sha256_file(const std::filesystem::path& path, std::uint64_t max_
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) return std::unexpected(errno_error("cannot open", path, errno));
     Sha256Stream stream;
-    auto r = read_all(fd.get(), path, max_bytes, [&](ByteView chunk) { stream.update(chunk); });
+    auto r =
+        posix::read_all(fd.get(), path, max_bytes, [&](ByteView chunk) { stream.update(chunk); });
     if (!r) return std::unexpected(r.error());
     return stream.finish();
 }

@@ -4,70 +4,56 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <array>
 #include <cstring>
 #include <set>
 #include <system_error>
 
+#include "common/posix_io.hpp"
 #include "crypto/crypto.hpp"
 
 namespace patchswarm::daemon {
 namespace fs = std::filesystem;
 namespace {
 
-struct Fd {
-    int fd = -1;
-    ~Fd() {
-        if (fd >= 0) ::close(fd);
-    }
-};
-
-Error io_error(const std::string& what, const fs::path& p) {
-    return Error{Errc::io, what + " " + p.string() + ": " + std::strerror(errno)};
-}
+using posix::errno_error;
+using posix::Fd;
 
 // Copies src to dst, hashing exactly the bytes written; refuses to follow a symlink at src and
 // to read more than the manifest's size (endless data).
 Result<void> copy_verified(const fs::path& src, const fs::path& dst, const core::FileEntry& f,
                            mode_t mode) {
-    Fd in{::open(src.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)};
-    if (in.fd < 0) return std::unexpected(io_error("cannot open downloaded file", src));
+    Fd in(::open(src.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (in.get() < 0)
+        return std::unexpected(errno_error("cannot open downloaded file", src, errno));
     struct stat st {};
-    if (::fstat(in.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (::fstat(in.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
         return fail(Errc::unsafe_path, "not a regular file: " + src.string());
     }
-    Fd out{::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)};
-    if (out.fd < 0) return std::unexpected(io_error("cannot create", dst));
+    Fd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+    if (out.get() < 0) return std::unexpected(errno_error("cannot create", dst, errno));
 
     crypto::Sha256Stream hash;
-    std::array<std::uint8_t, 1 << 16> buf{};
     std::uint64_t total = 0;
-    for (;;) {
-        const ssize_t n = ::read(in.fd, buf.data(), buf.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return std::unexpected(io_error("read failed", src));
-        }
-        if (n == 0) break;
-        total += static_cast<std::uint64_t>(n);
-        if (total > f.size) return fail(Errc::hash_mismatch, f.path + ": larger than signed");
-        const std::span<const std::uint8_t> chunk(buf.data(), static_cast<std::size_t>(n));
+    // Never read past the signed size (endless data); every byte hashed is a byte written.
+    auto copied = posix::read_all(in.get(), src, f.size, [&](std::span<const std::uint8_t> chunk) {
+        total += chunk.size();
         hash.update(chunk);
-        for (std::size_t off = 0; off < chunk.size();) {
-            const ssize_t w = ::write(out.fd, chunk.data() + off, chunk.size() - off);
-            if (w < 0) {
-                if (errno == EINTR) continue;
-                return std::unexpected(io_error("write failed", dst));
-            }
-            off += static_cast<std::size_t>(w);
+        return posix::write_all(
+            out.get(), dst,
+            std::string_view(reinterpret_cast<const char*>(chunk.data()), chunk.size()));
+    });
+    if (!copied) {
+        if (copied.error().code == Errc::too_large) {
+            return fail(Errc::hash_mismatch, f.path + ": larger than signed");
         }
+        return copied;
     }
     if (total != f.size) return fail(Errc::hash_mismatch, f.path + ": size differs from signed");
     if (crypto::to_hex(hash.finish()) != f.sha256) {
         return fail(Errc::hash_mismatch, f.path + ": SHA-256 differs from the signed manifest");
     }
-    if (::fsync(out.fd) != 0) return std::unexpected(io_error("fsync failed", dst));
-    if (::fchmod(out.fd, mode) != 0) return std::unexpected(io_error("chmod failed", dst));
+    if (::fsync(out.get()) != 0) return std::unexpected(errno_error("fsync", dst, errno));
+    if (::fchmod(out.get(), mode) != 0) return std::unexpected(errno_error("chmod", dst, errno));
     return {};
 }
 

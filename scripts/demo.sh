@@ -8,7 +8,7 @@
 # DEMO_BT_PORT (6881), DEMO_DIR (/tmp/patchswarm-demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh patchswarm-seeder patchswarmd
 
 n=${DEMO_ENDPOINTS:-8}
 mb=${DEMO_PAYLOAD_MB:-32}

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what patchswarm needs on Debian 12 (only what is missing) and builds it into build/.
-# Usage: scripts/setup.sh [--no-build]
+# Usage: scripts/setup.sh [--no-build | TARGET...]   (no target: build everything)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake ninja-build g++ pkg-config libtorrent-rasterbar-dev libboost-dev
   libboost-system-dev libsodium-dev libspdlog-dev catch2 nlohmann-json3-dev libcli11-dev
-  libsqlite3-dev iproute2 procps)
+  libsqlite3-dev iproute2 procps tzdata)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,4 +22,8 @@ fi
 [ "${1:-}" = "--no-build" ] && exit 0
 echo "== building (build/)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)"
+if (($#)); then
+  cmake --build build -j"$(nproc)" --target "$@"
+else
+  cmake --build build -j"$(nproc)"
+fi

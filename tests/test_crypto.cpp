@@ -7,6 +7,7 @@
 #include <string>
 
 #include "crypto/crypto.hpp"
+#include "support/process.hpp"
 
 namespace fs = std::filesystem;
 using namespace patchswarm;
@@ -14,23 +15,7 @@ using namespace patchswarm::crypto;
 
 namespace {
 
-// A fresh folder under /tmp, removed with everything in it at the end of the test.
-class TempDir {
-  public:
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "patchswarm-crypto-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    const fs::path& path() const { return path_; }
-
-  private:
-    fs::path path_;
-};
+using patchswarm::test::TempDir;
 
 Bytes hex(std::string_view h) {
     auto b = from_hex(h);

@@ -5,29 +5,14 @@
 #include <string>
 
 #include "common/fsutil.hpp"
+#include "support/process.hpp"
 
 namespace fs = std::filesystem;
 using namespace patchswarm;
 
 namespace {
 
-// A fresh folder under /tmp, removed with everything in it at the end of the test.
-class TempDir {
-  public:
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "patchswarm-fsutil-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    const fs::path& path() const { return path_; }
-
-  private:
-    fs::path path_;
-};
+using patchswarm::test::TempDir;
 
 std::size_t entries_in(const fs::path& dir) {
     return static_cast<std::size_t>(

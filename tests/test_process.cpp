@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/process.hpp"
+#include "support/process.hpp"
 
 using namespace patchswarm;
 namespace fs = std::filesystem;
@@ -17,23 +18,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A fresh folder under the system temp dir, removed with everything in it at scope exit.
-class TempDir {
-  public:
-    TempDir() {
-        std::string pattern = (fs::temp_directory_path() / "patchswarm-process-XXXXXX").string();
-        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-        path_ = pattern;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    const fs::path& path() const { return path_; }
-
-  private:
-    fs::path path_;
-};
+using patchswarm::test::TempDir;
 
 ProcessResult run_ok(ProcessSpec spec) {
     auto result = run_process(spec);
