@@ -50,6 +50,64 @@ struct CommandLine {
     bool operator==(const CommandLine&) const = default;
 };
 
+// --- Rollout policy (optional, signed with the manifest) -----------------------------------------
+//
+// Fractions and percentages are kept as integer basis points (1/10000) so that policy arithmetic
+// is exact and the model compares with ==. In JSON they are decimal numbers: "percent": 2.5,
+// "success_threshold": 0.95, "max_failure_rate": 0.2.
+
+inline constexpr std::size_t kMaxRings = 16;
+inline constexpr std::size_t kMaxRingGroups = 64;
+inline constexpr std::size_t kMaxRingDevices = 1000;
+inline constexpr std::size_t kMaxWindows = 256;
+inline constexpr std::size_t kMaxGroupBytes = 64;      // group names: [A-Za-z0-9._-]{1,64}
+inline constexpr std::size_t kMaxZoneNameBytes = 64;   // IANA names, e.g. "America/New_York"
+inline constexpr std::size_t kDeviceIdHexChars = 32;   // see PROTOCOL.md, Report
+inline constexpr std::uint32_t kBasisPoints = 10'000;  // 100 %
+inline constexpr std::int64_t kMaxSoakS = 30 * 24 * 60 * 60;
+// A window whose group is "*" applies to endpoints none of whose groups has a window of its own.
+inline constexpr std::string_view kAnyGroup = "*";
+
+// One ring of a staged rollout. An endpoint belongs to the first ring that selects it: by one of
+// its groups, by its device id, or by the stable percentage (see rollout.hpp, fleet_bucket). At
+// least one selector is set. Endpoints no ring selects form an implicit last ring.
+struct Ring {
+    std::string name;                         // [A-Za-z0-9._-]{1,64}, unique within the rollout
+    std::vector<std::string> groups;          // unique group names
+    std::vector<std::string> devices;         // unique device ids, 32 lowercase hex digits
+    std::uint32_t fleet_bp = 0;               // 0 = none; else select fleet_bucket(id) < fleet_bp
+    std::uint32_t success_bp = kBasisPoints;  // share of reachable members that must be effective
+    std::int64_t soak_s = 0;                  // wait after success before the next ring opens
+    std::uint32_t max_failure_bp = kBasisPoints;  // failure rate above this halts the release
+
+    bool operator==(const Ring&) const = default;
+};
+
+// Days of a window as a bit set: bit 0 = Monday ... bit 6 = Sunday.
+inline constexpr std::uint8_t kAllDays = 0x7f;
+
+// A maintenance window in a group's local time: on each listed day from `start_min` to `end_min`
+// (minutes after local midnight). end_min <= start_min crosses midnight into the next day (the
+// day listed is the day the window starts). end_min may be 1440 ("24:00").
+struct Window {
+    std::string group;  // group name, or kAnyGroup
+    std::uint8_t days = kAllDays;
+    std::uint16_t start_min = 0;  // 0 .. 1439
+    std::uint16_t end_min = 0;    // 1 .. 1440, != start_min
+    std::string zone;             // IANA time zone name ("UTC", "Europe/Berlin")
+
+    bool operator==(const Window&) const = default;
+};
+
+struct Rollout {
+    std::vector<Ring> rings;               // in order; may be empty (everyone in the implicit ring)
+    std::optional<std::int64_t> deadline;  // unix seconds: after it, windows and deferral no
+                                           // longer hold back an install or reboot
+    std::vector<Window> windows;           // empty: no window restriction
+
+    bool operator==(const Rollout&) const = default;
+};
+
 struct Manifest {
     int format = 1;
     std::string repository;  // name of the publishing repository
@@ -64,6 +122,7 @@ struct Manifest {
     CommandLine install;
     std::optional<CommandLine> verify;  // run after install (and after reboot, if required)
     RebootPolicy reboot = RebootPolicy::none;
+    std::optional<Rollout> rollout;  // absent: every endpoint may install at once, any time
 
     std::uint64_t total_size() const;  // saturates instead of wrapping
 
@@ -77,6 +136,17 @@ struct Manifest {
 // Release ids (and repository names) become folder names: [A-Za-z0-9._-]{1,64}, not "." / "..".
 // Errc::too_large over kMaxIdBytes, Errc::unsafe_path for "." / "..", Errc::malformed otherwise.
 [[nodiscard]] Result<void> validate_release_id(std::string_view id);
+
+// Group names share the release id alphabet: [A-Za-z0-9._-]{1,64}, not "." / "..".
+[[nodiscard]] Result<void> validate_group_name(std::string_view group);
+// IANA-style zone names: '/'-separated components of [A-Za-z0-9._+-], each starting with a letter
+// (so no ".." and no leading '/'), at most kMaxZoneNameBytes. Whether the zone exists is not
+// checked here (that needs the zone database).
+[[nodiscard]] Result<void> validate_zone_name(std::string_view zone);
+// Every bound of a rollout section; `created`/`expires` are the manifest's (the deadline must lie
+// between them). Messages start with "manifest.rollout".
+[[nodiscard]] Result<void> validate_rollout(const Rollout& r, std::int64_t created,
+                                            std::int64_t expires);
 
 // Checks every field and bound of a model (the checks parse_manifest applies after decoding),
 // so a publisher can refuse to sign a manifest that endpoints would reject.

@@ -55,6 +55,50 @@ std::string manifest_with_files(std::size_t count) {
     return serialize_manifest(m);
 }
 
+// A rollout that uses every feature, including values that need decimals.
+Rollout sample_rollout() {
+    Rollout r;
+    Ring canary;
+    canary.name = "canary";
+    canary.groups = {"it-staff"};
+    canary.devices = {"0123456789abcdef0123456789abcdef"};
+    canary.fleet_bp = 100;  // 1 %
+    canary.success_bp = 9500;
+    canary.soak_s = 3600;
+    canary.max_failure_bp = 2000;
+    Ring early;
+    early.name = "early";
+    early.fleet_bp = 1050;  // 10.5 %
+    early.success_bp = 1;   // 0.0001
+    early.soak_s = 0;
+    early.max_failure_bp = 0;
+    Ring finance;
+    finance.name = "finance";
+    finance.groups = {"finance", "finance-eu"};
+    r.rings = {canary, early, finance};
+    r.deadline = 1764400000;
+    r.windows = {{"finance", 0x1f, 22 * 60, 4 * 60, "America/New_York"},
+                 {"finance-eu", 0x60, 0, 24 * 60, "Europe/Berlin"},
+                 {"*", 0x40, 2 * 60, 4 * 60, "Asia/Kolkata"}};
+    return r;
+}
+
+// The bytes serialize_manifest produced for sample_manifest() before manifests had a rollout
+// section: signatures over manifests without one must keep verifying.
+constexpr std::string_view kSampleBytesBeforeRollout =
+    R"({"format":1,"repository":"repo","id":"MS08-067","sequence":3,"created":1763800000,)"
+    R"("expires":1795336000,"severity":"emergency","name":"KB958644","files":[{"path":)"
+    R"("install.sh","size":120,"sha256":)"
+    R"("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},{"path":)"
+    R"("payload/data \"quoted\" )"
+    "\xc3\xa9"
+    R"(.bin","size":8589934592,"sha256":)"
+    R"("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"},{"path":"verify.sh",)"
+    R"("size":0,"sha256":"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"}],)"
+    R"("infohash_v2":"dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd",)"
+    R"("install":{"argv":["./install.sh","--quiet","--log=C:\\tmp\\x"],"timeout_s":1800},)"
+    R"("verify":{"argv":["./verify.sh"],"timeout_s":300},"reboot":"if_needed"})";
+
 }  // namespace
 
 TEST_CASE("a manifest survives serialise and parse unchanged", "[core]") {
@@ -166,9 +210,82 @@ TEST_CASE("malicious manifests are refused with the right error", "[core]") {
         {"trailing_garbage.json", Errc::malformed, "manifest"},
         {"comment.json", Errc::malformed, "manifest"},
         {"invalid_utf8.json", Errc::malformed, "manifest"},
+        {"rollout_null.json", Errc::malformed, "manifest.rollout"},
+        {"rollout_as_array.json", Errc::malformed, "manifest.rollout"},
+        {"rollout_unknown_field.json", Errc::malformed, "manifest.rollout.canary_pct"},
+        {"rollout_missing_rings.json", Errc::malformed, "manifest.rollout.rings"},
+        {"rollout_missing_windows.json", Errc::malformed, "manifest.rollout.windows"},
+        {"rollout_too_many_rings.json", Errc::too_large, "manifest.rollout.rings"},
+        {"rollout_duplicate_ring_name.json", Errc::malformed, "manifest.rollout.rings[1].name"},
+        {"rollout_ring_unknown_field.json", Errc::malformed, "manifest.rollout.rings[0].schedule"},
+        {"rollout_ring_selects_nothing.json", Errc::malformed, "manifest.rollout.rings[0]"},
+        {"rollout_ring_empty_groups.json", Errc::malformed, "manifest.rollout.rings[0].groups"},
+        {"rollout_ring_name_reserved.json", Errc::malformed, "manifest.rollout.rings[0].name"},
+        {"rollout_ring_group_too_long.json", Errc::too_large,
+         "manifest.rollout.rings[0].groups[0]"},
+        {"rollout_ring_group_with_slash.json", Errc::malformed,
+         "manifest.rollout.rings[0].groups[0]"},
+        {"rollout_ring_duplicate_group.json", Errc::malformed,
+         "manifest.rollout.rings[0].groups[1]"},
+        {"rollout_ring_too_many_groups.json", Errc::too_large, "manifest.rollout.rings[0].groups"},
+        {"rollout_device_id_uppercase.json", Errc::malformed,
+         "manifest.rollout.rings[0].devices[0]"},
+        {"rollout_device_id_short.json", Errc::malformed, "manifest.rollout.rings[0].devices[0]"},
+        {"rollout_duplicate_device.json", Errc::malformed, "manifest.rollout.rings[0].devices[1]"},
+        {"rollout_too_many_devices.json", Errc::too_large, "manifest.rollout.rings[0].devices"},
+        {"rollout_percent_over_100.json", Errc::malformed, "manifest.rollout.rings[0].percent"},
+        {"rollout_percent_zero.json", Errc::malformed, "manifest.rollout.rings[0].percent"},
+        {"rollout_percent_negative.json", Errc::malformed, "manifest.rollout.rings[0].percent"},
+        {"rollout_percent_too_precise.json", Errc::malformed, "manifest.rollout.rings[0].percent"},
+        {"rollout_percent_as_string.json", Errc::malformed, "manifest.rollout.rings[0].percent"},
+        {"rollout_threshold_over_one.json", Errc::malformed,
+         "manifest.rollout.rings[0].success_threshold"},
+        {"rollout_threshold_as_percent.json", Errc::malformed,
+         "manifest.rollout.rings[0].success_threshold"},
+        {"rollout_threshold_as_string.json", Errc::malformed,
+         "manifest.rollout.rings[0].success_threshold"},
+        {"rollout_threshold_missing.json", Errc::malformed,
+         "manifest.rollout.rings[0].success_threshold"},
+        {"rollout_threshold_huge_exponent.json", Errc::malformed, "manifest"},
+        {"rollout_failure_rate_negative.json", Errc::malformed,
+         "manifest.rollout.rings[0].max_failure_rate"},
+        {"rollout_failure_rate_too_precise.json", Errc::malformed,
+         "manifest.rollout.rings[0].max_failure_rate"},
+        {"rollout_soak_negative.json", Errc::malformed, "manifest.rollout.rings[0].soak_s"},
+        {"rollout_soak_over_30_days.json", Errc::malformed, "manifest.rollout.rings[0].soak_s"},
+        {"rollout_soak_fractional.json", Errc::malformed, "manifest.rollout.rings[0].soak_s"},
+        {"rollout_deadline_before_created.json", Errc::malformed, "manifest.rollout.deadline"},
+        {"rollout_deadline_after_expires.json", Errc::malformed, "manifest.rollout.deadline"},
+        {"rollout_deadline_as_string.json", Errc::malformed, "manifest.rollout.deadline"},
+        {"rollout_deadline_null.json", Errc::malformed, "manifest.rollout.deadline"},
+        {"rollout_too_many_windows.json", Errc::too_large, "manifest.rollout.windows"},
+        {"rollout_window_unknown_field.json", Errc::malformed, "manifest.rollout.windows[0].weeks"},
+        {"rollout_window_hour_25.json", Errc::malformed, "manifest.rollout.windows[0].start"},
+        {"rollout_window_single_digit_hour.json", Errc::malformed,
+         "manifest.rollout.windows[0].start"},
+        {"rollout_window_minute_60.json", Errc::malformed, "manifest.rollout.windows[0].start"},
+        {"rollout_window_start_2400.json", Errc::malformed, "manifest.rollout.windows[0].start"},
+        {"rollout_window_end_0000.json", Errc::malformed, "manifest.rollout.windows[0].end"},
+        {"rollout_window_end_equals_start.json", Errc::malformed,
+         "manifest.rollout.windows[0].end"},
+        {"rollout_window_unknown_day.json", Errc::malformed, "manifest.rollout.windows[0].days[0]"},
+        {"rollout_window_duplicate_day.json", Errc::malformed,
+         "manifest.rollout.windows[0].days[1]"},
+        {"rollout_window_days_unsorted.json", Errc::malformed,
+         "manifest.rollout.windows[0].days[1]"},
+        {"rollout_window_no_days.json", Errc::malformed, "manifest.rollout.windows[0].days"},
+        {"rollout_window_too_many_days.json", Errc::too_large, "manifest.rollout.windows[0].days"},
+        {"rollout_window_zone_dotdot.json", Errc::malformed, "manifest.rollout.windows[0].tz"},
+        {"rollout_window_zone_absolute.json", Errc::malformed, "manifest.rollout.windows[0].tz"},
+        {"rollout_window_zone_too_long.json", Errc::too_large, "manifest.rollout.windows[0].tz"},
+        {"rollout_window_zone_empty.json", Errc::malformed, "manifest.rollout.windows[0].tz"},
+        {"rollout_window_zone_nul.json", Errc::malformed, "manifest.rollout.windows[0].tz"},
+        {"rollout_window_missing_zone.json", Errc::malformed, "manifest.rollout.windows[0].tz"},
+        {"rollout_window_group_with_slash.json", Errc::malformed,
+         "manifest.rollout.windows[0].group"},
     };
 
-    std::set<std::string> covered{"valid_manifest.json"};
+    std::set<std::string> covered{"valid_manifest.json", "valid_rollout.json"};
     for (const auto& row : rows) {
         INFO(row.file);
         covered.insert(row.file);
@@ -315,4 +432,122 @@ TEST_CASE("total_size saturates instead of wrapping", "[core]") {
     Manifest m = sample_manifest();
     m.files = {{"a", ~0ull, hash_of('a')}, {"b", 5, hash_of('b')}};
     CHECK(m.total_size() == ~0ull);
+}
+
+TEST_CASE("a manifest without a rollout serialises exactly as before rollouts existed", "[core]") {
+    const std::string text = serialize_manifest(sample_manifest());
+    CHECK(text == kSampleBytesBeforeRollout);
+    auto parsed = parse_manifest(text);
+    REQUIRE(parsed.has_value());
+    CHECK_FALSE(parsed->rollout.has_value());
+}
+
+TEST_CASE("a manifest with a rollout survives serialise and parse unchanged", "[core]") {
+    Manifest m = sample_manifest();
+    m.rollout = sample_rollout();
+    const std::string text = serialize_manifest(m);
+    auto parsed = parse_manifest(text);
+    REQUIRE(parsed.has_value());
+    CHECK(*parsed == m);
+    CHECK(serialize_manifest(*parsed) == text);
+    // The rollout comes last, after every field a manifest had before.
+    CHECK(text.starts_with(
+        kSampleBytesBeforeRollout.substr(0, kSampleBytesBeforeRollout.size() - 1)));
+    CHECK(text.find(R"("reboot":"if_needed","rollout":{"rings":[{"name":"canary",)") !=
+          std::string::npos);
+    CHECK(text.find(R"("percent":1,"success_threshold":0.95,"soak_s":3600,)"
+                    R"("max_failure_rate":0.2})") != std::string::npos);
+    CHECK(text.find(R"({"name":"early","percent":10.5,"success_threshold":0.0001,"soak_s":0,)"
+                    R"("max_failure_rate":0})") != std::string::npos);
+    CHECK(text.find(R"({"name":"finance","groups":["finance","finance-eu"],)"
+                    R"("success_threshold":1,"soak_s":0,"max_failure_rate":1})") !=
+          std::string::npos);
+    CHECK(text.find(R"("deadline":1764400000,"windows":[{"group":"finance",)"
+                    R"("days":["mon","tue","wed","thu","fri"],"start":"22:00","end":"04:00",)"
+                    R"("tz":"America/New_York"})") != std::string::npos);
+    CHECK(text.ends_with(R"({"group":"*","days":["sun"],"start":"02:00","end":"04:00",)"
+                         R"("tz":"Asia/Kolkata"}]}})"));
+
+    // The smallest rollout: no rings, no deadline, no windows.
+    m.rollout = Rollout{};
+    const std::string minimal = serialize_manifest(m);
+    CHECK(minimal.ends_with(R"("rollout":{"rings":[],"windows":[]}})"));
+    auto parsed_minimal = parse_manifest(minimal);
+    REQUIRE(parsed_minimal.has_value());
+    CHECK(*parsed_minimal == m);
+}
+
+TEST_CASE("the valid rollout file parses with every field", "[core]") {
+    auto m = parse_manifest(read_data(kDataDir / "valid_rollout.json"));
+    REQUIRE(m.has_value());
+    REQUIRE(m->rollout.has_value());
+    const Rollout& r = *m->rollout;
+    REQUIRE(r.rings.size() == 3);
+    CHECK(r.rings[0].name == "canary");
+    CHECK(r.rings[0].groups == std::vector<std::string>{"it-staff"});
+    CHECK(r.rings[0].devices == std::vector<std::string>{"0123456789abcdef0123456789abcdef"});
+    CHECK(r.rings[0].fleet_bp == 100);
+    CHECK(r.rings[0].success_bp == 9500);
+    CHECK(r.rings[0].soak_s == 3600);
+    CHECK(r.rings[0].max_failure_bp == 2000);
+    CHECK(r.rings[1].fleet_bp == 1050);
+    CHECK(r.rings[1].groups.empty());
+    CHECK(r.rings[2].success_bp == kBasisPoints);
+    CHECK(r.rings[2].max_failure_bp == 500);
+    CHECK(r.deadline == 1764400000);
+    REQUIRE(r.windows.size() == 3);
+    CHECK(r.windows[0] == Window{"finance", 0x1f, 22 * 60, 4 * 60, "America/New_York"});
+    CHECK(r.windows[1] == Window{"finance-eu", 0x60, 0, 24 * 60, "Europe/Berlin"});
+    CHECK(r.windows[2] == Window{"*", 0x40, 120, 240, "Asia/Kolkata"});
+}
+
+TEST_CASE("validate_manifest refuses a rollout a publisher built wrongly", "[core]") {
+    Manifest m = sample_manifest();
+    m.rollout = sample_rollout();
+    CHECK(validate_manifest(m).has_value());
+
+    const auto refused = [&](auto change, std::string_view field) {
+        Manifest bad = m;
+        change(*bad.rollout);
+        auto r = validate_manifest(bad);
+        REQUIRE_FALSE(r.has_value());
+        INFO(r.error().message);
+        CHECK(r.error().message.find(field) != std::string::npos);
+    };
+    refused([](Rollout& r) { r.rings[0].success_bp = kBasisPoints + 1; },
+            "rings[0].success_threshold");
+    refused([](Rollout& r) { r.rings[1].fleet_bp = kBasisPoints + 1; }, "rings[1].percent");
+    refused([](Rollout& r) { r.rings[2].max_failure_bp = kBasisPoints + 1; },
+            "rings[2].max_failure_rate");
+    refused([](Rollout& r) { r.rings[0].soak_s = -1; }, "rings[0].soak_s");
+    refused([](Rollout& r) { r.rings[2].groups.clear(); }, "rings[2]");
+    refused([](Rollout& r) { r.rings.resize(kMaxRings + 1, r.rings[0]); }, "rollout.rings");
+    refused([](Rollout& r) { r.windows[0].days = 0; }, "windows[0].days");
+    refused([](Rollout& r) { r.windows[0].days = 0x80; }, "windows[0].days");
+    refused([](Rollout& r) { r.windows[0].start_min = 24 * 60; }, "windows[0].start");
+    refused([](Rollout& r) { r.windows[0].end_min = 0; }, "windows[0].end");
+    refused([](Rollout& r) { r.windows[0].end_min = 24 * 60 + 1; }, "windows[0].end");
+    refused([](Rollout& r) { r.windows[0].zone = "Europe/../../etc"; }, "windows[0].tz");
+    refused([](Rollout& r) { r.deadline = 1763800000 - 1; }, "rollout.deadline");
+
+    // The deadline may be the creation time itself: an emergency that ignores windows at once.
+    Manifest immediate = m;
+    immediate.rollout->deadline = immediate.created;
+    CHECK(validate_manifest(immediate).has_value());
+}
+
+TEST_CASE("zone names are IANA-shaped and never a path out of the zone folder", "[core]") {
+    for (std::string_view ok : {"UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires",
+                                "Etc/GMT+5", "America/Port-au-Prince", "EST5EDT"}) {
+        INFO(ok);
+        CHECK(validate_zone_name(ok).has_value());
+    }
+    for (std::string_view bad :
+         {"", "/etc/localtime", "..", "Europe/../../etc/shadow", "Europe/", "Europe//Berlin",
+          "./UTC", "Europe/Ber lin", "Europe\\Berlin", "-Europe"}) {
+        INFO(bad);
+        CHECK(validate_zone_name(bad).error().code == Errc::malformed);
+    }
+    CHECK(validate_zone_name(std::string(kMaxZoneNameBytes + 1, 'A')).error().code ==
+          Errc::too_large);
 }
