@@ -17,13 +17,16 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::string kHost = "127.21.0.1";
-const std::string kBase = "http://" + kHost + ":18080";
+// ctest runs test cases in parallel, so each case's seeder gets its own address (Seeder sets it).
+std::string g_host = "127.21.0.1";
+std::string base_url() {
+    return "http://" + g_host + ":18080";
+}
 
 Result<http::ClientResponse> get(const std::string& target,
                                  std::chrono::milliseconds timeout = 10s) {
     http::ClientRequest req;
-    req.url = kBase + target;
+    req.url = base_url() + target;
     req.timeout = timeout;
     return http::request_sync(std::move(req));
 }
@@ -48,7 +51,8 @@ struct Seeder {
     TempDir dir{"ps-serve"};
     std::unique_ptr<Child> child;
 
-    Seeder() {
+    explicit Seeder(std::string host) {
+        g_host = std::move(host);
         REQUIRE(run({PATCHSWARM_SEEDER_BIN, "keygen", "--out", (dir / "keys/release").string()})
                     .exit_code == 0);
     }
@@ -64,8 +68,8 @@ struct Seeder {
     void start() {
         child = std::make_unique<Child>(
             std::vector<std::string>{PATCHSWARM_SEEDER_BIN, "serve", "--repo",
-                                     (dir / "repo").string(), "--http", kHost + ":18080", "--bt",
-                                     kHost + ":16881", "--log-level", "debug"},
+                                     (dir / "repo").string(), "--http", g_host + ":18080", "--bt",
+                                     g_host + ":16881", "--log-level", "debug"},
             dir / "seeder.log");
         REQUIRE(wait_until(
             [] {
@@ -111,13 +115,13 @@ std::string report_body(const crypto::KeyPair& key, std::uint64_t counter) {
 TEST_CASE("serve refuses a folder that is not an initialised repository", "[net]") {
     TempDir dir("ps-serve-empty");
     auto r = run({PATCHSWARM_SEEDER_BIN, "serve", "--repo", (dir / "nothing").string(), "--http",
-                  kHost + ":18081", "--bt", kHost + ":16882"});
+                  "127.21.0.5:18081", "--bt", "127.21.0.5:16882"});
     CHECK(r.exit_code == 1);
     CHECK(r.output.find("not an initialised repository") != std::string::npos);
 }
 
 TEST_CASE("a held long-poll is answered by the next publish", "[net]") {
-    Seeder s;
+    Seeder s("127.21.0.2");
     REQUIRE(s.publish("KB1", "one").exit_code == 0);
     s.start();
     const std::uint64_t seq = s.feed_sequence();
@@ -145,7 +149,7 @@ TEST_CASE("a held long-poll is answered by the next publish", "[net]") {
 }
 
 TEST_CASE("serve answers its routes and checks every path", "[net]") {
-    Seeder s;
+    Seeder s("127.21.0.3");
     REQUIRE(s.publish("KB1", "0123456789").exit_code == 0);
     s.start();
 
@@ -184,7 +188,7 @@ TEST_CASE("serve answers its routes and checks every path", "[net]") {
 }
 
 TEST_CASE("the tracker answers for our torrents over HTTP", "[net]") {
-    Seeder s;
+    Seeder s("127.21.0.1");
     auto published = s.publish("KB1", "x");
     REQUIRE(published.exit_code == 0);
     s.start();
@@ -207,7 +211,7 @@ TEST_CASE("the tracker answers for our torrents over HTTP", "[net]") {
 }
 
 TEST_CASE("reports are stored once per counter and show in the status", "[net]") {
-    Seeder s;
+    Seeder s("127.21.0.4");
     REQUIRE(s.publish("KB1", "x").exit_code == 0);
     s.start();
     std::array<std::uint8_t, 32> seed{};
@@ -216,7 +220,7 @@ TEST_CASE("reports are stored once per counter and show in the status", "[net]")
     auto post = [&](const std::string& body) {
         http::ClientRequest req;
         req.method = "POST";
-        req.url = kBase + "/v1/report";
+        req.url = base_url() + "/v1/report";
         req.body = body;
         auto r = http::request_sync(std::move(req));
         REQUIRE(r);
