@@ -34,6 +34,7 @@
 
 #include "common/fsutil.hpp"
 #include "common/manifest.hpp"
+#include "common/sites.hpp"
 
 namespace patchswarm::swarm {
 
@@ -282,6 +283,15 @@ class SessionImpl final : public Session {
             if (ec) return fail(Errc::invalid_argument, "seeder address is not an IP: " + a);
             seeder_addresses_.insert(address);
         }
+        for (const auto& text : settings_.site_ranges) {
+            auto cidr = core::parse_cidr(text);
+            if (!cidr) return fail(Errc::invalid_argument, "site range: " + cidr.error().message);
+            site_ranges_.push_back(*cidr);
+        }
+        if (settings_.peer_classes.size() > kMaxPeerClasses) {
+            return fail(Errc::invalid_argument,
+                        "at most " + std::to_string(kMaxPeerClasses) + " peer classes");
+        }
 
         lt::settings_pack pack;
         pack.set_str(lt::settings_pack::listen_interfaces, settings_.listen);
@@ -327,18 +337,7 @@ class SessionImpl final : public Session {
             return fail(Errc::network, std::string("libtorrent session: ") + e.what());
         }
 
-        // The default peer-class filter puts every private address in the "local" class, which
-        // the rate limits skip; in a LAN every peer is private, so a limit must cover them all.
-        if (settings_.upload_rate_limit > 0 || settings_.download_rate_limit > 0) {
-            lt::ip_filter classes;
-            const auto global = 1u << static_cast<std::uint32_t>(lt::session::global_peer_class_id);
-            classes.add_rule(boost::asio::ip::make_address("0.0.0.0"),
-                             boost::asio::ip::make_address("255.255.255.255"), global);
-            classes.add_rule(
-                boost::asio::ip::make_address("::"),
-                boost::asio::ip::make_address("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), global);
-            session_->set_peer_class_filter(classes);
-        }
+        if (auto ok = apply_peer_classes(); !ok) return ok;
 
         // Listen sockets are opened during start-up on the network thread; this synchronous
         // call is queued behind that.
@@ -363,6 +362,67 @@ class SessionImpl final : public Session {
             if (pump->alive) self->drain_alerts();
         });
         return {};
+    }
+
+    // The default peer-class filter puts every private address in the "local" class, which the
+    // rate limits skip; in a LAN every peer is private, so a limit must cover them all, and a
+    // configured class must take its ranges out of "local".
+    Result<void> apply_peer_classes() {
+        const bool global_limits =
+            settings_.upload_rate_limit > 0 || settings_.download_rate_limit > 0;
+        if (!global_limits && settings_.peer_classes.empty()) return {};
+        const auto global = 1u << static_cast<std::uint32_t>(lt::session::global_peer_class_id);
+        lt::ip_filter classes;
+        if (global_limits) {
+            classes.add_rule(boost::asio::ip::make_address("0.0.0.0"),
+                             boost::asio::ip::make_address("255.255.255.255"), global);
+            classes.add_rule(
+                boost::asio::ip::make_address("::"),
+                boost::asio::ip::make_address("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), global);
+        } else {
+            classes = session_->get_peer_class_filter();  // keeps "local" for other ranges
+        }
+        for (const auto& spec : settings_.peer_classes) {
+            std::vector<core::Cidr> ranges;
+            for (const auto& text : spec.cidrs) {
+                auto cidr = core::parse_cidr(text);
+                if (!cidr) {
+                    return fail(Errc::invalid_argument,
+                                "peer class " + spec.name + ": " + cidr.error().message);
+                }
+                ranges.push_back(*cidr);
+            }
+            const lt::peer_class_t id = session_->create_peer_class(spec.name.c_str());
+            lt::peer_class_info info = session_->get_peer_class(id);
+            info.upload_limit = spec.upload_limit;
+            info.download_limit = spec.download_limit;
+            info.ignore_unchoke_slots = spec.always_unchoke;
+            session_->set_peer_class(id, info);
+            const std::uint32_t flags = global | (1u << static_cast<std::uint32_t>(id));
+            for (const auto& r : ranges) {
+                classes.add_rule(to_asio(r.first()), to_asio(r.last()), flags);
+            }
+            spdlog::debug("swarm {}: peer class {} (up {} B/s, down {} B/s) for {} range(s)",
+                          settings_.listen, spec.name, spec.upload_limit, spec.download_limit,
+                          ranges.size());
+        }
+        session_->set_peer_class_filter(classes);
+        return {};
+    }
+
+    static boost::asio::ip::address to_asio(const core::IpAddress& a) {
+        if (a.v6) return boost::asio::ip::address_v6(a.bytes);
+        return boost::asio::ip::address_v4(boost::asio::ip::address_v4::bytes_type{
+            a.bytes[0], a.bytes[1], a.bytes[2], a.bytes[3]});
+    }
+
+    // Inside this endpoint's site? Without configured ranges every peer is.
+    bool in_site(const boost::asio::ip::address& address) const {
+        if (site_ranges_.empty()) return true;
+        const auto ip = core::parse_ip(address.to_string());
+        if (!ip) return false;
+        return std::any_of(site_ranges_.begin(), site_ranges_.end(),
+                           [&](const core::Cidr& r) { return r.contains(*ip); });
     }
 
     Result<void> add(AddParams p) override {
@@ -395,6 +455,7 @@ class SessionImpl final : public Session {
         // connects in between waits min_reconnect_time.
         atp.flags = lt::torrent_flags::default_flags & ~lt::torrent_flags::auto_managed &
                     ~lt::torrent_flags::paused;
+        if (!settings_.peer_exchange) atp.flags |= lt::torrent_flags::disable_pex;
         atp.trackers = p.trackers;
         atp.tracker_tiers.clear();
         atp.url_seeds = p.web_seeds;
@@ -496,8 +557,9 @@ class SessionImpl final : public Session {
 
   private:
     // Bytes of one block, held until the piece passes its hash check.
+    enum class Source { seeder, lan_peer, outside_peer };
     struct PendingBlock {
-        bool from_seeder = false;
+        Source source = Source::lan_peer;
         std::uint64_t bytes = 0;
         std::string peer;
     };
@@ -507,6 +569,7 @@ class SessionImpl final : public Session {
         std::shared_ptr<const lt::torrent_info> ti;
         std::uint64_t bytes_from_peers = 0;
         std::uint64_t bytes_from_seeder = 0;
+        std::uint64_t bytes_from_outside_peers = 0;          // part of bytes_from_peers
         std::map<int, std::map<int, PendingBlock>> pending;  // piece -> block -> source
         bool seed = false;  // added as a seed: the check must find every piece
         bool finished_notified = false;
@@ -528,6 +591,8 @@ class SessionImpl final : public Session {
         s.id = id;
         s.bytes_from_peers = e.bytes_from_peers;
         s.bytes_from_seeder = e.bytes_from_seeder;
+        s.bytes_from_lan = e.bytes_from_peers - e.bytes_from_outside_peers;
+        s.bytes_from_outside_site = e.bytes_from_seeder + e.bytes_from_outside_peers;
         const lt::torrent_status ts = e.handle.status();
         s.total_wanted = static_cast<std::uint64_t>(std::max<std::int64_t>(0, ts.total_wanted));
         s.total_done = static_cast<std::uint64_t>(std::max<std::int64_t>(0, ts.total_wanted_done));
@@ -642,7 +707,9 @@ class SessionImpl final : public Session {
         }
         const lt::tcp::endpoint ep = a.endpoint;
         PendingBlock& b = e->pending[static_cast<int>(a.piece_index)][a.block_index];
-        b.from_seeder = seeder_addresses_.contains(ep.address());
+        b.source = seeder_addresses_.contains(ep.address()) ? Source::seeder
+                   : in_site(ep.address())                  ? Source::lan_peer
+                                                            : Source::outside_peer;
         b.bytes = payload;
         b.peer = endpoint_string(ep);
     }
@@ -656,7 +723,8 @@ class SessionImpl final : public Session {
         auto it = e->pending.find(static_cast<int>(a.piece_index));
         if (it == e->pending.end()) return;
         for (const auto& [block, b] : it->second) {
-            (b.from_seeder ? e->bytes_from_seeder : e->bytes_from_peers) += b.bytes;
+            (b.source == Source::seeder ? e->bytes_from_seeder : e->bytes_from_peers) += b.bytes;
+            if (b.source == Source::outside_peer) e->bytes_from_outside_peers += b.bytes;
         }
         e->pending.erase(it);
     }
@@ -759,6 +827,7 @@ class SessionImpl final : public Session {
     Settings settings_;
     Callbacks callbacks_;
     std::set<boost::asio::ip::address> seeder_addresses_;
+    std::vector<core::Cidr> site_ranges_;
     std::shared_ptr<Pump> pump_ = std::make_shared<Pump>();
     std::map<std::string, Entry> entries_;
     std::unordered_map<lt::torrent_handle, std::string> ids_;

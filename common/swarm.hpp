@@ -48,6 +48,24 @@ struct TorrentSummary {
 [[nodiscard]] Result<TorrentSummary> inspect_torrent(const std::vector<std::uint8_t>& bytes);
 
 // ---- sessions --------------------------------------------------------------------------------
+
+// A libtorrent peer class over address ranges. libtorrent's default filter puts every private
+// address in its "local" class, which rate limits skip (../shared/FACTS.md); a class listed here
+// replaces that for its ranges, so its limits hold on a LAN too. Peers in a class stay in the
+// global class as well, so `upload_rate_limit` / `download_rate_limit` still cap everything.
+struct PeerClassSpec {
+    std::string name;                // label, for logs
+    std::vector<std::string> cidrs;  // "10.1.0.0/16", "::/0" (common/sites.hpp, parse_cidr)
+    int upload_limit = 0;            // bytes/s, 0 = none
+    int download_limit = 0;          // bytes/s, 0 = none
+    // Peers of this class are unchoked without taking an unchoke slot, as libtorrent does for
+    // its "local" class (what LAN peers had before a class replaced it).
+    bool always_unchoke = false;
+};
+
+// At most this many PeerClassSpecs: a peer-class filter has 32 bits, libtorrent uses 3.
+inline constexpr std::size_t kMaxPeerClasses = 29;
+
 struct Settings {
     std::string listen;              // "127.0.0.2:6881" (port 0: any free port)
     std::filesystem::path resume_dir;  // where resume data is kept (created if missing)
@@ -57,6 +75,17 @@ struct Settings {
     std::vector<std::string> seeder_addresses;
     int upload_rate_limit = 0;    // bytes/s, 0 = unlimited
     int download_rate_limit = 0;  // bytes/s, 0 = unlimited
+    // Applied in order; where ranges overlap, the later class wins. Errc::invalid_argument from
+    // Session::create for a bad CIDR or more than kMaxPeerClasses classes.
+    std::vector<PeerClassSpec> peer_classes;
+    // CIDRs of this endpoint's own site, for byte accounting: payload from a peer outside them,
+    // or from seeder_addresses, counts as from outside the site. Empty: every peer but the
+    // seeder is inside.
+    std::vector<std::string> site_ranges;
+    // ut_pex, off by default: the tracker decides who meets whom. A gateway would pass the
+    // seeder's address on to its whole site, and the seeder, connected to every site's
+    // gateways, would hand their addresses across sites.
+    bool peer_exchange = false;
 };
 
 struct AddParams {
@@ -76,6 +105,10 @@ struct Status {
     std::uint64_t total_done = 0;
     std::uint64_t bytes_from_peers = 0;   // payload bytes received from other endpoints
     std::uint64_t bytes_from_seeder = 0;  // payload bytes received from seeder_addresses
+    // The same bytes split by site: from peers inside site_ranges, and from outside the site
+    // (peers outside site_ranges plus the seeder). lan + outside = peers + seeder.
+    std::uint64_t bytes_from_lan = 0;
+    std::uint64_t bytes_from_outside_site = 0;
     std::uint64_t total_uploaded = 0;
     int download_rate = 0;  // bytes/s
     int upload_rate = 0;

@@ -186,6 +186,13 @@ Result<Bytes> from_base64(std::string_view b64) {
     // The padded form always has a multiple of 4 characters; sodium checks the rest (alphabet,
     // padding, zero trailing bits) when given no characters to ignore.
     if (b64.size() % 4 != 0) return fail(Errc::malformed, "invalid base64: length");
+    // Checked here too: Debian 12's libsodium (1.0.18) reads the input as signed char and
+    // decodes every byte >= 0x80 as '/', so "é" would stand for "//" (found by fuzz_envelope).
+    const bool alphabet_only = std::all_of(b64.begin(), b64.end(), [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+               c == '+' || c == '/' || c == '=';
+    });
+    if (!alphabet_only) return fail(Errc::malformed, "invalid base64: character outside alphabet");
     if (b64.empty()) return Bytes{};  // sodium's output pointer must not be null
     Bytes out(b64.size() / 4 * 3);
     std::size_t len = 0;

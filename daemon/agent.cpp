@@ -77,6 +77,8 @@ struct Live {
     bool web_seed_added = false;
     std::uint64_t base_from_peers = 0;  // counters from earlier runs of the agent
     std::uint64_t base_from_seeder = 0;
+    std::uint64_t base_from_lan = 0;
+    std::uint64_t base_from_wan = 0;
     std::uint64_t last_done = 0;
     std::int64_t last_progress_at = 0;
 };
@@ -181,6 +183,19 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         s.upload_rate_limit = cfg.upload_limit;
         // Only HQ (the first --seeder) counts as "the seeder"; relays are peers like any other.
         s.seeder_addresses.push_back(url_host(cfg.seeders.front()));
+        s.site_ranges = cfg.site_ranges;
+        if (cfg.wan_limit > 0) {
+            // Everything outside the site is WAN, capped each way; the site's own ranges are
+            // uncapped and always unchoked, as libtorrent's "local" class would have them.
+            if (cfg.site_ranges.empty()) {
+                spdlog::warn("--wan-limit without --site-ranges: every peer is capped");
+            }
+            s.peer_classes.push_back(
+                {"wan", {"0.0.0.0/0", "::/0"}, cfg.wan_limit, cfg.wan_limit, false});
+            if (!cfg.site_ranges.empty()) {
+                s.peer_classes.push_back({"lan", cfg.site_ranges, 0, 0, true});
+            }
+        }
         swarm::Callbacks cb;
         cb.on_finished = [this](const std::string& id) {
             dispatch(id, core::ev::DownloadComplete{});
@@ -217,6 +232,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
             live.facts = facts_of(live.manifest);
             live.base_from_peers = row.bytes_from_peers;
             live.base_from_seeder = row.bytes_from_seeder;
+            live.base_from_lan = row.bytes_from_lan;
+            live.base_from_wan = row.bytes_from_wan;
             live.last_progress_at = now_unix();
             live.stored = std::move(row);
             const std::string id = live.stored.record.id;
@@ -639,15 +656,21 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         if (!st) return;
         const std::uint64_t peers = live.base_from_peers + st->bytes_from_peers;
         const std::uint64_t seed = live.base_from_seeder + st->bytes_from_seeder;
+        const std::uint64_t lan = live.base_from_lan + st->bytes_from_lan;
+        const std::uint64_t wan = live.base_from_wan + st->bytes_from_outside_site;
         if (st->total_done == live.stored.bytes_done && peers == live.stored.bytes_from_peers &&
-            seed == live.stored.bytes_from_seeder) {
+            seed == live.stored.bytes_from_seeder && lan == live.stored.bytes_from_lan &&
+            wan == live.stored.bytes_from_wan) {
             return;
         }
         live.stored.bytes_done = st->total_done;
         live.stored.bytes_from_peers = peers;
         live.stored.bytes_from_seeder = seed;
+        live.stored.bytes_from_lan = lan;
+        live.stored.bytes_from_wan = wan;
         live.last_progress_at = now;
-        (void)store->save_progress(id, st->total_done, live.manifest.total_size(), peers, seed);
+        (void)store->save_progress(
+            id, {st->total_done, live.manifest.total_size(), peers, seed, lan, wan});
     }
 
     void update_progress() {
@@ -705,6 +728,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
                 {"progress", total > 0 ? static_cast<double>(r.bytes_done) / total : 1.0},
                 {"bytes_from_peers", r.bytes_from_peers},
                 {"bytes_from_seeder", r.bytes_from_seeder},
+                {"bytes_from_lan", r.bytes_from_lan},
+                {"bytes_from_wan", r.bytes_from_wan},
                 {"attempts", r.record.attempts},
                 {"reason", r.record.reason}};
     }

@@ -34,6 +34,9 @@ struct AgentConfig {
     bool lsd = true;
     int download_limit = 0;  // bytes/s over all peers, 0 = unlimited
     int upload_limit = 0;
+    // This endpoint's site (its LAN), as CIDRs: peers outside it, and the seeder, are WAN.
+    std::vector<std::string> site_ranges;
+    int wan_limit = 0;  // bytes/s each way to peers outside site_ranges, 0 = unlimited
 };
 
 class Agent {

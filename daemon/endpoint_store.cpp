@@ -1,5 +1,7 @@
 #include "daemon/endpoint_store.hpp"
 
+#include <set>
+
 namespace patchswarm::daemon {
 namespace {
 
@@ -26,7 +28,9 @@ CREATE TABLE IF NOT EXISTS releases(
   bytes_total INTEGER NOT NULL DEFAULT 0,
   bytes_from_peers INTEGER NOT NULL DEFAULT 0,
   bytes_from_seeder INTEGER NOT NULL DEFAULT 0,
-  install_output TEXT NOT NULL DEFAULT '');
+  install_output TEXT NOT NULL DEFAULT '',
+  bytes_from_lan INTEGER NOT NULL DEFAULT 0,
+  bytes_from_wan INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS rejected(
   manifest_sha256 TEXT PRIMARY KEY,
   id TEXT NOT NULL,
@@ -38,7 +42,7 @@ constexpr std::string_view kReleaseColumns =
     "id, manifest_sha256, manifest_envelope, sequence, torrent, state, entered_at, attempts, "
     "next_attempt_at, failed_phase, reason, boot_id_at_install, verify_started_at, "
     "last_exit_code, bytes_done, bytes_total, bytes_from_peers, bytes_from_seeder, "
-    "install_output";
+    "install_output, bytes_from_lan, bytes_from_wan";
 
 Result<StoredRelease> read_release(const Stmt& s) {
     StoredRelease r;
@@ -66,6 +70,8 @@ Result<StoredRelease> read_release(const Stmt& s) {
     r.bytes_from_peers = static_cast<std::uint64_t>(s.column_int(16));
     r.bytes_from_seeder = static_cast<std::uint64_t>(s.column_int(17));
     r.install_output = s.column_text(18);
+    r.bytes_from_lan = static_cast<std::uint64_t>(s.column_int(19));
+    r.bytes_from_wan = static_cast<std::uint64_t>(s.column_int(20));
     return r;
 }
 
@@ -79,7 +85,37 @@ Result<std::unique_ptr<EndpointStore>> EndpointStore::open(const std::filesystem
     auto db = Db::open(db_path);
     if (!db) return std::unexpected(db.error());
     if (auto ok = (*db)->exec(kSchema); !ok) return std::unexpected(ok.error());
-    return std::unique_ptr<EndpointStore>(new EndpointStore(std::move(*db)));
+    std::unique_ptr<EndpointStore> store(new EndpointStore(std::move(*db)));
+    if (auto ok = store->migrate(); !ok) return std::unexpected(ok.error());
+    return store;
+}
+
+Result<void> EndpointStore::migrate() {
+    std::set<std::string> columns;
+    {
+        auto s = db_->prepare("SELECT name FROM pragma_table_info('releases')");
+        if (!s) return std::unexpected(s.error());
+        for (;;) {
+            auto row = s->step();
+            if (!row) return std::unexpected(row.error());
+            if (!*row) break;
+            columns.insert(s->column_text(0));
+        }
+    }
+    if (columns.contains("bytes_from_lan") && columns.contains("bytes_from_wan")) return {};
+    return db_->transaction([&]() -> Result<void> {
+        for (const char* column : {"bytes_from_lan", "bytes_from_wan"}) {
+            if (columns.contains(column)) continue;
+            auto ok = db_->exec(std::string("ALTER TABLE releases ADD COLUMN ") + column +
+                                " INTEGER NOT NULL DEFAULT 0");
+            if (!ok) return ok;
+        }
+        // Bytes counted before sites: without site ranges every peer is on the LAN and only
+        // the seeder is outside, which is what an agent without --site-ranges still counts.
+        return db_->exec(
+            "UPDATE releases SET bytes_from_lan = bytes_from_peers, "
+            "bytes_from_wan = bytes_from_seeder");
+    });
 }
 
 Result<std::optional<std::string>> EndpointStore::get_meta(const std::string& key) {
@@ -132,7 +168,7 @@ Result<std::optional<StoredRelease>> EndpointStore::load_release(const std::stri
 Result<void> EndpointStore::save_release(const StoredRelease& r) {
     auto s = db_->prepare("INSERT OR REPLACE INTO releases(" + std::string(kReleaseColumns) +
                           ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,"
-                          "?18,?19)");
+                          "?18,?19,?20,?21)");
     if (!s) return std::unexpected(s.error());
     const auto& rec = r.record;
     s->bind(1, rec.id).bind(2, r.manifest_sha256).bind(3, r.manifest_envelope);
@@ -148,6 +184,7 @@ Result<void> EndpointStore::save_release(const StoredRelease& r) {
     s->bind(14, rec.last_exit_code).bind(15, i64(r.bytes_done)).bind(16, i64(r.bytes_total));
     s->bind(17, i64(r.bytes_from_peers)).bind(18, i64(r.bytes_from_seeder));
     s->bind(19, r.install_output);
+    s->bind(20, i64(r.bytes_from_lan)).bind(21, i64(r.bytes_from_wan));
     return s->run();
 }
 
@@ -165,18 +202,18 @@ Result<void> EndpointStore::save_record(const core::ReleaseRecord& rec) {
     return s->run();
 }
 
-Result<void> EndpointStore::save_progress(const std::string& id, std::uint64_t done,
-                                          std::uint64_t total, std::uint64_t from_peers,
-                                          std::uint64_t from_seeder) {
+Result<void> EndpointStore::save_progress(const std::string& id, const ProgressBytes& b) {
     auto s = db_->prepare(
         "UPDATE releases SET bytes_done=?2, bytes_total=?3, bytes_from_peers=?4, "
-        "bytes_from_seeder=?5 WHERE id=?1");
+        "bytes_from_seeder=?5, bytes_from_lan=?6, bytes_from_wan=?7 WHERE id=?1");
     if (!s) return std::unexpected(s.error());
     return s->bind(1, id)
-        .bind(2, i64(done))
-        .bind(3, i64(total))
-        .bind(4, i64(from_peers))
-        .bind(5, i64(from_seeder))
+        .bind(2, i64(b.done))
+        .bind(3, i64(b.total))
+        .bind(4, i64(b.from_peers))
+        .bind(5, i64(b.from_seeder))
+        .bind(6, i64(b.from_lan))
+        .bind(7, i64(b.from_wan))
         .run();
 }
 

@@ -27,7 +27,19 @@ struct StoredRelease {
     std::uint64_t bytes_total = 0;
     std::uint64_t bytes_from_peers = 0;
     std::uint64_t bytes_from_seeder = 0;
-    std::string install_output;  // tail of the last install/verify run
+    std::uint64_t bytes_from_lan = 0;  // from peers inside this endpoint's site
+    std::uint64_t bytes_from_wan = 0;  // from outside it: other sites' peers and the seeder
+    std::string install_output;        // tail of the last install/verify run
+};
+
+// Download counters of one release (payload bytes).
+struct ProgressBytes {
+    std::uint64_t done = 0;
+    std::uint64_t total = 0;
+    std::uint64_t from_peers = 0;
+    std::uint64_t from_seeder = 0;
+    std::uint64_t from_lan = 0;
+    std::uint64_t from_wan = 0;
 };
 
 struct RejectedManifest {
@@ -52,9 +64,7 @@ class EndpointStore {
     [[nodiscard]] Result<void> save_release(const StoredRelease& r);
     // Updates only the state machine columns (the hot path of every transition).
     [[nodiscard]] Result<void> save_record(const core::ReleaseRecord& rec);
-    [[nodiscard]] Result<void> save_progress(const std::string& id, std::uint64_t done,
-                                             std::uint64_t total, std::uint64_t from_peers,
-                                             std::uint64_t from_seeder);
+    [[nodiscard]] Result<void> save_progress(const std::string& id, const ProgressBytes& bytes);
     [[nodiscard]] Result<void> save_torrent(const std::string& id,
                                             const std::vector<std::uint8_t>& torrent);
     [[nodiscard]] Result<void> save_output(const std::string& id, const std::string& output);
@@ -65,6 +75,8 @@ class EndpointStore {
 
   private:
     explicit EndpointStore(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+    // Adds columns that came after the first schema to an existing state.db.
+    [[nodiscard]] Result<void> migrate();
     std::unique_ptr<Db> db_;
 };
 

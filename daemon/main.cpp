@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "common/cli_config.hpp"
+#include "common/sites.hpp"
 #include "common/term.hpp"
 #include "crypto/crypto.hpp"
 #include "daemon/agent.hpp"
@@ -101,6 +102,15 @@ int main(int argc, char** argv) {
     run->add_option("--upload-limit", cfg.upload_limit, "upload cap in bytes/s (0: none)")
         ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
+    std::string site_ranges;
+    run->add_option("--site-ranges", site_ranges,
+                    "this endpoint's site (its LAN) as CIDR[,CIDR...], e.g. 10.77.1.0/24: peers "
+                    "outside it and the seeder count as WAN");
+    run->add_option("--wan-limit", cfg.wan_limit,
+                    "cap in bytes/s, each way, on traffic with peers outside --site-ranges "
+                    "(0: none)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
     run->add_flag("!--no-lsd", cfg.lsd, "disable local service discovery (BEP 14)");
     run->add_option("--log-level", log_level, "trace, debug, info, warn, error")
         ->capture_default_str();
@@ -126,6 +136,14 @@ int main(int argc, char** argv) {
             if (!url.empty()) cfg.seeders.push_back(url);
         }
         for (const auto& t : trust) cfg.trust_keys.emplace_back(t);
+        if (!site_ranges.empty()) {
+            auto ranges = patchswarm::core::parse_cidr_list(site_ranges);
+            if (!ranges) {
+                std::cerr << "patchswarmd: --site-ranges: " << ranges.error().message << "\n";
+                return kExitUsage;
+            }
+            for (const auto& r : *ranges) cfg.site_ranges.push_back(r.to_string());
+        }
         return run_agent(std::move(cfg), log_level);
     } catch (const std::exception& e) {
         std::cerr << "patchswarmd: " << e.what() << "\n";

@@ -37,6 +37,8 @@ Result<json> endpoint_status(const fs::path& state_dir) {
              {"bytes_total", r.bytes_total},
              {"bytes_from_peers", r.bytes_from_peers},
              {"bytes_from_seeder", r.bytes_from_seeder},
+             {"bytes_from_lan", r.bytes_from_lan},
+             {"bytes_from_wan", r.bytes_from_wan},
              {"attempts", r.record.attempts},
              {"next_attempt_at", r.record.next_attempt_at},
              {"reason", r.record.reason}});

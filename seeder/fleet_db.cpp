@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "crypto/crypto.hpp"
 
@@ -71,7 +72,58 @@ Result<std::unique_ptr<FleetDb>> FleetDb::open(const std::filesystem::path& path
 }
 
 Result<void> FleetDb::create_schema() {
-    return db_->exec(kSchema);
+    if (auto ok = db_->exec(kSchema); !ok) return ok;
+    return migrate();
+}
+
+Result<void> FleetDb::migrate() {
+    std::set<std::string> columns;
+    {
+        auto stmt = db_->prepare("SELECT name FROM pragma_table_info('endpoint_releases')");
+        if (!stmt) return std::unexpected(stmt.error());
+        for (;;) {
+            auto row = stmt->step();
+            if (!row) return std::unexpected(row.error());
+            if (!*row) break;
+            columns.insert(stmt->column_text(0));
+        }
+    }
+    // NULL: the endpoint's report did not carry the figure (agents before sites).
+    for (const char* column : {"bytes_from_lan", "bytes_from_wan"}) {
+        if (columns.contains(column)) continue;
+        if (auto ok = db_->exec(std::string("ALTER TABLE endpoint_releases ADD COLUMN ") + column +
+                                " INTEGER");
+            !ok) {
+            return ok;
+        }
+    }
+    return {};
+}
+
+Result<void> FleetDb::save_sites(const std::vector<std::string>& specs) {
+    std::string value;
+    for (const auto& spec : specs) value += spec + "\n";
+    auto stmt = db_->prepare(
+        "INSERT INTO meta(key, value) VALUES ('sites', ?1) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    if (!stmt) return std::unexpected(stmt.error());
+    return stmt->bind(1, value).run();
+}
+
+Result<std::vector<std::string>> FleetDb::load_sites() {
+    auto stmt = db_->prepare("SELECT value FROM meta WHERE key = 'sites'");
+    if (!stmt) return std::unexpected(stmt.error());
+    auto row = stmt->step();
+    if (!row) return std::unexpected(row.error());
+    std::vector<std::string> specs;
+    if (!*row) return specs;
+    const std::string value = stmt->column_text(0);
+    std::size_t start = 0;
+    for (std::size_t nl; (nl = value.find('\n', start)) != std::string::npos; start = nl + 1) {
+        if (nl > start) specs.push_back(value.substr(start, nl - start));
+    }
+    if (start < value.size()) specs.push_back(value.substr(start));
+    return specs;
 }
 
 // ---- feed sequence ---------------------------------------------------------------------------
@@ -181,8 +233,9 @@ Result<void> FleetDb::store_report(const Report& report, std::string_view remote
 
     auto insert = db_->prepare(R"sql(
         INSERT INTO endpoint_releases(device_id, release_id, manifest_sha256, state, entered_at,
-            progress_ppm, bytes_from_peers, bytes_from_seeder, attempts, reason, updated_at)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11))sql");
+            progress_ppm, bytes_from_peers, bytes_from_seeder, attempts, reason, updated_at,
+            bytes_from_lan, bytes_from_wan)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13))sql");
     auto history = db_->prepare(R"sql(
         INSERT INTO state_changes(device_id, release_id, state, entered_at, received_at)
         VALUES (?1, ?2, ?3, ?4, ?5))sql");
@@ -202,6 +255,16 @@ Result<void> FleetDb::store_report(const Report& report, std::string_view remote
             .bind(9, static_cast<std::int64_t>(rel.attempts))
             .bind(10, rel.reason)
             .bind(11, now);
+        if (rel.bytes_from_lan) {
+            insert->bind(12, to_db(*rel.bytes_from_lan));
+        } else {
+            insert->bind_null(12);
+        }
+        if (rel.bytes_from_wan) {
+            insert->bind(13, to_db(*rel.bytes_from_wan));
+        } else {
+            insert->bind_null(13);
+        }
         if (auto ok = insert->run(); !ok) return ok;
 
         const auto old = before.find(rel.id);
@@ -248,7 +311,7 @@ Result<FleetSnapshot> FleetDb::read_snapshot() {
     }
     auto releases = db_->prepare(
         "SELECT device_id, release_id, manifest_sha256, state, entered_at, progress_ppm, "
-        "bytes_from_peers, bytes_from_seeder, attempts, reason "
+        "bytes_from_peers, bytes_from_seeder, attempts, reason, bytes_from_lan, bytes_from_wan "
         "FROM endpoint_releases ORDER BY release_id, device_id");
     if (!releases) return std::unexpected(releases.error());
     for (;;) {
@@ -266,6 +329,12 @@ Result<FleetSnapshot> FleetDb::read_snapshot() {
         r.bytes_from_seeder = static_cast<std::uint64_t>(releases->column_int(7));
         r.attempts = static_cast<std::uint32_t>(releases->column_int(8));
         r.reason = releases->column_text(9);
+        if (!releases->column_is_null(10)) {
+            r.bytes_from_lan = static_cast<std::uint64_t>(releases->column_int(10));
+        }
+        if (!releases->column_is_null(11)) {
+            r.bytes_from_wan = static_cast<std::uint64_t>(releases->column_int(11));
+        }
         snap.releases.push_back(std::move(r));
     }
     return snap;

@@ -39,6 +39,8 @@ struct EndpointReleaseRow {
     double progress = 0;
     std::uint64_t bytes_from_peers = 0;
     std::uint64_t bytes_from_seeder = 0;
+    std::optional<std::uint64_t> bytes_from_lan;  // nullopt: the endpoint did not say
+    std::optional<std::uint64_t> bytes_from_wan;
     std::uint32_t attempts = 0;
     std::string reason;
 };
@@ -81,9 +83,16 @@ class FleetDb {
 
     [[nodiscard]] Result<FleetSnapshot> snapshot();
 
+    // The site definitions `serve` runs with ("NAME=CIDR,..." each), so that `status` groups
+    // endpoints the same way without being told. Replaced whole by each save.
+    [[nodiscard]] Result<void> save_sites(const std::vector<std::string>& specs);
+    [[nodiscard]] Result<std::vector<std::string>> load_sites();
+
   private:
     explicit FleetDb(std::unique_ptr<Db> db) : db_(std::move(db)) {}
     Result<void> create_schema();
+    // Columns added after format 1's first schema, added to older databases in place.
+    Result<void> migrate();
     Result<FleetSnapshot> read_snapshot();
     Result<void> check_and_pin(const Report& report, ReportOutcome& outcome);
     Result<void> store_report(const Report& report, std::string_view remote_address,

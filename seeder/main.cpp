@@ -11,6 +11,7 @@
 #include <string>
 
 #include "common/cli_config.hpp"
+#include "common/sites.hpp"
 #include "common/term.hpp"
 #include "crypto/crypto.hpp"
 #include "seeder/publish.hpp"
@@ -136,8 +137,14 @@ struct ServeArgs {
     seeder::ServeOptions opts;
     std::string repo;
     std::uint32_t feed_expiry_s = 86'400;
+    std::uint32_t site_stall_s = 30;
     std::string log_level = "info";
 };
+
+constexpr const char* kSiteHelp =
+    "a site (branch office) by its address ranges: NAME=CIDR[,CIDR...], e.g. "
+    "branch1=10.77.1.0/24 (repeatable; in the config file a list: site = [\"a=...\", ...]). "
+    "Addresses outside every site form one site per /24 (IPv6: /64)";
 
 void add_serve(CLI::App& app, ServeArgs& a) {
     auto* cmd = app.add_subcommand(
@@ -156,6 +163,19 @@ void add_serve(CLI::App& app, ServeArgs& a) {
                     "feed lifetime in seconds; re-signed at half of it")
         ->check(CLI::Range(60u, 604'800u))
         ->capture_default_str();
+    cmd->add_option("--site", a.opts.sites, kSiteHelp)->take_all();
+    cmd->add_option("--gateways", a.opts.gateways,
+                    "peers per site (and release) that get the seeder's address and web seed")
+        ->check(CLI::Range(std::size_t{0}, seeder::kMaxGateways))
+        ->capture_default_str();
+    cmd->add_option("--site-stall", a.site_stall_s,
+                    "seconds without progress in a site before every peer there gets the seeder")
+        ->check(CLI::Range(1u, 86'400u))
+        ->capture_default_str();
+    cmd->add_option("--site-upload-limit", a.opts.site_upload_limit,
+                    "upload cap in bytes/s towards each configured site (0: none)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
     cmd->add_option("--log-level", a.log_level, "trace, debug, info, warn, error or off")
         ->check(CLI::IsMember(kLogLevels))
         ->capture_default_str();
@@ -165,6 +185,7 @@ int run_serve(ServeArgs& a) {
     spdlog::set_level(spdlog::level::from_str(a.log_level));
     a.opts.repo = a.repo;
     a.opts.feed_expiry = std::chrono::seconds(a.feed_expiry_s);
+    a.opts.site_stall = std::chrono::seconds(a.site_stall_s);
     seeder::serve(a.opts);
     return kExitOk;
 }
@@ -174,6 +195,7 @@ int run_serve(ServeArgs& a) {
 struct StatusArgs {
     std::string repo;
     bool json = false;
+    std::vector<std::string> sites;
 };
 
 void add_status(CLI::App& app, StatusArgs& a) {
@@ -186,10 +208,20 @@ void add_status(CLI::App& app, StatusArgs& a) {
     cmd->add_flag("--json", a.json,
                   "print the JSON document of GET /v1/status "
                   "(docs/STATUS_JSON.md)");
+    cmd->add_option("--site", a.sites,
+                    std::string(kSiteHelp) + "; default: the sites serve last ran with")
+        ->take_all();
 }
 
 int run_status(const StatusArgs& a) {
-    auto status = seeder::collect_status(seeder::RepoPaths(a.repo), nullptr, now_unix());
+    std::optional<patchswarm::core::SiteMap> sites;
+    if (!a.sites.empty()) {
+        auto map = patchswarm::core::SiteMap::parse(a.sites);
+        if (!map) return fail_with(Error{Errc::invalid_argument, "--site: " + map.error().message});
+        sites = std::move(*map);
+    }
+    auto status = seeder::collect_status(seeder::RepoPaths(a.repo), nullptr, now_unix(),
+                                         sites ? &*sites : nullptr);
     if (!status) return fail_with(status.error());
     if (a.json) {
         std::cout << seeder::status_json(*status) << "\n";

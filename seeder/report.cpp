@@ -80,6 +80,12 @@ ReleaseReport read_release(const js::Json& item, const std::string& where,
     rel.progress = read_progress(r, item);
     rel.bytes_from_peers = bounded_u64(r, "bytes_from_peers", kMaxCounter);
     rel.bytes_from_seeder = bounded_u64(r, "bytes_from_seeder", kMaxCounter);
+    if (r.ok() && r.has("bytes_from_lan")) {
+        rel.bytes_from_lan = bounded_u64(r, "bytes_from_lan", kMaxCounter);
+    }
+    if (r.ok() && r.has("bytes_from_wan")) {
+        rel.bytes_from_wan = bounded_u64(r, "bytes_from_wan", kMaxCounter);
+    }
     rel.attempts = static_cast<std::uint32_t>(
         bounded_u64(r, "attempts", std::numeric_limits<std::uint32_t>::max()));
     rel.reason = bounded_string(r, "reason", kMaxReasonBytes, /*single_line=*/false);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +37,10 @@ struct ReleaseReport {
     double progress = 0;  // 0..1
     std::uint64_t bytes_from_peers = 0;
     std::uint64_t bytes_from_seeder = 0;
+    // Received from peers of the endpoint's own site vs. from outside it (the seeder
+    // included). Optional: endpoints before sites do not send them.
+    std::optional<std::uint64_t> bytes_from_lan;
+    std::optional<std::uint64_t> bytes_from_wan;
     std::uint32_t attempts = 0;
     std::string reason;
 };

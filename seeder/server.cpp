@@ -14,6 +14,7 @@
 #include "common/fsutil.hpp"
 #include "common/http.hpp"
 #include "common/manifest.hpp"
+#include "common/sites.hpp"
 #include "common/swarm.hpp"
 #include "crypto/crypto.hpp"
 #include "seeder/feed_service.hpp"
@@ -139,11 +140,12 @@ tracker::PeerAddress seeder_bt_address(const ServeOptions& options, std::uint16_
 class Seeder {
   public:
     Seeder(asio::io_context& io, const ServeOptions& options, RepoInfo info,
-           crypto::KeyPair feed_key, std::unique_ptr<FleetDb> db)
+           crypto::KeyPair feed_key, std::unique_ptr<FleetDb> db, core::SiteMap sites)
         : io_(io),
           options_(options),
           paths_(options.repo),
           info_(std::move(info)),
+          sites_(std::move(sites)),
           db_(std::move(db)),
           feed_(io, *db_, feed_key, FeedOptions{info_.name, options.feed_expiry}),
           tick_timer_(io) {}
@@ -177,8 +179,22 @@ class Seeder {
         settings.listen = options_.bt;
         settings.resume_dir = paths_.resume_dir();
         // HQ is reached through the tracker; announcing itself on every LAN would defeat the
-        // site-local swarm.
+        // site-local swarm. Peer exchange too (off by default, and it must stay off here): the
+        // seeder is connected to every site's gateways and would tell each about the others.
         settings.enable_lsd = false;
+        settings.peer_exchange = false;
+        if (options_.site_upload_limit > 0) {
+            for (const auto& site : sites_.sites()) {
+                swarm::PeerClassSpec spec;
+                spec.name = "site:" + site.name;
+                for (const auto& r : site.ranges) spec.cidrs.push_back(r.to_string());
+                spec.upload_limit = options_.site_upload_limit;
+                // As libtorrent's "local" class did for these (private) ranges: whoever the
+                // tracker lets in is served, within the site's cap.
+                spec.always_unchoke = true;
+                settings.peer_classes.push_back(std::move(spec));
+            }
+        }
         swarm::Callbacks callbacks;
         callbacks.on_finished = [](const std::string& id) {
             spdlog::info("release {} checked on disk: seeding", id);
@@ -190,7 +206,10 @@ class Seeder {
         if (!session)
             throw std::runtime_error("--bt " + options_.bt + ": " + session.error().message);
         session_ = std::move(*session);
-        tracker_.emplace(seeder_bt_address(options_, session_->listen_port()));
+        tracker::TableOptions table;
+        table.gateways = options_.gateways;
+        table.site_stall = options_.site_stall;
+        tracker_.emplace(seeder_bt_address(options_, session_->listen_port()), table, sites_);
     }
 
     void start_http() {
@@ -209,6 +228,13 @@ class Seeder {
             "serving repository {} on http {} (port {}), bittorrent {}, tracker gives {}:{}",
             info_.name, options_.http, *port, options_.bt,
             tracker::ip_to_string(tracker_->seeder()), tracker_->seeder().port);
+        for (const auto& site : sites_.sites()) spdlog::info("site {}", core::to_spec(site));
+        spdlog::info(
+            "sites: {} configured, other addresses grouped per /24 (IPv6 /64); {} gateway(s) per "
+            "site, whole site after {}s without progress, upload cap per site {}",
+            sites_.sites().size(), options_.gateways, options_.site_stall.count(),
+            options_.site_upload_limit > 0 ? std::to_string(options_.site_upload_limit) + " B/s"
+                                           : std::string("none"));
     }
 
     // ---- index.json and the feed -------------------------------------------------------------
@@ -395,6 +421,21 @@ class Seeder {
             return error_response(ok.error(), 400);
         }
         if (!is_published(id)) return error_response(404, "not_found", "no release " + id);
+        // The web seed is HQ's WAN link like the seeder's BitTorrent address: only a site's
+        // gateways, or any peer of a site that has stopped making progress, may use it.
+        const auto from = tracker::make_address(req.remote_address, 0);
+        const auto access = from ? tracker_->seeder_access(id, *from, tracker::Clock::now())
+                                 : tracker::SeederAccess::refused;
+        if (!tracker::allowed(access)) {
+            const std::string site = from ? tracker_->site_of(*from) : "?";
+            spdlog::debug("web seed {} refused to {} (site {}): not a gateway, site progressing",
+                          id, req.remote_address, site);
+            return error_response(403, "not_a_gateway",
+                                  "site " + site +
+                                      ": the web seed serves only the site's gateway peers, or "
+                                      "every peer once the site has made no progress for " +
+                                      std::to_string(options_.site_stall.count()) + "s");
+        }
         const auto range = req.headers.find("range");
         return http::file_response(paths_.payload_dir(id) / path,
                                    range == req.headers.end() ? nullptr : &range->second);
@@ -412,7 +453,25 @@ class Seeder {
         auto reply = tracker_->announce(*a, tracker::Clock::now());
         res.body = reply ? tracker::bencode_reply(*reply, a->compact)
                          : tracker::bencode_failure(reply.error().message);
+        if (reply && spdlog::should_log(spdlog::level::debug)) log_answer(*a, *reply);
         return res;
+    }
+
+    // One line per answer, naming every address handed out (tests check that no site ever
+    // gets another's).
+    void log_answer(const tracker::Announce& a, const tracker::Reply& reply) const {
+        std::string peers;
+        for (const auto& p : reply.peers) {
+            if (!peers.empty()) peers += ' ';
+            peers += p.address.v6 ? "[" + tracker::ip_to_string(p.address) + "]"
+                                  : tracker::ip_to_string(p.address);
+            peers += ':' + std::to_string(p.address.port);
+        }
+        const std::string* id = tracker_->release_id(a.info_hash);
+        spdlog::debug("tracker: answered {}:{} site {}{}{} release {}: peers [{}]",
+                      tracker::ip_to_string(a.address), a.address.port, reply.site,
+                      reply.gateway ? " gateway" : "", reply.site_stalled ? " stalled" : "",
+                      id ? *id : "?", peers);
     }
 
     http::Response post_report(const http::Request& req) {
@@ -443,7 +502,7 @@ class Seeder {
     }
 
     http::Response get_status() {
-        auto status = collect_status(paths_, db_.get(), now_unix());
+        auto status = collect_status(paths_, db_.get(), now_unix(), &sites_);
         if (!status) return error_response(status.error(), 500);
         return http::json_response(200, status_json(*status));
     }
@@ -452,6 +511,7 @@ class Seeder {
     ServeOptions options_;
     RepoPaths paths_;
     RepoInfo info_;
+    core::SiteMap sites_;
     std::unique_ptr<FleetDb> db_;
     FeedService feed_;
     std::optional<tracker::PeerTable> tracker_;  // needs the bound BitTorrent port
@@ -494,13 +554,33 @@ void serve(const ServeOptions& options) {
     if (options.feed_expiry < kMinFeedExpiry || options.feed_expiry > kMaxFeedExpiry) {
         throw std::invalid_argument("--feed-expiry must be 60..604800 seconds");
     }
+    if (options.gateways > kMaxGateways) {
+        throw std::invalid_argument("--gateways must be 0.." + std::to_string(kMaxGateways));
+    }
+    if (options.site_stall.count() < 1) throw std::invalid_argument("--site-stall must be >= 1");
+    if (options.site_upload_limit < 0) {
+        throw std::invalid_argument("--site-upload-limit must not be negative");
+    }
+    auto sites = core::SiteMap::parse(options.sites);
+    if (!sites) throw std::invalid_argument("--site: " + sites.error().message);
+    if (options.site_upload_limit > 0 && sites->sites().size() > swarm::kMaxPeerClasses) {
+        // One libtorrent peer class per site, and a peer-class filter has only so many bits.
+        throw std::invalid_argument("--site-upload-limit supports at most " +
+                                    std::to_string(swarm::kMaxPeerClasses) + " sites");
+    }
     const RepoPaths paths(options.repo);
     auto repo = open_repo(paths);
     auto db = FleetDb::open(paths.fleet_db());
     if (!db) throw std::runtime_error("fleet.db: " + db.error().message);
+    std::vector<std::string> specs;
+    for (const auto& site : sites->sites()) specs.push_back(core::to_spec(site));
+    if (auto ok = (*db)->save_sites(specs); !ok) {
+        throw std::runtime_error("fleet.db: " + ok.error().message);
+    }
 
     asio::io_context io;
-    Seeder seeder(io, options, std::move(repo.info), repo.feed_key, std::move(*db));
+    Seeder seeder(io, options, std::move(repo.info), repo.feed_key, std::move(*db),
+                  std::move(*sites));
     seeder.start();
     asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code& ec, int) {

@@ -9,8 +9,10 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace patchswarm::seeder {
 
@@ -22,14 +24,24 @@ struct ServeOptions {
     // actually bound). Required when --bt listens on 0.0.0.0 or ::.
     std::string bt_public;
     std::chrono::seconds feed_expiry{86'400};
+    // Sites, "NAME=CIDR[,CIDR...]" each (common/sites.hpp); addresses outside them form one
+    // site per /24 (IPv6: /64).
+    std::vector<std::string> sites;
+    std::size_t gateways = 2;             // peers per site (and torrent) given the seeder
+    std::chrono::seconds site_stall{30};  // no progress this long: the whole site gets it
+    int site_upload_limit = 0;            // bytes/s per configured site, 0 = none
 };
+
+inline constexpr std::size_t kMaxGateways = 1000;
 
 inline constexpr std::chrono::seconds kMinFeedExpiry{60};
 inline constexpr std::chrono::seconds kMaxFeedExpiry{7 * 86'400};
 
 // Runs until SIGINT or SIGTERM, then saves libtorrent resume data and returns. Throws
-// std::runtime_error for start-up failures (repository not initialised, address in use,
-// database cannot be opened); nothing escapes once it is running.
+// std::invalid_argument for bad options (a site that does not parse) and std::runtime_error for
+// start-up failures (repository not initialised, address in use, database cannot be opened);
+// nothing escapes once it is running. The site definitions are saved in fleet.db, so that
+// `status` groups endpoints the same way.
 void serve(const ServeOptions& options);
 
 }  // namespace patchswarm::seeder

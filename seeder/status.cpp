@@ -33,7 +33,7 @@ int attention_rank(std::string_view state) {
 }
 
 ReleaseStatus release_status(const core::FeedEntry& entry, const ManifestFacts* facts,
-                             const FleetSnapshot& fleet) {
+                             const FleetSnapshot& fleet, const core::SiteMap& sites) {
     ReleaseStatus rs;
     rs.id = entry.id;
     rs.sequence = entry.sequence;
@@ -45,6 +45,8 @@ ReleaseStatus release_status(const core::FeedEntry& entry, const ManifestFacts* 
     }
     rs.endpoints = fleet.endpoints.size();
     std::map<std::string, std::size_t> counts;
+    std::map<std::string, SiteStatus> by_site;
+    for (const auto& site : sites.sites()) by_site[site.name].name = site.name;
     std::map<std::string, const EndpointReleaseRow*> by_device;
     for (const auto& row : fleet.releases) {
         if (row.release_id == entry.id) by_device.emplace(row.device_id, &row);
@@ -59,11 +61,17 @@ ReleaseStatus release_status(const core::FeedEntry& entry, const ManifestFacts* 
                             0,
                             "",
                             ep.last_seen};
+        const std::string site_name = sites.classify(std::string_view(ep.remote_address));
+        SiteStatus& site = by_site[site_name];
+        site.name = site_name;
+        ++site.endpoints;
         if (const auto it = by_device.find(ep.device_id); it != by_device.end()) {
             const EndpointReleaseRow& row = *it->second;
             ++rs.reported;
             rs.bytes_from_peers += row.bytes_from_peers;
             rs.bytes_from_seeder += row.bytes_from_seeder;
+            site.bytes_from_wan += row.bytes_from_wan.value_or(row.bytes_from_seeder);
+            site.bytes_from_lan += row.bytes_from_lan.value_or(row.bytes_from_peers);
             line.state = row.state ? std::string(core::to_string(*row.state)) : "unknown";
             line.since = row.entered_at;
             line.progress = row.progress;
@@ -73,6 +81,7 @@ ReleaseStatus release_status(const core::FeedEntry& entry, const ManifestFacts* 
         ++counts[line.state];
         if (line.state == core::to_string(State::effective)) {
             ++rs.effective;
+            ++site.effective;
         } else {
             rs.not_effective.push_back(std::move(line));
         }
@@ -82,6 +91,16 @@ ReleaseStatus release_status(const core::FeedEntry& entry, const ManifestFacts* 
         rs.counts.emplace_back(name, counts[name]);
     }
     rs.counts.emplace_back(std::string(kUnreported), counts[std::string(kUnreported)]);
+    auto finish = [&](SiteStatus site) {
+        site.wan_copies =
+            rs.size ? static_cast<double>(site.bytes_from_wan) / static_cast<double>(rs.size) : 0.0;
+        rs.sites.push_back(std::move(site));
+    };
+    for (const auto& site : sites.sites()) {
+        finish(by_site.at(site.name));
+        by_site.erase(site.name);
+    }
+    for (auto& [name, site] : by_site) finish(std::move(site));  // automatic sites, by name
     std::stable_sort(rs.not_effective.begin(), rs.not_effective.end(),
                      [](const EndpointStatus& a, const EndpointStatus& b) {
                          const int ra = attention_rank(a.state);
@@ -147,6 +166,24 @@ void render_bytes(std::ostringstream& out, const ReleaseStatus& rs) {
         << "%) · " << term::human_bytes(rs.bytes_from_seeder) << " from the seeder\n";
 }
 
+// Per site: how many are done, and how many payload copies crossed its WAN link.
+void render_sites(std::ostringstream& out, const ReleaseStatus& rs) {
+    if (rs.sites.empty()) return;
+    std::size_t width = 4;
+    for (const auto& s : rs.sites)
+        width = std::max(width, std::min<std::size_t>(s.name.size(), 40));
+    out << "  sites      " << pad("SITE", width + 2) << pad("EFFECTIVE", 12) << pad("WAN IN", 12)
+        << pad("COPIES", 8) << "LAN IN\n";
+    for (const auto& s : rs.sites) {
+        char copies[32];
+        std::snprintf(copies, sizeof copies, "%.2f", s.wan_copies);
+        out << "             " << pad(printable(s.name, 40), width + 2)
+            << pad(std::to_string(s.effective) + "/" + std::to_string(s.endpoints), 12)
+            << pad(term::human_bytes(s.bytes_from_wan), 12) << pad(copies, 8)
+            << term::human_bytes(s.bytes_from_lan) << '\n';
+    }
+}
+
 void render_endpoints(std::ostringstream& out, const ReleaseStatus& rs, std::int64_t now,
                       bool tty) {
     if (rs.not_effective.empty()) return;
@@ -185,6 +222,7 @@ void render_release(std::ostringstream& out, const ReleaseStatus& rs, std::int64
         << " of " << rs.endpoints << " endpoints\n";
     render_counts(out, rs);
     render_bytes(out, rs);
+    render_sites(out, rs);
     render_endpoints(out, rs, now, tty);
 }
 
@@ -204,8 +242,8 @@ ManifestFacts read_manifest_facts(const RepoPaths& paths, const std::string& id)
 
 FleetStatus build_status(const std::string& repository, const Index& index,
                          const std::map<std::string, ManifestFacts>& manifests,
-                         const FleetSnapshot& fleet, std::uint64_t feed_sequence,
-                         std::int64_t now) {
+                         const FleetSnapshot& fleet, std::uint64_t feed_sequence, std::int64_t now,
+                         const core::SiteMap& sites) {
     FleetStatus status;
     status.repository = repository;
     status.generated_at = now;
@@ -214,7 +252,7 @@ FleetStatus build_status(const std::string& repository, const Index& index,
     for (const auto& entry : index.releases) {
         const auto it = manifests.find(entry.id);
         status.releases.push_back(
-            release_status(entry, it == manifests.end() ? nullptr : &it->second, fleet));
+            release_status(entry, it == manifests.end() ? nullptr : &it->second, fleet, sites));
     }
     return status;
 }
@@ -237,6 +275,15 @@ std::string status_json(const FleetStatus& status) {
                                {"reason", e.reason},
                                {"last_seen", e.last_seen}});
         }
+        Json sites = Json::array();
+        for (const auto& site : rs.sites) {
+            sites.push_back({{"name", site.name},
+                             {"endpoints", site.endpoints},
+                             {"effective", site.effective},
+                             {"bytes_from_wan", site.bytes_from_wan},
+                             {"bytes_from_lan", site.bytes_from_lan},
+                             {"wan_copies", site.wan_copies}});
+        }
         releases.push_back({{"id", rs.id},
                             {"sequence", rs.sequence},
                             {"manifest_sha256", rs.manifest_sha256},
@@ -249,7 +296,8 @@ std::string status_json(const FleetStatus& status) {
                             {"counts", counts},
                             {"bytes_from_peers", rs.bytes_from_peers},
                             {"bytes_from_seeder", rs.bytes_from_seeder},
-                            {"not_effective", pending}});
+                            {"not_effective", pending},
+                            {"sites", sites}});
     }
     const Json doc = {{"format", 1},
                       {"repository", status.repository},
@@ -270,7 +318,8 @@ std::string render_status(const FleetStatus& status, bool tty) {
     return out.str();
 }
 
-Result<FleetStatus> collect_status(const RepoPaths& paths, FleetDb* db, std::int64_t now) {
+Result<FleetStatus> collect_status(const RepoPaths& paths, FleetDb* db, std::int64_t now,
+                                   const core::SiteMap* sites) {
     auto info = load_repo_info(paths);
     if (!info) return std::unexpected(info.error());
     auto index = load_index(paths);
@@ -286,7 +335,16 @@ Result<FleetStatus> collect_status(const RepoPaths& paths, FleetDb* db, std::int
     }
     FleetSnapshot fleet;
     std::uint64_t feed_sequence = 0;
+    core::SiteMap saved_sites;
     if (db) {
+        if (!sites) {
+            auto specs = db->load_sites();
+            if (!specs) return std::unexpected(specs.error());
+            // Written by serve from sites it validated; one that no longer parses is skipped
+            // rather than hiding the whole fleet.
+            auto map = core::SiteMap::parse(*specs);
+            if (map) saved_sites = std::move(*map);
+        }
         auto snap = db->snapshot();
         if (!snap) return std::unexpected(snap.error());
         fleet = std::move(*snap);
@@ -298,7 +356,8 @@ Result<FleetStatus> collect_status(const RepoPaths& paths, FleetDb* db, std::int
     for (const auto& entry : index->releases) {
         manifests.emplace(entry.id, read_manifest_facts(paths, entry.id));
     }
-    return build_status(info->name, *index, manifests, fleet, feed_sequence, now);
+    return build_status(info->name, *index, manifests, fleet, feed_sequence, now,
+                        sites ? *sites : saved_sites);
 }
 
 }  // namespace patchswarm::seeder

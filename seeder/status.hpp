@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/sites.hpp"
 #include "seeder/fleet_db.hpp"
 #include "seeder/repo.hpp"
 
@@ -32,6 +33,20 @@ struct EndpointStatus {
     std::int64_t last_seen = 0;  // last report (seeder clock)
 };
 
+// One site's view of one release. An endpoint's site is the classification of the remote
+// address of its last accepted report.
+struct SiteStatus {
+    std::string name;           // a configured site, or "auto:10.9.8.0/24"
+    std::size_t endpoints = 0;  // known endpoints of the site
+    std::size_t effective = 0;
+    // Payload bytes the site's endpoints report from outside the site (the seeder included) and
+    // from their LAN. An endpoint that does not report the split counts its bytes_from_seeder
+    // as WAN and its bytes_from_peers as LAN.
+    std::uint64_t bytes_from_wan = 0;
+    std::uint64_t bytes_from_lan = 0;
+    double wan_copies = 0;  // bytes_from_wan / release size (0 when the size is unknown)
+};
+
 struct ReleaseStatus {
     std::string id;
     std::uint64_t sequence = 0;
@@ -47,6 +62,9 @@ struct ReleaseStatus {
     std::uint64_t bytes_from_peers = 0;
     std::uint64_t bytes_from_seeder = 0;
     std::vector<EndpointStatus> not_effective;  // failed/rejected first, then by progress
+    // Configured sites in configuration order (also those without endpoints), then automatic
+    // sites with endpoints, by name.
+    std::vector<SiteStatus> sites;
 };
 
 struct FleetStatus {
@@ -65,7 +83,8 @@ struct ManifestFacts {
 
 FleetStatus build_status(const std::string& repository, const Index& index,
                          const std::map<std::string, ManifestFacts>& manifests,
-                         const FleetSnapshot& fleet, std::uint64_t feed_sequence, std::int64_t now);
+                         const FleetSnapshot& fleet, std::uint64_t feed_sequence, std::int64_t now,
+                         const core::SiteMap& sites = {});
 
 // The JSON document (one line, stable key order).
 std::string status_json(const FleetStatus& status);
@@ -76,8 +95,10 @@ std::string render_status(const FleetStatus& status, bool tty);
 
 // Reads repo.json, index.json, each release's manifest and the fleet database. `db` may be
 // null: then fleet.db is opened if it exists (a repository that was never served has an empty
-// fleet). Errc::not_found if the repository is not initialised.
+// fleet). `sites` null: the sites `serve` last ran with (saved in fleet.db). Errc::not_found if
+// the repository is not initialised.
 [[nodiscard]] Result<FleetStatus> collect_status(const RepoPaths& paths, FleetDb* db,
-                                                 std::int64_t now);
+                                                 std::int64_t now,
+                                                 const core::SiteMap* sites = nullptr);
 
 }  // namespace patchswarm::seeder

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <set>
 
 namespace patchswarm::seeder::tracker {
 
@@ -84,6 +85,7 @@ Result<void> apply_param(std::string_view key, std::string value, Announce& a,
         const auto left = parse_number<std::uint64_t>(value);
         if (!left) return fail(Errc::malformed, "left must be a non-negative integer");
         a.seed = *left == 0;
+        a.left = *left;
     }
     return {};
 }
@@ -155,6 +157,13 @@ std::string ip_to_string(const PeerAddress& a) {
     return buf;
 }
 
+core::IpAddress ip_of(const PeerAddress& a) {
+    core::IpAddress ip;
+    ip.v6 = a.v6;
+    ip.bytes = a.ip;
+    return ip;
+}
+
 bool is_unspecified(const PeerAddress& a) {
     const std::size_t n = a.v6 ? 16 : 4;
     return std::all_of(a.ip.begin(), a.ip.begin() + n, [](std::uint8_t b) { return b == 0; });
@@ -208,8 +217,8 @@ Result<std::string> announce_hash(std::string_view hex) {
 
 // ---- peer table ------------------------------------------------------------------------------
 
-PeerTable::PeerTable(PeerAddress seeder, TableOptions options)
-    : seeder_(seeder), options_(options) {}
+PeerTable::PeerTable(PeerAddress seeder, TableOptions options, core::SiteMap sites)
+    : seeder_(seeder), options_(options), sites_(std::move(sites)) {}
 
 void PeerTable::set_torrents(std::map<std::string, std::string> torrents) {
     std::map<std::string, Torrent, std::less<>> next;
@@ -224,62 +233,177 @@ void PeerTable::set_torrents(std::map<std::string, std::string> torrents) {
     torrents_ = std::move(next);
 }
 
+std::string PeerTable::site_of(const PeerAddress& address) const {
+    return sites_.classify(ip_of(address));
+}
+
+bool PeerTable::has_downloader(const Torrent& torrent, std::string_view site, TimePoint now) {
+    return std::any_of(torrent.peers.begin(), torrent.peers.end(), [&](const auto& kv) {
+        return kv.second.site == site && !kv.second.seed && kv.second.expires > now;
+    });
+}
+
+bool PeerTable::is_gateway(const Torrent& torrent, std::string_view site,
+                           const PeerAddress& address) {
+    const auto it = torrent.sites.find(site);
+    if (it == torrent.sites.end()) return false;
+    const auto& g = it->second.gateways;
+    return std::find(g.begin(), g.end(), address) != g.end();
+}
+
+std::size_t PeerTable::live_gateways(const Torrent& torrent, std::string_view site,
+                                     TimePoint now) const {
+    const auto it = torrent.sites.find(site);
+    if (it == torrent.sites.end()) return 0;
+    return static_cast<std::size_t>(
+        std::count_if(it->second.gateways.begin(), it->second.gateways.end(), [&](const auto& g) {
+            const auto peer = torrent.peers.find(g);
+            return peer != torrent.peers.end() && peer->second.expires > now;
+        }));
+}
+
+bool PeerTable::is_stalled(const Torrent& torrent, std::string_view site, TimePoint now) const {
+    const auto it = torrent.sites.find(site);
+    if (it == torrent.sites.end() || !has_downloader(torrent, site, now)) return false;
+    return now - it->second.last_progress >= options_.site_stall;
+}
+
+void PeerTable::sweep(Torrent& torrent, TimePoint now) {
+    std::erase_if(torrent.peers, [now](const auto& kv) { return kv.second.expires <= now; });
+    // One pass over the peers, then one over the sites: this runs on every tick.
+    std::set<std::string_view> present;
+    for (const auto& [address, entry] : torrent.peers) present.insert(entry.site);
+    for (auto it = torrent.sites.begin(); it != torrent.sites.end();) {
+        if (!present.contains(it->first)) {
+            it = torrent.sites.erase(it);
+            continue;
+        }
+        std::erase_if(it->second.gateways, [&](const PeerAddress& g) {
+            const auto peer = torrent.peers.find(g);
+            return peer == torrent.peers.end() || peer->second.site != it->first;
+        });
+        ++it;
+    }
+}
+
+Result<void> PeerTable::record(Torrent& torrent, const Announce& a, const std::string& site,
+                               TimePoint now) {
+    const bool had_downloader = has_downloader(torrent, site, now);
+    // A peer restarting on the same address gets a new peer_id; the address is the identity.
+    auto [entry, inserted] = torrent.peers.try_emplace(a.address);
+    if (inserted && torrent.peers.size() > options_.max_peers_per_torrent) {
+        torrent.peers.erase(entry);
+        return fail(Errc::too_large, "tracker is full for this torrent");
+    }
+    Entry& e = entry->second;
+    // (Plain values rather than a copied optional: GCC 12 warns about the latter here.)
+    const bool had_left = !inserted && e.left.has_value();
+    const std::uint64_t left_before = had_left ? *e.left : 0;
+    e.peer_id = a.peer_id;
+    e.expires = now + 2 * options_.interval;
+    e.seed = a.seed;
+    e.left = a.left;
+    e.site = site;
+
+    auto [state, new_site] = torrent.sites.try_emplace(site);
+    SiteState& s = state->second;
+    // Progress is measured per peer so that peers joining or leaving do not move the figure.
+    const bool progressed =
+        a.event == Event::completed || (had_left && a.left && *a.left < left_before);
+    // The stall timer starts when the site has someone downloading again.
+    if (new_site || progressed || (!had_downloader && !e.seed)) s.last_progress = now;
+
+    if (a.address != seeder_ && s.gateways.size() < options_.gateways &&
+        !is_gateway(torrent, site, a.address)) {
+        s.gateways.push_back(a.address);
+    }
+    return {};
+}
+
 Result<Reply> PeerTable::announce(const Announce& a, TimePoint now) {
     const auto it = torrents_.find(a.info_hash);
     if (it == torrents_.end()) return fail(Errc::not_found, "unknown torrent");
     Torrent& torrent = it->second;
-
-    // A peer restarting on the same address gets a new peer_id; the address is the identity.
+    // Expired peers (and their gateway slots) go before anything is decided.
+    sweep(torrent, now);
+    const std::string site = site_of(a.address);
     if (a.event == Event::stopped) {
         torrent.peers.erase(a.address);
-    } else {
-        auto [entry, inserted] = torrent.peers.try_emplace(a.address);
-        if (inserted && torrent.peers.size() > options_.max_peers_per_torrent) {
-            torrent.peers.erase(entry);
-            return fail(Errc::too_large, "tracker is full for this torrent");
-        }
-        entry->second = Entry{a.peer_id, now + 2 * options_.interval, a.seed};
+        sweep(torrent, now);
+    } else if (auto ok = record(torrent, a, site, now); !ok) {
+        return std::unexpected(ok.error());
     }
-    // Expired peers are left out of this reply even before the next sweep.
-    std::erase_if(torrent.peers, [now](const auto& kv) { return kv.second.expires <= now; });
-    return make_reply(torrent, a);
+    return make_reply(torrent, a, site, now);
 }
 
-Reply PeerTable::make_reply(Torrent& torrent, const Announce& a) const {
+Reply PeerTable::make_reply(Torrent& torrent, const Announce& a, const std::string& site,
+                            TimePoint now) {
     Reply reply;
     reply.interval = options_.interval;
+    reply.site = site;
     reply.complete = 1;  // the seeder
     for (const auto& [address, entry] : torrent.peers) {
-        if (address == seeder_) continue;
+        if (address == seeder_ || entry.site != site) continue;
         ++(entry.seed ? reply.complete : reply.incomplete);
     }
     if (a.event == Event::stopped || a.numwant <= 0) return reply;
 
-    reply.peers.push_back({seeder_, {}});
+    reply.gateway = is_gateway(torrent, site, a.address);
+    reply.site_stalled = is_stalled(torrent, site, now);
+    if (reply.gateway || reply.site_stalled) reply.peers.push_back({seeder_, {}});
+
     std::vector<Peer> others;
     for (const auto& [address, entry] : torrent.peers) {
-        if (address == a.address || address == seeder_ || entry.peer_id == a.peer_id) continue;
+        if (entry.site != site || address == a.address || address == seeder_ ||
+            entry.peer_id == a.peer_id) {
+            continue;
+        }
         others.push_back({address, entry.peer_id});
     }
-    const std::size_t want = static_cast<std::size_t>(a.numwant) - 1;
+    const std::size_t want = static_cast<std::size_t>(a.numwant) - reply.peers.size();
     if (others.size() <= want) {
         reply.peers.insert(reply.peers.end(), others.begin(), others.end());
         return reply;
     }
-    // More peers than wanted: hand out the next slice of the table so that, over many
+    // More peers than wanted: hand out the next slice of the site so that, over many
     // announces, every peer is handed out.
-    const std::size_t start = torrent.cursor % others.size();
+    SiteState& state = torrent.sites[site];
+    const std::size_t start = state.cursor % others.size();
     for (std::size_t i = 0; i < want; ++i) {
         reply.peers.push_back(others[(start + i) % others.size()]);
     }
-    torrent.cursor = start + want;
+    state.cursor = start + want;
     return reply;
 }
 
-void PeerTable::expire(TimePoint now) {
-    for (auto& [hash, torrent] : torrents_) {
-        std::erase_if(torrent.peers, [now](const auto& kv) { return kv.second.expires <= now; });
+SeederAccess PeerTable::seeder_access(std::string_view release_id, const PeerAddress& address,
+                                      TimePoint now) const {
+    const std::string site = site_of(address);
+    const core::IpAddress ip = ip_of(address);
+    const Torrent* torrent = nullptr;
+    for (const auto& [hash, t] : torrents_) {
+        if (t.id == release_id) torrent = &t;
     }
+    if (!torrent)
+        return options_.gateways > 0 ? SeederAccess::unknown_slots : SeederAccess::refused;
+
+    // The web seed sees a connection's address, not its listen port: any live peer on that
+    // address decides.
+    bool known = false;
+    for (const auto& [peer, entry] : torrent->peers) {
+        if (entry.expires <= now || ip_of(peer) != ip) continue;
+        known = true;
+        if (is_gateway(*torrent, entry.site, peer)) return SeederAccess::gateway;
+    }
+    if (is_stalled(*torrent, site, now)) return SeederAccess::stalled;
+    if (!known && live_gateways(*torrent, site, now) < options_.gateways) {
+        return SeederAccess::unknown_slots;
+    }
+    return SeederAccess::refused;
+}
+
+void PeerTable::expire(TimePoint now) {
+    for (auto& [hash, torrent] : torrents_) sweep(torrent, now);
 }
 
 std::size_t PeerTable::peer_count(std::string_view info_hash) const {
@@ -290,6 +414,14 @@ std::size_t PeerTable::peer_count(std::string_view info_hash) const {
 const std::string* PeerTable::release_id(std::string_view info_hash) const {
     const auto it = torrents_.find(info_hash);
     return it == torrents_.end() ? nullptr : &it->second.id;
+}
+
+std::vector<PeerAddress> PeerTable::gateways(std::string_view info_hash,
+                                             std::string_view site) const {
+    const auto it = torrents_.find(info_hash);
+    if (it == torrents_.end()) return {};
+    const auto s = it->second.sites.find(site);
+    return s == it->second.sites.end() ? std::vector<PeerAddress>{} : s->second.gateways;
 }
 
 // ---- bencoding -------------------------------------------------------------------------------

@@ -5,6 +5,15 @@
 // The tracker only answers for the repository's own torrents. Those are BitTorrent v2-only, and
 // a v2 torrent is announced under the first 20 bytes of its SHA-256 info-hash (BEP 52).
 //
+// Sites (common/sites.hpp): every peer belongs to the site its address classifies into, and is
+// answered with peers of that site only, never another site's endpoints: serving another branch
+// costs two WAN links. The seeder's own address goes only to the site's gateways (the first
+// `gateways` peers of the site seen, while they stay; one that leaves or expires is replaced by
+// the next peer to announce) and, as a fallback, to every peer of a site that has made no
+// progress for `site_stall`. Progress, per torrent and site: a peer announcing less `left` than
+// it did before (the site's sum of `left` decreasing, not counting peers that come and go), or a
+// peer completing. The timer starts when the site gets its first downloading peer.
+//
 // Threading: one PeerTable per program, used from the io_context thread only.
 #pragma once
 
@@ -19,6 +28,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/sites.hpp"
 
 namespace patchswarm::seeder::tracker {
 
@@ -30,6 +40,8 @@ inline constexpr std::chrono::seconds kMinInterval{15};
 inline constexpr int kMaxNumwant = 50;
 inline constexpr std::size_t kMaxPeersPerTorrent = 10'000;
 inline constexpr std::size_t kMaxQueryBytes = 4096;
+inline constexpr std::size_t kDefaultGateways = 2;
+inline constexpr std::chrono::seconds kDefaultSiteStall{30};
 
 // An IPv4 or IPv6 address with a port. IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are stored
 // as IPv4, so one peer has one form whichever socket family it came in on.
@@ -48,6 +60,8 @@ std::optional<PeerAddress> parse_host_port(std::string_view text, bool allow_por
 std::string ip_to_string(const PeerAddress& address);
 // true for 0.0.0.0 and ::, which a peer cannot connect to.
 bool is_unspecified(const PeerAddress& address);
+// The address without its port, for site classification.
+core::IpAddress ip_of(const PeerAddress& address);
 
 enum class Event { none, started, completed, stopped };
 
@@ -58,7 +72,8 @@ struct Announce {
     Event event = Event::none;
     int numwant = kMaxNumwant;  // already capped at kMaxNumwant
     bool compact = true;
-    bool seed = false;  // left=0
+    bool seed = false;                  // left=0
+    std::optional<std::uint64_t> left;  // bytes still wanted, when the peer said
 };
 
 // Parses the raw, still percent-encoded query string of GET /announce (binary info_hash and
@@ -80,56 +95,107 @@ struct Peer {
 struct Reply {
     std::chrono::seconds interval = kInterval;
     std::chrono::seconds min_interval = kMinInterval;
-    std::size_t complete = 0;    // seeds, the seeder included
-    std::size_t incomplete = 0;  // peers still downloading
-    std::vector<Peer> peers;     // the seeder's own address first, then other peers
+    std::size_t complete = 0;    // seeds of the asker's site, the seeder included
+    std::size_t incomplete = 0;  // peers of the asker's site still downloading
+    std::vector<Peer> peers;     // the seeder's own address first (if given), then site peers
+    // Why the reply is what it is, for the log (not sent).
+    std::string site;
+    bool gateway = false;       // the asker is one of its site's gateways
+    bool site_stalled = false;  // its site has made no progress for site_stall
 };
 
 struct TableOptions {
     std::chrono::seconds interval = kInterval;  // a peer expires after 2 intervals of silence
     std::size_t max_peers_per_torrent = kMaxPeersPerTorrent;
+    std::size_t gateways = kDefaultGateways;              // per torrent and site
+    std::chrono::seconds site_stall = kDefaultSiteStall;  // no progress this long: fallback
 };
+
+// Why the seeder may or may not serve an address (its web seed answers by this).
+enum class SeederAccess {
+    gateway,        // a gateway of its site
+    stalled,        // its site has made no progress for site_stall
+    unknown_slots,  // never announced, and its site has fewer gateways than allowed
+    refused,        // a non-gateway peer of a site that is progressing, or an unknown address of
+                    // a site whose gateways are all in place
+};
+inline bool allowed(SeederAccess a) {
+    return a != SeederAccess::refused;
+}
 
 class PeerTable {
   public:
-    // `seeder` is the address of the seeder's own BitTorrent session, handed to every peer.
-    explicit PeerTable(PeerAddress seeder, TableOptions options = {});
+    // `seeder` is the address of the seeder's own BitTorrent session, handed to gateways and to
+    // stalled sites; `sites` classifies peers (default: each /24 or /64 is its own site).
+    explicit PeerTable(PeerAddress seeder, TableOptions options = {}, core::SiteMap sites = {});
 
     // Replaces the set of torrents we answer for (announce hash → release id). Peers of a
     // torrent that stays are kept; peers of a torrent that goes are dropped.
     void set_torrents(std::map<std::string, std::string> torrents);
 
-    // Records the announce and returns the reply: the seeder's address, then up to numwant-1
-    // other live peers of the torrent (never the announcing peer itself), rotating through the
-    // table so every peer is handed out in turn. A "stopped" announce removes the peer and
+    // Records the announce and returns the reply: the seeder's address if the peer is a gateway
+    // or its site is stalled, then up to numwant (less one for the seeder) other live peers of
+    // the same site (never the announcing peer itself, never another site's), rotating through
+    // the site so every peer is handed out in turn. A "stopped" announce removes the peer and
     // gets no peers. Errc::not_found for a torrent that is not ours, Errc::too_large when the
     // torrent's table is full.
     [[nodiscard]] Result<Reply> announce(const Announce& announce, TimePoint now);
 
-    // Drops peers that have not announced for two intervals.
+    // May `address` (its port is ignored) fetch release `release_id` from the seeder itself
+    // (the web seed)? The same decision as the tracker's: gateways and peers of a stalled site
+    // may; an address the tracker has never seen for this torrent may if its site is stalled or
+    // has fewer gateways than allowed. A release the tracker does not know has no peers, so
+    // every address is an unknown one of an empty site.
+    SeederAccess seeder_access(std::string_view release_id, const PeerAddress& address,
+                               TimePoint now) const;
+
+    // Drops peers that have not announced for two intervals (and gateways with them).
     void expire(TimePoint now);
 
     const PeerAddress& seeder() const { return seeder_; }
     std::size_t peer_count(std::string_view info_hash) const;
     // Release id for an announce hash, or nullptr.
     const std::string* release_id(std::string_view info_hash) const;
+    // The site an address belongs to.
+    std::string site_of(const PeerAddress& address) const;
+    // The current gateways of a site for a torrent, in the order they were chosen.
+    std::vector<PeerAddress> gateways(std::string_view info_hash, std::string_view site) const;
+    const core::SiteMap& sites() const { return sites_; }
 
   private:
     struct Entry {
         std::string peer_id;
         TimePoint expires;
         bool seed = false;
+        std::optional<std::uint64_t> left;
+        std::string site;
+    };
+    struct SiteState {
+        std::vector<PeerAddress> gateways;  // live peers, in the order they were chosen
+        TimePoint last_progress{};
+        std::size_t cursor = 0;  // rotation offset into the site's peers
     };
     struct Torrent {
         std::string id;
         std::map<PeerAddress, Entry> peers;
-        std::size_t cursor = 0;  // rotation offset into `peers`
+        std::map<std::string, SiteState, std::less<>> sites;
     };
 
-    Reply make_reply(Torrent& torrent, const Announce& announce) const;
+    static bool has_downloader(const Torrent& torrent, std::string_view site, TimePoint now);
+    std::size_t live_gateways(const Torrent& torrent, std::string_view site, TimePoint now) const;
+    [[nodiscard]] Result<void> record(Torrent& torrent, const Announce& announce,
+                                      const std::string& site, TimePoint now);
+    // Removes expired peers, their gateway slots and sites left without peers.
+    void sweep(Torrent& torrent, TimePoint now);
+    static bool is_gateway(const Torrent& torrent, std::string_view site,
+                           const PeerAddress& address);
+    bool is_stalled(const Torrent& torrent, std::string_view site, TimePoint now) const;
+    Reply make_reply(Torrent& torrent, const Announce& announce, const std::string& site,
+                     TimePoint now);
 
     PeerAddress seeder_;
     TableOptions options_;
+    core::SiteMap sites_;
     std::map<std::string, Torrent, std::less<>> torrents_;
 };
 

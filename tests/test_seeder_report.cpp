@@ -4,8 +4,12 @@
 #include <spdlog/spdlog.h>
 
 #include <catch2/catch.hpp>
+#include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 
+#include "common/sqlite.hpp"
 #include "crypto/crypto.hpp"
 #include "seeder/fleet_db.hpp"
 #include "seeder/report.hpp"
@@ -283,4 +287,137 @@ TEST_CASE("the status document counts every state and lists who is not effective
     CHECK(plain.find(" 25%") != std::string::npos);
     CHECK(tty.find('\x1b') == std::string::npos);  // report text cannot drive the terminal
     CHECK(plain.find("desk-3") != std::string::npos);
+}
+
+// ---- sites -----------------------------------------------------------------------------------
+
+TEST_CASE("reports may carry LAN and WAN bytes; older reports without them are accepted",
+          "[core]") {
+    const auto key = device_key(1);
+    json with = release_json("KB1", "downloading");
+    with["bytes_from_lan"] = 700;
+    with["bytes_from_wan"] = 200;
+    auto r =
+        parse_report(signed_report(key, 1, json::array({with, release_json("KB2", "effective")})));
+    REQUIRE(r);
+    CHECK(r->releases[0].bytes_from_lan == std::optional<std::uint64_t>(700));
+    CHECK(r->releases[0].bytes_from_wan == std::optional<std::uint64_t>(200));
+    CHECK_FALSE(r->releases[1].bytes_from_lan);
+    CHECK_FALSE(r->releases[1].bytes_from_wan);
+
+    for (const json& bad : {json(-1), json("12"), json(1.5), json(nullptr),
+                            json(std::numeric_limits<std::uint64_t>::max())}) {
+        INFO(bad.dump());
+        json rel = release_json("KB1", "downloading");
+        rel["bytes_from_wan"] = bad;
+        CHECK_FALSE(parse_report(signed_report(key, 2, json::array({rel}))));
+    }
+}
+
+TEST_CASE("fleet.db keeps LAN and WAN bytes, and adds their columns to an older database",
+          "[core]") {
+    test::TempDir dir("ps-fleet-migrate");
+    const auto path = dir / "fleet.db";
+    {
+        // The endpoint_releases table as format 1 first shipped it.
+        auto db = Db::open(path);
+        REQUIRE(db);
+        REQUIRE((*db)->exec(R"sql(
+            CREATE TABLE endpoint_releases (
+                device_id TEXT NOT NULL, release_id TEXT NOT NULL, manifest_sha256 TEXT NOT NULL,
+                state TEXT NOT NULL, entered_at INTEGER NOT NULL, progress_ppm INTEGER NOT NULL,
+                bytes_from_peers INTEGER NOT NULL, bytes_from_seeder INTEGER NOT NULL,
+                attempts INTEGER NOT NULL, reason TEXT NOT NULL, updated_at INTEGER NOT NULL,
+                PRIMARY KEY (device_id, release_id));
+            INSERT INTO endpoint_releases VALUES ('old', 'KB0', '', 'effective', 1, 1000000,
+                                                  5, 6, 0, '', 1);)sql"));
+    }
+    auto db = FleetDb::open(path);
+    REQUIRE(db);
+    const auto key = device_key(3);
+    json rel = release_json("KB1", "downloading");
+    rel["bytes_from_lan"] = 700;
+    rel["bytes_from_wan"] = 200;
+    REQUIRE((*db)->apply_report(parsed(key, 1, json::array({rel, release_json("KB2", "verified")})),
+                                "10.0.0.2", 100));
+    REQUIRE((*db)->save_sites({"site1=10.0.0.0/24", "site2=10.0.1.0/24,10.0.2.0/24"}));
+
+    auto reopened = FleetDb::open(path);  // migrating twice is a no-op
+    REQUIRE(reopened);
+    auto snap = (*reopened)->snapshot();
+    REQUIRE(snap);
+    std::map<std::string, EndpointReleaseRow> rows;
+    for (const auto& r : snap->releases) rows[r.release_id] = r;
+    CHECK(rows.at("KB0").bytes_from_wan == std::nullopt);
+    CHECK(rows.at("KB1").bytes_from_lan == std::optional<std::uint64_t>(700));
+    CHECK(rows.at("KB1").bytes_from_wan == std::optional<std::uint64_t>(200));
+    CHECK(rows.at("KB2").bytes_from_lan == std::nullopt);
+    CHECK((*reopened)->load_sites() ==
+          std::vector<std::string>{"site1=10.0.0.0/24", "site2=10.0.1.0/24,10.0.2.0/24"});
+}
+
+TEST_CASE("the status shows each site's endpoints, effective count and WAN copies", "[core]") {
+    Index index;
+    index.releases = {{"MS08-067", 3, std::string(64, 'a')}};
+    FleetSnapshot fleet;
+    fleet.endpoints = {{"aaaa1111", "desk-1", "10.77.1.10", "b", 1, 50, 1},
+                       {"bbbb2222", "desk-2", "10.77.1.11", "b", 1, 50, 1},
+                       {"cccc3333", "desk-3", "10.77.2.10", "b", 1, 50, 1},
+                       {"dddd4444", "desk-4", "192.168.9.4", "b", 1, 50, 1},
+                       {"eeee5555", "desk-5", "::ffff:10.77.2.11", "b", 1, 50, 1}};
+    auto row = [](std::string dev, core::State s, std::optional<std::uint64_t> lan,
+                  std::optional<std::uint64_t> wan) {
+        EndpointReleaseRow r;
+        r.device_id = std::move(dev);
+        r.release_id = "MS08-067";
+        r.state = s;
+        r.bytes_from_peers = 900;
+        r.bytes_from_seeder = 100;
+        r.bytes_from_lan = lan;
+        r.bytes_from_wan = wan;
+        return r;
+    };
+    fleet.releases = {row("aaaa1111", core::State::effective, 0, 1000),
+                      row("bbbb2222", core::State::effective, 1000, 50),
+                      row("cccc3333", core::State::downloading, 10, 20),
+                      row("dddd4444", core::State::effective, std::nullopt, std::nullopt),
+                      row("eeee5555", core::State::effective, 1, 2)};
+    const std::map<std::string, ManifestFacts> facts = {
+        {"MS08-067", {"KB958644", "emergency", 1000}}};
+    auto sites =
+        core::SiteMap::parse({"site1=10.77.1.0/24", "site2=10.77.2.0/24", "site3=10.77.3.0/24"});
+    REQUIRE(sites);
+
+    const FleetStatus status = build_status("repo", index, facts, fleet, 17, 100, *sites);
+    const auto& rs = status.releases.at(0);
+    REQUIRE(rs.sites.size() == 4);  // three configured (one empty), then one automatic
+    CHECK(rs.sites[0].name == "site1");
+    CHECK(rs.sites[0].endpoints == 2);
+    CHECK(rs.sites[0].effective == 2);
+    CHECK(rs.sites[0].bytes_from_wan == 1050);
+    CHECK(rs.sites[0].bytes_from_lan == 1000);
+    CHECK(rs.sites[0].wan_copies == Approx(1.05));
+    CHECK(rs.sites[1].name == "site2");
+    CHECK(rs.sites[1].endpoints == 2);
+    CHECK(rs.sites[1].effective == 1);
+    CHECK(rs.sites[1].bytes_from_wan == 22);
+    CHECK(rs.sites[2].name == "site3");
+    CHECK(rs.sites[2].endpoints == 0);
+    // An endpoint that does not report the split counts the seeder as its WAN.
+    CHECK(rs.sites[3].name == "auto:192.168.9.0/24");
+    CHECK(rs.sites[3].bytes_from_wan == 100);
+    CHECK(rs.sites[3].bytes_from_lan == 900);
+
+    const json doc = json::parse(status_json(status));
+    const json& s0 = doc["releases"][0]["sites"][0];
+    CHECK(s0["name"] == "site1");
+    CHECK(s0["endpoints"] == 2);
+    CHECK(s0["effective"] == 2);
+    CHECK(s0["bytes_from_wan"] == 1050);
+    CHECK(s0["bytes_from_lan"] == 1000);
+    CHECK(s0["wan_copies"].get<double>() == Approx(1.05));
+    const std::string text = render_status(status, false);
+    CHECK(text.find("site1") != std::string::npos);
+    CHECK(text.find("1.05") != std::string::npos);
+    CHECK(text.find("auto:192.168.9.0/24") != std::string::npos);
 }

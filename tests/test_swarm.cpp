@@ -106,7 +106,8 @@ struct Node {
 };
 
 std::unique_ptr<Node> make_node(boost::asio::io_context& io, const std::string& ip,
-                                const fs::path& resume_dir, int upload_rate_limit = 0) {
+                                const fs::path& resume_dir, int upload_rate_limit = 0,
+                                const std::function<void(Settings&)>& tweak = {}) {
     auto node = std::make_unique<Node>();
     Node* n = node.get();
     Settings settings;
@@ -116,6 +117,7 @@ std::unique_ptr<Node> make_node(boost::asio::io_context& io, const std::string& 
     settings.min_reconnect_time_s = 1;
     settings.seeder_addresses = {"127.0.0.1"};
     settings.upload_rate_limit = upload_rate_limit;
+    if (tweak) tweak(settings);
     Callbacks callbacks;
     callbacks.on_finished = [n](const std::string&) { ++n->finished; };
     callbacks.on_error = [n](const std::string&, const std::string& m) { n->errors.push_back(m); };
@@ -493,4 +495,76 @@ TEST_CASE("an upload rate limit holds for peers on private addresses", "[net]") 
     // 4.3 MiB at 2 MiB/s: a little over 2 s; unlimited on loopback it takes a few hundred ms.
     CHECK(elapsed > 1500ms);
     CHECK(same_tree(root, tmp.path / "dl" / "payload"));
+}
+
+// An endpoint of site 127.0.2.0/24: WAN peers capped each way, its own site uncapped.
+void site_endpoint(Settings& s, int wan_limit) {
+    s.site_ranges = {"127.0.2.0/24"};
+    s.peer_classes = {{"wan", {"0.0.0.0/0", "::/0"}, wan_limit, wan_limit, false},
+                      {"lan", {"127.0.2.0/24"}, 0, 0, true}};
+}
+
+TEST_CASE("a WAN peer class caps private addresses, and bytes split into LAN and WAN", "[net]") {
+    TempDir tmp;
+    const fs::path root = make_payload(tmp.path / "seed");
+    auto torrent = create_torrent(root);
+    REQUIRE(torrent.has_value());
+    boost::asio::io_context io;
+
+    // Another site's endpoint holds the payload (not the seeder: seeder_addresses is 127.0.0.1).
+    auto remote = make_node(io, "127.0.3.10", tmp.path / "remote-resume");
+    REQUIRE(remote->session->add(add_params(*torrent, tmp.path / "seed", true)).has_value());
+    REQUIRE(run_until(io, [&] { return remote->finished == 1; }));
+
+    constexpr int kWanLimit = 2 * 1024 * 1024;
+    auto local = make_node(io, "127.0.2.11", tmp.path / "local-resume", 0,
+                           [](Settings& s) { site_endpoint(s, kWanLimit); });
+    const auto start = std::chrono::steady_clock::now();
+    REQUIRE(
+        local->session
+            ->add(add_params(*torrent, tmp.path / "l1", false, {endpoint("127.0.3.10", *remote)}))
+            .has_value());
+    REQUIRE(run_until(io, [&] { return local->finished == 1; }));
+    // 4.3 MiB at 2 MiB/s: over 2 s, where loopback alone takes a few hundred ms.
+    CHECK(std::chrono::steady_clock::now() - start > 1500ms);
+    const Status wan = local->status("rel-1");
+    CHECK(wan.bytes_from_peers == kPayloadSize);
+    CHECK(wan.bytes_from_outside_site == kPayloadSize);
+    CHECK(wan.bytes_from_lan == 0);
+
+    // A neighbour in the same site fills from it: every byte is LAN.
+    auto neighbour = make_node(io, "127.0.2.12", tmp.path / "neighbour-resume", 0,
+                               [](Settings& s) { site_endpoint(s, kWanLimit); });
+    REQUIRE(
+        neighbour->session
+            ->add(add_params(*torrent, tmp.path / "l2", false, {endpoint("127.0.2.11", *local)}))
+            .has_value());
+    REQUIRE(run_until(io, [&] { return neighbour->finished == 1; }));
+    const Status lan = neighbour->status("rel-1");
+    CHECK(lan.bytes_from_lan == kPayloadSize);
+    CHECK(lan.bytes_from_outside_site == 0);
+    CHECK(same_tree(root, tmp.path / "l2" / "payload"));
+}
+
+TEST_CASE("a session refuses peer classes or site ranges that are not CIDRs", "[net]") {
+    TempDir tmp;
+    boost::asio::io_context io;
+    for (const auto& tweak : std::vector<std::function<void(Settings&)>>{
+             [](Settings& s) { s.site_ranges = {"127.0.2.1/24"}; },
+             [](Settings& s) {
+                 s.peer_classes = {{"x", {"not-a-range"}, 1, 1, false}};
+             },
+             [](Settings& s) {
+                 s.peer_classes.resize(kMaxPeerClasses + 1, {"x", {}, 0, 0, false});
+             },
+         }) {
+        Settings settings;
+        settings.listen = "127.0.2.30:0";
+        settings.resume_dir = tmp.path / "resume";
+        settings.enable_lsd = false;
+        tweak(settings);
+        auto session = Session::create(io, std::move(settings), {});
+        REQUIRE_FALSE(session.has_value());
+        CHECK(session.error().code == Errc::invalid_argument);
+    }
 }

@@ -66,41 +66,49 @@ class Fleet {
         return run(argv);
     }
 
-    void start_seeder() {
-        seeder_ = std::make_unique<Child>(
-            std::vector<std::string>{
-                PATCHSWARM_SEEDER_BIN, "serve", "--repo", (dir_ / "repo").string(), "--http",
-                seeder_address() + ":18080", "--bt", seeder_address() + ":16881"},
-            dir_ / "seeder.log");
+    void start_seeder(std::vector<std::string> extra = {}) {
+        std::vector<std::string> argv = {PATCHSWARM_SEEDER_BIN,
+                                         "serve",
+                                         "--repo",
+                                         (dir_ / "repo").string(),
+                                         "--http",
+                                         seeder_address() + ":18080",
+                                         "--bt",
+                                         seeder_address() + ":16881"};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        seeder_ = std::make_unique<Child>(argv, dir_ / "seeder.log");
     }
     void stop_seeder() {
         if (seeder_) seeder_->stop();
         seeder_.reset();
     }
 
-    void start_endpoint(int i, std::vector<std::string> extra = {},
-                        const std::string& seeders = "") {
+    // `address`: the endpoint's own address instead of endpoint_address(i) (e.g. another /24
+    // for a second site).
+    void start_endpoint(int i, std::vector<std::string> extra = {}, const std::string& seeders = "",
+                        const std::string& address = "") {
         if (!fs::exists(boot_id_file(i))) write_text(boot_id_file(i), "boot-1\n");
-        std::vector<std::string> argv = {PATCHSWARM_DAEMON_BIN,
-                                         "run",
-                                         "--state-dir",
-                                         state_dir(i).string(),
-                                         "--seeder",
-                                         seeders.empty() ? seeder_url() : seeders,
-                                         "--trust",
-                                         (dir_ / "keys/release.pub").string(),
-                                         "--bt",
-                                         endpoint_address(i) + ":16881",
-                                         "--boot-id-file",
-                                         boot_id_file(i).string(),
-                                         "--heartbeat",
-                                         "1",
-                                         "--poll-wait",
-                                         "5",
-                                         "--name",
-                                         "desk-" + std::to_string(i),
-                                         "--log-level",
-                                         "debug"};
+        std::vector<std::string> argv = {
+            PATCHSWARM_DAEMON_BIN,
+            "run",
+            "--state-dir",
+            state_dir(i).string(),
+            "--seeder",
+            seeders.empty() ? seeder_url() : seeders,
+            "--trust",
+            (dir_ / "keys/release.pub").string(),
+            "--bt",
+            (address.empty() ? endpoint_address(i) : address) + ":16881",
+            "--boot-id-file",
+            boot_id_file(i).string(),
+            "--heartbeat",
+            "1",
+            "--poll-wait",
+            "5",
+            "--name",
+            "desk-" + std::to_string(i),
+            "--log-level",
+            "debug"};
         argv.insert(argv.end(), extra.begin(), extra.end());
         endpoints_[i] = std::make_unique<Child>(argv, dir_ / ("ep" + std::to_string(i) + ".log"));
     }

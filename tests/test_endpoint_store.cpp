@@ -1,0 +1,86 @@
+// The endpoint's state.db: byte counters per release, and the migration that adds the site
+// counters to a state.db written before them.
+#include <catch2/catch.hpp>
+
+#include "common/sqlite.hpp"
+#include "daemon/endpoint_store.hpp"
+#include "support/process.hpp"
+
+using namespace patchswarm;
+using namespace patchswarm::daemon;
+
+namespace {
+
+StoredRelease release(const std::string& id) {
+    StoredRelease r;
+    r.record.id = id;
+    r.record.state = core::State::downloading;
+    r.manifest_sha256 = std::string(64, 'a');
+    r.manifest_envelope = "{}";
+    r.sequence = 1;
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("state.db keeps LAN and WAN bytes per release", "[core]") {
+    test::TempDir dir("ps-store");
+    auto store = EndpointStore::open(dir / "state.db");
+    REQUIRE(store);
+    REQUIRE((*store)->save_release(release("KB1")));
+    REQUIRE((*store)->save_progress("KB1", {10, 20, 7, 3, 6, 4}));
+    auto again = EndpointStore::open(dir / "state.db");
+    REQUIRE(again);
+    auto r = (*again)->load_release("KB1");
+    REQUIRE(r);
+    REQUIRE(*r);
+    CHECK((*r)->bytes_done == 10);
+    CHECK((*r)->bytes_from_peers == 7);
+    CHECK((*r)->bytes_from_seeder == 3);
+    CHECK((*r)->bytes_from_lan == 6);
+    CHECK((*r)->bytes_from_wan == 4);
+}
+
+TEST_CASE("an older state.db gains the site columns, filled from what it counted", "[core]") {
+    test::TempDir dir("ps-store-migrate");
+    {
+        // The releases table before sites.
+        auto db = Db::open(dir / "state.db");
+        REQUIRE(db);
+        REQUIRE((*db)->exec(R"sql(
+            CREATE TABLE releases(
+              id TEXT PRIMARY KEY, manifest_sha256 TEXT NOT NULL, manifest_envelope TEXT NOT NULL,
+              sequence INTEGER NOT NULL, torrent BLOB, state TEXT NOT NULL,
+              entered_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+              next_attempt_at INTEGER NOT NULL DEFAULT 0,
+              failed_phase TEXT NOT NULL DEFAULT 'download', reason TEXT NOT NULL DEFAULT '',
+              boot_id_at_install TEXT NOT NULL DEFAULT '',
+              verify_started_at INTEGER NOT NULL DEFAULT 0,
+              last_exit_code INTEGER NOT NULL DEFAULT 0, bytes_done INTEGER NOT NULL DEFAULT 0,
+              bytes_total INTEGER NOT NULL DEFAULT 0,
+              bytes_from_peers INTEGER NOT NULL DEFAULT 0,
+              bytes_from_seeder INTEGER NOT NULL DEFAULT 0,
+              install_output TEXT NOT NULL DEFAULT '');
+            INSERT INTO releases(id, manifest_sha256, manifest_envelope, sequence, state,
+                                 entered_at, bytes_from_peers, bytes_from_seeder)
+            VALUES ('KB0', '', '{}', 1, 'effective', 5, 900, 100);)sql"));
+    }
+    auto store = EndpointStore::open(dir / "state.db");
+    REQUIRE(store);
+    auto r = (*store)->load_release("KB0");
+    REQUIRE(r);
+    REQUIRE(*r);
+    CHECK((*r)->record.state == core::State::effective);
+    // Without site ranges every peer was on the LAN and only the seeder outside.
+    CHECK((*r)->bytes_from_lan == 900);
+    CHECK((*r)->bytes_from_wan == 100);
+    // Opening again migrates nothing and keeps later counts.
+    REQUIRE((*store)->save_progress("KB0", {1, 1, 900, 100, 950, 50}));
+    auto again = EndpointStore::open(dir / "state.db");
+    REQUIRE(again);
+    auto r2 = (*again)->load_release("KB0");
+    REQUIRE(r2);
+    REQUIRE(*r2);
+    CHECK((*r2)->bytes_from_lan == 950);
+    CHECK((*r2)->bytes_from_wan == 50);
+}
