@@ -35,7 +35,7 @@ struct TorrentSummary {
     std::string infohash_v2;          // lowercase hex, 64 chars
     std::string name;                 // top-level name (folder or file)
     bool single_file = false;
-    std::vector<TorrentFile> files;   // sorted by path, pad files excluded
+    std::vector<TorrentFile> files;  // sorted by path, pad files excluded
 };
 
 // Builds a BitTorrent v2-only torrent of a file or folder (v2: per-file SHA-256 merkle trees).
@@ -67,10 +67,10 @@ struct PeerClassSpec {
 inline constexpr std::size_t kMaxPeerClasses = 29;
 
 struct Settings {
-    std::string listen;              // "127.0.0.2:6881" (port 0: any free port)
+    std::string listen;                // "127.0.0.2:6881" (port 0: any free port)
     std::filesystem::path resume_dir;  // where resume data is kept (created if missing)
-    bool enable_lsd = true;          // BEP 14 local service discovery
-    int min_reconnect_time_s = 2;    // libtorrent default 60 is far too slow for a LAN swarm
+    bool enable_lsd = true;            // BEP 14 local service discovery
+    int min_reconnect_time_s = 2;      // libtorrent default 60 is far too slow for a LAN swarm
     // Addresses whose bytes count as "from the seeder" (HQ) rather than "from peers".
     std::vector<std::string> seeder_addresses;
     int upload_rate_limit = 0;    // bytes/s, 0 = unlimited
@@ -95,7 +95,7 @@ struct AddParams {
     std::vector<std::string> trackers;   // announce URLs (the torrent's own are ignored)
     std::vector<std::string> web_seeds;  // BEP 19 URLs added right away
     std::vector<std::string> peers;      // "ip:port" to connect to directly
-    bool seed = false;  // we already have the data (seeder): check it, then seed
+    bool seed = false;                   // we already have the data (seeder): check it, then seed
 };
 
 struct Status {
@@ -115,7 +115,7 @@ struct Status {
     int num_peers = 0;
     bool finished = false;  // every wanted byte is on disk and hash-checked
     bool checking = false;
-    std::string error;      // libtorrent error for this torrent, if any
+    std::string error;  // libtorrent error for this torrent, if any
 };
 
 // Run on the io_context thread by the alert pump (or inside save_resume_data_and_wait). They may
@@ -128,7 +128,7 @@ struct Callbacks {
 };
 
 class Session {
-public:
+  public:
     // Errc::network if the listen address cannot be used.
     [[nodiscard]] static Result<std::unique_ptr<Session>> create(boost::asio::io_context& io,
                                                                  Settings settings,
