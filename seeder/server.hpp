@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "seeder/tracker.hpp"
+
 namespace patchswarm::seeder {
 
 struct ServeOptions {
@@ -27,7 +29,8 @@ struct ServeOptions {
     // Sites, "NAME=CIDR[,CIDR...]" each (common/sites.hpp); addresses outside them form one
     // site per /24 (IPv6: /64).
     std::vector<std::string> sites;
-    std::size_t gateways = 2;             // peers per site (and torrent) given the seeder
+    std::size_t gateways =
+        tracker::kDefaultGateways;        // peers per site (and torrent) given the seeder
     std::chrono::seconds site_stall{30};  // no progress this long: the whole site gets it
     int site_upload_limit = 0;            // bytes/s per configured site, 0 = none
 };

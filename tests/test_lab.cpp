@@ -117,11 +117,16 @@ std::string join(const std::vector<std::string>& v) {
 
 }  // namespace
 
-namespace {
+namespace {}  // namespace
 
-// 2 sites x 3 endpoints behind 8 Mbit/s WAN links, 4 MiB payload. `wan_bound` also asserts the
-// issue's target of at most 1.5 payload copies into each site.
-void run_small_lab(bool wan_bound) {
+// 2 sites x 3 endpoints behind 8 Mbit/s WAN links, 4 MiB payload. With one gateway per site the
+// WAN links carried 1.02-1.03 payload copies in repeated runs (headers and metadata included);
+// the bound is the issue's 1.5, so a regression to "every endpoint pulls from HQ" (3 copies)
+// or to two gateways racing (up to 2) fails.
+TEST_CASE(
+    "lab: 2 sites x 3 endpoints behind 8 Mbit/s WAN links become effective, each site pulls at "
+    "most 1.5 payload copies across its WAN link, and nothing is left behind",
+    "[lab]") {
     const std::string why = lab_unavailable();
     if (!why.empty()) {
         WARN("lab test SKIPPED: " << why);
@@ -149,8 +154,7 @@ void run_small_lab(bool wan_bound) {
         INFO(site.dump());
         CHECK(site["done"] == 3);
         // Each branch pulls the payload across its WAN link about once, never 3 times.
-        if (wan_bound)
-            CHECK(site["wan_in_bytes"].get<double>() <= 1.5 * static_cast<double>(payload));
+        CHECK(site["wan_in_bytes"].get<double>() <= 1.5 * static_cast<double>(payload));
         CHECK(site["wan_in_bytes"].get<std::uint64_t>() > 0);
     }
     // Every endpoint received the whole payload (install.sh is a few dozen bytes).
@@ -163,21 +167,6 @@ void run_small_lab(bool wan_bound) {
     CHECK(join(root_links_named_psl()).empty());
     CHECK(join(processes_mentioning(work.string())).empty());
     CHECK_FALSE(fs::exists(work));
-}
-
-}  // namespace
-
-TEST_CASE(
-    "lab: 2 sites x 3 endpoints behind 8 Mbit/s WAN links become effective and leave "
-    "nothing behind",
-    "[lab]") {
-    run_small_lab(false);
-}
-
-// Hidden (not in the default run or CI) until the site-aware tracker holds this bound reliably;
-// run it with: tests/test_lab "[.wan]". See issue 3's notes for the measured ratios.
-TEST_CASE("lab: each branch pulls at most 1.5 payload copies across its WAN link", "[lab][.wan]") {
-    run_small_lab(true);
 }
 
 TEST_CASE("lab: a run interrupted by SIGINT or SIGTERM tears down everything it started", "[lab]") {

@@ -49,6 +49,7 @@ Usage:
   lab.sh run      [topology options] [--payload-mb MB] [--timeout S] [--until effective|verified]
                   [--keep] [--work-dir DIR] [--bin-dir DIR] [--seeder-bin F] [--daemon-bin F]
                   [--wan-limit BYTES_PER_S] [--seeder-opt ARG]... [--daemon-opt ARG]...
+                  [--payload-dir DIR] [--warm-fleet]
   lab.sh --cleanup
 
 Topology options:
@@ -64,6 +65,14 @@ Topology options:
                      up/down/counters, random for run.
 Run options:
   --payload-mb MB    random payload size in MiB (default 8)
+  --payload-dir DIR  publish a copy of this payload folder instead (from lab_make_payload, so a
+                     benchmark gives every contender the same bytes); it must hold install.sh;
+                     --payload-mb is then ignored
+  --warm-fleet       start the fleet on a tiny warm-up release and wait until every endpoint
+                     has installed it; only then publish the measured release, and time from the
+                     end of that publish (a running fleet meets an emergency patch). Without it
+                     the release is published first and the time counts from the endpoints'
+                     start, which on a loaded machine includes seconds of process start-up
   --timeout S        give up after S seconds of waiting (default 300)
   --until STATE      'effective' (default) or 'verified'
   --keep             keep the work folder (logs, state dirs, repo) after the run
@@ -90,6 +99,8 @@ lab_set_defaults() {
     LAB_WAN_DELAY=0
     LAB_WAN_LOSS=0
     RUN_PAYLOAD_MB=8
+    RUN_PAYLOAD_DIR=""
+    RUN_WARM=0
     RUN_TIMEOUT=300
     RUN_UNTIL=effective
     RUN_KEEP=0
@@ -118,8 +129,8 @@ lab_parse_options() {
         case $opt in
             --sites | --hosts | --wan-rate | --wan-delay | --wan-loss) kind=topo ;;
             --payload-mb | --timeout | --until | --work-dir | --bin-dir | --seeder-bin | \
-                --daemon-bin | --wan-limit | --seeder-opt | --daemon-opt) kind=run ;;
-            --keep) kind=runflag ;;
+                --daemon-bin | --wan-limit | --seeder-opt | --daemon-opt | --payload-dir) kind=run ;;
+            --keep | --warm-fleet) kind=runflag ;;
             --id) kind=id ;;
             -h | --help)
                 lab_help
@@ -131,7 +142,8 @@ lab_parse_options() {
             lab_usage_error "option '$opt' does not apply to '$cmd'"
         fi
         if [[ $kind == runflag ]]; then
-            RUN_KEEP=1
+            [[ $opt == --keep ]] && RUN_KEEP=1
+            [[ $opt == --warm-fleet ]] && RUN_WARM=1
             shift
             continue
         fi
@@ -146,6 +158,7 @@ lab_parse_options() {
             --wan-delay) LAB_WAN_DELAY=$val ;;
             --wan-loss) LAB_WAN_LOSS=${val%\%} ;;
             --payload-mb) RUN_PAYLOAD_MB=$val ;;
+            --payload-dir) RUN_PAYLOAD_DIR=$val ;;
             --timeout) RUN_TIMEOUT=$val ;;
             --until) RUN_UNTIL=$val ;;
             --work-dir) RUN_WORK_DIR=$val ;;
@@ -183,6 +196,8 @@ lab_parse_options() {
         lab_usage_error "--timeout must be 1..86400 seconds, got '$RUN_TIMEOUT'"
     [[ $RUN_UNTIL == effective || $RUN_UNTIL == verified ]] ||
         lab_usage_error "--until must be 'effective' or 'verified', got '$RUN_UNTIL'"
+    [[ -z $RUN_PAYLOAD_DIR || -f $RUN_PAYLOAD_DIR/install.sh ]] ||
+        lab_usage_error "--payload-dir must be a folder holding install.sh, got '$RUN_PAYLOAD_DIR'"
     [[ -z $RUN_WAN_LIMIT || $RUN_WAN_LIMIT =~ ^[0-9]+$ ]] ||
         lab_usage_error "--wan-limit must be bytes per second, got '$RUN_WAN_LIMIT'"
     return 0
@@ -689,6 +704,25 @@ lab_cleanup() {
 # ----------------------------------------------------------------------------------------------
 # run
 
+# lab_make_payload DIR MB: a release payload folder: data/patch.bin (MB MiB of random bytes) and
+# install.sh, which leaves a marker in the endpoint's state folder (what `run` waits for).
+lab_make_payload() {
+    local dir=$1 mb=$2
+    mkdir -p "$dir/data"
+    head -c $((mb * 1048576)) /dev/urandom >"$dir/data/patch.bin"
+    cat >"$dir/install.sh" <<'EOF'
+#!/bin/sh
+echo "installed $PATCHSWARM_RELEASE_ID" >>"$PATCHSWARM_STATE_DIR/installed-$PATCHSWARM_RELEASE_ID"
+exit 0
+EOF
+    chmod +x "$dir/install.sh"
+}
+
+# lab_payload_bytes DIR: the payload's size in bytes (every regular file in it).
+lab_payload_bytes() {
+    find "$1" -type f -printf '%s\n' | awk '{ t += $1 } END { printf "%d", t }'
+}
+
 run_find_binaries() {
     local d
     local dirs=()
@@ -756,9 +790,18 @@ run_seeder_ready() {
         read -r line <&3 && [[ $line == *" 200 "* ]]' 2>/dev/null
 }
 
-# Sets RUN_JS to one endpoint's status document ('' if unreadable).
+# run_status_json STATE_DIR RELEASE: sets RUN_JS to RELEASE's entry of the endpoint's status
+# document ('' if unreadable or not there). Entries are flat objects, so the entry is what lies
+# between the last '{' before its "id" and the first '}' after it.
 run_status_json() {
     RUN_JS=$("$RUN_DAEMON_BIN" status --state-dir "$1" --json 2>/dev/null) || RUN_JS=""
+    local key="\"id\":\"$2\""
+    if [[ $RUN_JS == *"$key"* ]]; then
+        local pre=${RUN_JS%%"$key"*} post=${RUN_JS#*"$key"}
+        RUN_JS="{${pre##*\{}$key${post%%\}*}}"
+    else
+        RUN_JS=""
+    fi
 }
 
 # run_json_field JSON KEY: prints the first string or integer value of "KEY" in JSON ('' if
@@ -831,20 +874,31 @@ lab_run() {
     "$RUN_SEEDER_BIN" keygen --out "$RUN_WORK/keys/release" >"$RUN_WORK/logs/keygen.log" 2>&1 ||
         lab_fail "keygen failed: $(cat "$RUN_WORK/logs/keygen.log")"
     local pl="$RUN_WORK/payload/KB-LAB"
-    mkdir -p "$pl/data"
-    head -c $((RUN_PAYLOAD_MB * 1048576)) /dev/urandom >"$pl/data/patch.bin"
-    cat >"$pl/install.sh" <<'EOF'
-#!/bin/sh
-echo "installed $PATCHSWARM_RELEASE_ID" >>"$PATCHSWARM_STATE_DIR/installed-$PATCHSWARM_RELEASE_ID"
-exit 0
-EOF
-    chmod +x "$pl/install.sh"
+    if [[ -n $RUN_PAYLOAD_DIR ]]; then
+        mkdir -p "$RUN_WORK/payload"
+        cp -a "$RUN_PAYLOAD_DIR" "$pl" || lab_fail "cannot copy $RUN_PAYLOAD_DIR"
+    else
+        lab_make_payload "$pl" "$RUN_PAYLOAD_MB"
+    fi
     local payload_bytes
-    payload_bytes=$(($(stat -c %s "$pl/data/patch.bin") + $(stat -c %s "$pl/install.sh")))
-    "$RUN_SEEDER_BIN" publish --repo "$RUN_WORK/repo" --key "$RUN_WORK/keys/release.key" \
-        --id "$rel" --payload "$pl" --install ./install.sh --severity emergency --reboot none \
-        >"$RUN_WORK/logs/publish.log" 2>&1 ||
-        lab_fail "publish failed: $(cat "$RUN_WORK/logs/publish.log")"
+    payload_bytes=$(lab_payload_bytes "$pl")
+    # run_publish ID PAYLOAD_DIR LOG
+    run_publish() {
+        "$RUN_SEEDER_BIN" publish --repo "$RUN_WORK/repo" --key "$RUN_WORK/keys/release.key" \
+            --id "$1" --payload "$2" --install ./install.sh --severity emergency --reboot none \
+            >"$3" 2>&1 || lab_fail "publish failed: $(cat "$3")"
+    }
+    # The release every endpoint waits for first: the measured one, or a 1 KiB warm-up.
+    local first_rel=$rel
+    if ((RUN_WARM)); then
+        first_rel="LAB-${LAB_ID}-warm"
+        mkdir -p "$RUN_WORK/payload/KB-WARM"
+        head -c 1024 /dev/urandom >"$RUN_WORK/payload/KB-WARM/warm.bin"
+        cp -a "$pl/install.sh" "$RUN_WORK/payload/KB-WARM/install.sh"
+        run_publish "$first_rel" "$RUN_WORK/payload/KB-WARM" "$RUN_WORK/logs/publish-warm.log"
+    else
+        run_publish "$rel" "$pl" "$RUN_WORK/logs/publish.log"
+    fi
 
     lab_log "building lab '$LAB_ID': $LAB_SITES sites x $LAB_HOSTS hosts, WAN $LAB_WAN_RATE"
     local tb
@@ -870,17 +924,18 @@ EOF
         sleep 0.2
     done
 
-    # Counters and CPU before the endpoints start.
+    # Counters, CPU and the clock start now, or (warm fleet) just before the measured publish.
     declare -A wan_rx0 wan_tx0
-    local ifc rx tx
-    while read -r ifc rx tx; do
-        wan_rx0[$ifc]=$rx
-        wan_tx0[$ifc]=$tx
-    done < <(lab_read_counters)
-    local cpu0
-    cpu0=$(run_cpu_sample)
-    local t0
-    t0=$(date +%s.%N)
+    local ifc rx tx cpu0 t0 publish_seconds=null
+    run_mark_start() {
+        while read -r ifc rx tx; do
+            wan_rx0[$ifc]=$rx
+            wan_tx0[$ifc]=$tx
+        done < <(lab_read_counters)
+        cpu0=$(run_cpu_sample)
+        t0=$(date +%s.%N)
+    }
+    ((RUN_WARM)) || run_mark_start
 
     local -A ep_dir ep_pid ep_done
     local n_total=$((LAB_SITES * LAB_HOSTS))
@@ -899,7 +954,26 @@ EOF
             ep_pid[$name]=$LAB_SPAWNED_PID
         done
     done
-    lab_log "seeder and $n_total endpoints started; waiting until all are $RUN_UNTIL (timeout ${RUN_TIMEOUT}s)"
+    if ((RUN_WARM)); then
+        lab_log "seeder and $n_total endpoints started; waiting until all installed the warm-up release"
+        local warm_deadline=$((SECONDS + RUN_TIMEOUT)) n_warm=0
+        while ((n_warm < n_total)); do
+            n_warm=0
+            for name in "${!ep_dir[@]}"; do
+                [[ -e ${ep_dir[$name]}/installed-$first_rel ]] && n_warm=$((n_warm + 1))
+                lab_alive "${ep_pid[$name]}" || lab_fail "$name exited during the warm-up: $(tail -n 5 "$RUN_WORK/logs/$name.log")"
+            done
+            ((SECONDS < warm_deadline)) || lab_fail "only $n_warm/$n_total endpoints installed the warm-up release"
+            ((n_warm < n_total)) && sleep 0.5 # polling interval, not synchronisation
+        done
+        lab_log "fleet warm: publishing the measured release"
+        run_mark_start
+        run_publish "$rel" "$pl" "$RUN_WORK/logs/publish.log"
+        publish_seconds=$(lab_since "$t0")
+        t0=$(date +%s.%N)
+    fi
+    ((RUN_WARM)) || lab_log "seeder and $n_total endpoints started"
+    lab_log "waiting until all endpoints have $rel $RUN_UNTIL (timeout ${RUN_TIMEOUT}s)"
 
     # Wait: poll the endpoints that are not done yet (a marker file first, it costs nothing).
     local n_done=0 n_dead=0 load_max=0 next_report=$((SECONDS + 10)) result=ok name st l1 js
@@ -915,7 +989,7 @@ EOF
                 continue
             fi
             [[ $RUN_UNTIL == effective && ! -e ${ep_dir[$name]}/installed-$rel ]] && continue
-            run_status_json "${ep_dir[$name]}"
+            run_status_json "${ep_dir[$name]}" "$rel"
             st=$(run_json_field "$RUN_JS" state)
             ep_state[$name]=${st:-unknown}
             if run_state_reached "$st"; then
@@ -964,7 +1038,7 @@ EOF
     for name in "${!ep_dir[@]}"; do
         js=${ep_json[$name]:-}
         if [[ -z $js ]]; then
-            run_status_json "${ep_dir[$name]}"
+            run_status_json "${ep_dir[$name]}" "$rel"
             js=$RUN_JS
         fi
         st=$(run_json_field "$js" state)
@@ -994,6 +1068,7 @@ EOF
     [[ -n $LAB_DELAY_NOTE ]] && out+=",\"wan_delay_note\":\"$LAB_DELAY_NOTE\""
     out+=",\"wan_loss_percent\":$LAB_WAN_LOSS,\"wan_loss_applied\":$LAB_LOSS_APPLIED"
     out+=",\"payload_bytes\":$payload_bytes,\"until\":\"$RUN_UNTIL\",\"seconds\":$elapsed"
+    out+=",\"warm_fleet\":$( ((RUN_WARM)) && echo true || echo false),\"publish_seconds\":$publish_seconds"
     out+=",\"done\":$n_done,\"states\":{"
     local first=1 k
     for k in $(printf '%s\n' "${!states[@]}" | sort); do
