@@ -504,7 +504,10 @@ class SessionImpl final : public Session {
     }
 
     void add_web_seed(const std::string& id, const std::string& url) override {
-        if (auto* e = find(id)) e->handle.add_url_seed(url);
+        if (auto* e = find(id)) {
+            e->handle.remove_url_seed(url);
+            e->handle.add_url_seed(url);
+        }
     }
 
     void connect_peer(const std::string& id, const std::string& endpoint) override {

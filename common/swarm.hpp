@@ -140,6 +140,9 @@ class Session {
     [[nodiscard]] virtual Result<void> add(AddParams params) = 0;
     virtual void remove(const std::string& id) = 0;
     virtual void force_recheck(const std::string& id) = 0;
+    // Adds a BEP 19 web seed, or re-adds it: libtorrent drops a web seed for good after an HTTP
+    // error such as the seeder's 403 to a peer that is not its site's gateway, and the answer
+    // may be different later (the site stalled).
     virtual void add_web_seed(const std::string& id, const std::string& url) = 0;
     // Connects to one more peer ("ip:port", "[v6]:port") for a torrent already added; ignored for
     // an unknown id or an unparsable endpoint. Not pure so that test fakes need not implement it.

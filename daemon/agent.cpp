@@ -73,9 +73,9 @@ struct Live {
     core::ReleaseFacts facts;
     bool in_session = false;
     bool fetching_torrent = false;
-    bool worker_running = false;  // a hash/install/verify thread is out
-    bool web_seed_added = false;
-    std::uint64_t base_from_peers = 0;  // counters from earlier runs of the agent
+    bool worker_running = false;         // a hash/install/verify thread is out
+    std::int64_t web_seed_added_at = 0;  // 0: never; re-added while there is still no progress
+    std::uint64_t base_from_peers = 0;   // counters from earlier runs of the agent
     std::uint64_t base_from_seeder = 0;
     std::uint64_t base_from_lan = 0;
     std::uint64_t base_from_wan = 0;
@@ -681,13 +681,17 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
             if (!live.in_session || live.stored.record.state != core::State::downloading) continue;
             any_downloading = true;
             // Fallback: when the swarm gives nothing for a while, fetch from the seeder's web seed.
-            if (!live.web_seed_added && now - live.last_progress_at >= cfg.webseed_after_s) {
+            // Again after every further quiet period: the seeder refuses peers that are not their
+            // site's gateway until the site stalls, and libtorrent gives up on a refused web seed.
+            const std::int64_t quiet_since =
+                std::max(live.last_progress_at, live.web_seed_added_at);
+            if (now - quiet_since >= cfg.webseed_after_s) {
                 // The first --seeder is HQ by convention; relays do not serve payload bytes.
                 const std::string url = cfg.seeders.front() + "/v1/payload/" + id + "/";
                 spdlog::warn("{}: no progress for {}s; adding web seed {}", id, cfg.webseed_after_s,
                              url);
                 session->add_web_seed(id, url);
-                live.web_seed_added = true;
+                live.web_seed_added_at = now;
             }
         }
         // Resume data every ~10 s while downloading: a kill -9 loses at most that much progress.

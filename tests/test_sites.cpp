@@ -391,3 +391,42 @@ TEST_CASE("two sites converge, each seeing only its own peers and HQ", "[integra
     CHECK(web_seed("127.40.1.99") == 403);
     CHECK(web_seed("127.40.3.5") == 200);
 }
+
+TEST_CASE("a web seed refused to a non-gateway is tried again and served once its site stalls",
+          "[integration]") {
+    // One site, 127.41.1.0/24. Endpoint 10 becomes the gateway but can download nothing (a 1
+    // byte/s cap), so the site stalls 4 s after it started. Endpoint 11 is no gateway: its web
+    // seed is refused (403) at first, and only a re-added web seed gets the payload before its
+    // next tracker announce (30 s) would hand it HQ.
+    Fleet f("127.41.0");
+    const std::size_t size = 1 << 20;
+    const auto payload = f.make_payload("KB-STALL", size, 41);
+    REQUIRE(f.publish("KB-STALL", payload).exit_code == 0);
+    f.start_seeder({"--site", "site1=127.41.1.0/24", "--gateways", "1", "--site-stall", "4",
+                    "--log-level", "debug"});
+    f.start_endpoint(10,
+                     {"--site-ranges", "127.41.1.0/24", "--no-lsd", "--download-limit", "1",
+                      "--webseed-after", "3600"},
+                     "", "127.41.1.10");
+    const auto seeder_log = f.dir() / "seeder.log";
+    REQUIRE(wait_until(
+        [&] {
+            return patchswarm::test::read_text(seeder_log).find("answered 127.41.1.10") !=
+                   std::string::npos;
+        },
+        std::chrono::seconds(30)));
+    const auto started = std::chrono::steady_clock::now();
+    f.start_endpoint(11, {"--site-ranges", "127.41.1.0/24", "--no-lsd", "--webseed-after", "2"}, "",
+                     "127.41.1.11");
+    INFO(f.log_of_endpoint(11));
+    REQUIRE(f.wait_state(11, "KB-STALL", "effective", std::chrono::seconds(25)));
+    const auto took = std::chrono::steady_clock::now() - started;
+    INFO("took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+    // Refused first (a non-gateway of a site still inside its stall window), then served.
+    const std::string log = patchswarm::test::read_text(seeder_log);
+    INFO(log.substr(log.size() > 4000 ? log.size() - 4000 : 0));
+    CHECK(log.find("refused to 127.41.1.11") != std::string::npos);
+    const auto r = f.release(11, "KB-STALL");
+    CHECK(r["bytes_from_seeder"].get<std::uint64_t>() >= size);
+    CHECK(f.state(10, "KB-STALL") == "downloading");
+}
