@@ -317,13 +317,20 @@ class SessionImpl final : public Session {
         // Every endpoint has its own address (FACTS: sessions sharing one address starve).
         pack.set_bool(lt::settings_pack::allow_multiple_connections_per_ip, false);
         pack.set_int(lt::settings_pack::min_reconnect_time, settings_.min_reconnect_time_s);
+        // Keep connections to peers that finished. libtorrent drops an "uninteresting upload-only
+        // peer" the moment it turns seed, racing with that peer's last HAVE messages: in the lab
+        // every endpoint of a site lost its gateway just as it completed and waited for a
+        // reconnect (min_reconnect_time, ~2 s) to fetch the last pieces. A few idle connections
+        // per site cost nothing.
+        pack.set_bool(lt::settings_pack::close_redundant_connections, false);
         pack.set_int(lt::settings_pack::stop_tracker_timeout, 2);
         pack.set_str(lt::settings_pack::user_agent, "patchswarm/0.1");
-        pack.set_int(lt::settings_pack::alert_mask,
-                     static_cast<int>(static_cast<std::uint32_t>(
-                         lt::alert_category::status | lt::alert_category::error |
-                         lt::alert_category::peer | lt::alert_category::storage |
-                         lt::alert_category::piece_progress | lt::alert_category::block_progress)));
+        pack.set_int(
+            lt::settings_pack::alert_mask,
+            static_cast<int>(static_cast<std::uint32_t>(
+                lt::alert_category::status | lt::alert_category::error | lt::alert_category::peer |
+                lt::alert_category::storage | lt::alert_category::piece_progress |
+                lt::alert_category::block_progress | lt::alert_category::connect)));
         // One block_finished alert per 16 KiB: a dropped alert is a byte we cannot attribute.
         pack.set_int(lt::settings_pack::alert_queue_size, 200'000);
         pack.set_int(lt::settings_pack::upload_rate_limit, settings_.upload_rate_limit);
@@ -819,6 +826,8 @@ class SessionImpl final : public Session {
             report_error(a->handle, a->message());
         } else if (auto* a = lt::alert_cast<lt::listen_failed_alert>(alert)) {
             spdlog::warn("swarm: {}", a->message());
+        } else if (auto* a = lt::alert_cast<lt::peer_disconnected_alert>(alert)) {
+            spdlog::debug("swarm: {}", a->message());
         } else if (auto* a = lt::alert_cast<lt::peer_ban_alert>(alert)) {
             spdlog::info("swarm: {}", a->message());
         } else if (auto* a = lt::alert_cast<lt::alerts_dropped_alert>(alert)) {

@@ -663,6 +663,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
             wan == live.stored.bytes_from_wan) {
             return;
         }
+        spdlog::debug("{}: {} of {} bytes; {} from peers, {} from the seeder, {} peers connected",
+                      id, st->total_done, live.manifest.total_size(), peers, seed, st->num_peers);
         live.stored.bytes_done = st->total_done;
         live.stored.bytes_from_peers = peers;
         live.stored.bytes_from_seeder = seed;
