@@ -2,8 +2,10 @@
 #include <catch2/catch.hpp>
 
 #include "support/process.hpp"
+#include "support/root_init.hpp"
 
 using patchswarm::test::Child;
+using patchswarm::test::init_repo_root;
 using patchswarm::test::run;
 using patchswarm::test::TempDir;
 using patchswarm::test::wait_until;
@@ -27,12 +29,11 @@ TEST_CASE("both programs exit 0 for --help, 2 for usage errors and 1 for failure
 
 TEST_CASE("patchswarmd takes every run option from a TOML file", "[cli]") {
     TempDir dir("ps-cli");
-    REQUIRE(run({PATCHSWARM_SEEDER_BIN, "keygen", "--out", (dir / "release").string()}).exit_code ==
-            0);
+    const auto keys = init_repo_root(dir / "keys", dir / "repo");
     const fs::path state = dir / "state";
     write_text(dir / "agent.toml",
                "state-dir = \"" + state.string() + "\"\n" + "seeder = \"http://127.30.0.1:1\"\n" +
-                   "trust = [\"" + (dir / "release.pub").string() + "\"]\n" +
+                   "trust = \"" + keys.root_json.string() + "\"\n" +
                    "bt = \"127.30.0.10:16881\"\n" + "heartbeat = 5\n" + "no-lsd = true\n");
     Child agent({PATCHSWARM_DAEMON_BIN, "run", "--config", (dir / "agent.toml").string()},
                 dir / "agent.log");
