@@ -430,7 +430,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         manifests_in_flight.insert(entry.manifest_sha256);
         http::request(
             io, get("/v1/releases/" + entry.id + "/manifest", core::kMaxManifestBytes * 2),
-            [this, entry](Result<http::ClientResponse> r) {
+            [this, entry, now = cycle_now](Result<http::ClientResponse> r) {
                 manifests_in_flight.erase(entry.manifest_sha256);
                 if (stopping) return;
                 if (!r || r->status != 200) {
@@ -438,15 +438,16 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
                                  r ? "HTTP " + std::to_string(r->status) : r.error().message);
                     return;  // the next feed answer tries again
                 }
-                on_manifest(entry, r->body);
+                on_manifest(entry, r->body, now);
             });
     }
 
-    void on_manifest(const core::FeedEntry& entry, const std::string& body) {
+    // `now` is the clock reading of the update cycle whose feed announced the manifest.
+    void on_manifest(const core::FeedEntry& entry, const std::string& body, std::int64_t now) {
         std::optional<std::uint64_t> previous;
         if (auto it = releases.find(entry.id); it != releases.end())
             previous = it->second.stored.sequence;
-        auto m = core::verify_manifest(body, entry, trust, cycle_now, previous);
+        auto m = core::verify_manifest(body, entry, trust, now, previous);
         if (!m) {
             spdlog::error("{}: manifest rejected: {}", entry.id, m.error().message);
             // A hash mismatch may be a race with a re-publish: try again with the next feed.

@@ -127,23 +127,45 @@ Result<RootStatus> save_or_commit(const RepoPaths& paths, const Staged& s) {
         return fail(Errc::already_exists, target.string() + " already exists");
     }
     // The new feed key (if this version rotates it) must be in place before the root that names
-    // it is served, so `serve` can switch keys as soon as it sees the new root.
+    // it is served, so `serve` can switch keys as soon as it sees the new root; if the root then
+    // cannot be written, the keys go back.
+    struct Move {
+        fs::path from, to;
+    };
+    std::vector<Move> moved;
+    auto undo = [&] {
+        std::error_code ec;
+        for (auto it = moved.rbegin(); it != moved.rend(); ++it) fs::rename(it->to, it->from, ec);
+    };
     if (exists_no_follow(paths.feed_next_secret_key())) {
         auto next = crypto::load_secret_key(paths.feed_next_secret_key());
         if (!next) return fail(next.error().code, "feed-next.key: " + next.error().message);
         const std::string id = crypto::key_id(next->public_key);
         const auto& feed_ids = s.doc.feed.keyids;
         if (std::find(feed_ids.begin(), feed_ids.end(), id) != feed_ids.end()) {
-            std::error_code ec;
             const std::string retired = "feed-retired-v" + std::to_string(s.doc.version - 1);
-            fs::rename(paths.feed_secret_key(), paths.keys_dir() / (retired + ".key"), ec);
-            fs::rename(paths.feed_public_key(), paths.keys_dir() / (retired + ".pub"), ec);
-            fs::rename(paths.feed_next_secret_key(), paths.feed_secret_key(), ec);
-            if (ec) return fail(Errc::io, "cannot install the new feed key: " + ec.message());
-            fs::rename(paths.feed_next_public_key(), paths.feed_public_key(), ec);
+            const Move moves[] = {
+                {paths.feed_secret_key(), paths.keys_dir() / (retired + ".key")},
+                {paths.feed_public_key(), paths.keys_dir() / (retired + ".pub")},
+                {paths.feed_next_secret_key(), paths.feed_secret_key()},
+                {paths.feed_next_public_key(), paths.feed_public_key()},
+            };
+            for (const auto& m : moves) {
+                std::error_code ec;
+                fs::rename(m.from, m.to, ec);
+                if (ec) {
+                    undo();
+                    return fail(Errc::io, "cannot install the new feed key: " + m.from.string() +
+                                              ": " + ec.message());
+                }
+                moved.push_back(m);
+            }
         }
     }
-    if (auto ok = write_file_atomic(target, bytes); !ok) return forward(ok);
+    if (auto ok = write_file_atomic(target, bytes); !ok) {
+        undo();
+        return forward(ok);
+    }
     std::error_code ec;
     fs::remove(paths.staged_root(), ec);
     spdlog::info("root version {} committed: {}", s.doc.version, target.string());

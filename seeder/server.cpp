@@ -132,6 +132,19 @@ tracker::PeerAddress seeder_bt_address(const ServeOptions& options, std::uint16_
     return address;
 }
 
+constexpr std::int64_t kRootExpiryWarning = 30 * 86'400;
+
+// Endpoints stop at an expired root (freeze check); say so well before it happens.
+void warn_if_root_expires_soon(const core::RootDocument& root) {
+    const std::int64_t left = root.expires - now_unix();
+    if (left < kRootExpiryWarning) {
+        spdlog::warn(
+            "root version {} expires in {} day(s): rotate it (root rotate) before endpoints "
+            "refuse it",
+            root.version, std::max<std::int64_t>(left, 0) / 86'400);
+    }
+}
+
 // keys/feed.key, which must be a feed key of `root`: a feed signed by any other key would be
 // refused by every endpoint.
 Result<crypto::KeyPair> feed_key_for(const RepoPaths& paths, const core::RootDocument& root) {
@@ -297,18 +310,27 @@ class Seeder {
         // A commit adds a file to root/, which changes the folder's stamp.
         const FileStamp stamp = stamp_of(paths_.roots_dir());
         if (stamp == roots_stamp_) return;
-        roots_stamp_ = stamp;
         auto current = load_current_root(paths_);
-        if (!current || current->version == root_version_) return;
-        auto key = feed_key_for(paths_, current->doc);
-        if (!key) {
-            // Keep serving the old key's feed; endpoints still on the old root can use it.
-            spdlog::error("root version {}: {}", current->version, key.error().message);
+        if (!current || current->version == root_version_) {
+            if (!current) spdlog::error("root: {}", current.error().message);
+            roots_stamp_ = stamp;
             return;
         }
+        auto key = feed_key_for(paths_, current->doc);
+        if (!key) {
+            // Keep serving the old key's feed (endpoints still on the old root can use it) and
+            // look again next tick: the key may be installed a moment after the root.
+            if (refused_root_ != current->version) {
+                spdlog::error("root version {}: {}", current->version, key.error().message);
+                refused_root_ = current->version;
+            }
+            return;
+        }
+        roots_stamp_ = stamp;
         spdlog::info("root version {} committed; feed key {}", current->version,
                      crypto::key_id(key->public_key).substr(0, 16));
         root_version_ = current->version;
+        warn_if_root_expires_soon(current->doc);
         feed_.set_key(*key);
         sign_feed();
     }
@@ -559,6 +581,7 @@ class Seeder {
     std::unique_ptr<swarm::Session> session_;
     asio::steady_timer tick_timer_;
     std::uint64_t root_version_ = 0;
+    std::uint64_t refused_root_ = 0;  // last root version whose feed key is missing (logged once)
     FileStamp roots_stamp_;
     FileStamp index_stamp_;
     std::vector<core::FeedEntry> releases_;       // as listed in index.json (and the feed)
@@ -587,6 +610,7 @@ RepoForServe open_repo(const RepoPaths& paths) {
     if (!root) throw std::runtime_error(root.error().message);
     auto key = feed_key_for(paths, root->doc);
     if (!key) throw std::runtime_error(key.error().message);
+    warn_if_root_expires_soon(root->doc);
     return {std::move(*info), *key, root->version};
 }
 

@@ -93,8 +93,9 @@ TEST_CASE("an endpoint follows a feed key rotation and refuses replays after a r
     f.endpoint(0).stop();
     f.stop_seeder();
 
-    // Each replay: restart the endpoint against a server that serves only the replayed
-    // documents, and wait for the refusal in the log written since the restart.
+    // Each replay: restart the endpoint (still pinned to root version 1) against a server that
+    // serves only the replayed documents; wait for the refusal in the log written since the
+    // restart, and return that log.
     auto restart_against = [&](FakeSeeder& server, const std::string& refusal) {
         server.start();
         const std::size_t from = f.log_of_endpoint(0).size();
@@ -102,15 +103,20 @@ TEST_CASE("an endpoint follows a feed key rotation and refuses replays after a r
         const bool refused = wait_until(
             [&] { return f.log_of_endpoint(0).find(refusal, from) != std::string::npos; }, 30s);
         f.endpoint(0).stop();
-        return refused;
+        const std::string since = f.log_of_endpoint(0).substr(from);
+        INFO(tail(since));
+        CHECK(refused);
+        return since;
     };
 
     // 1. An older feed signed by the current feed key: rollback, even after the restart.
     {
         FakeSeeder replay("127.60.1.2:18080");
         replay.routes_["/v1/feed"] = feed_after_rotation;
-        CHECK(restart_against(
-            replay, "is lower than " + std::to_string(accepted_feed.get<std::uint64_t>())));
+        const std::string log_since = restart_against(
+            replay, "is lower than " + std::to_string(accepted_feed.get<std::uint64_t>()));
+        // Nor is the root version rolled back by the pinned version 1 file.
+        CHECK(log_since.find("trusting root version 2") != std::string::npos);
         CHECK(f.endpoint_status(0)["feed_sequence"] == accepted_feed);
     }
     // 2. A feed signed by the feed key root version 2 retired (keys/feed-retired-v1.key), even
@@ -125,7 +131,7 @@ TEST_CASE("an endpoint follows a feed key rotation and refuses replays after a r
         FakeSeeder replay("127.60.1.3:18080");
         replay.routes_["/v1/feed"] = crypto::serialize_envelope(crypto::sign_envelope(
             crypto::payload_type::feed, crypto::as_bytes(core::serialize_feed(forged)), keys));
-        CHECK(restart_against(replay, "feed rejected: valid signatures from 0 trusted key(s)"));
+        restart_against(replay, "feed rejected: valid signatures from 0 trusted key(s)");
         CHECK(f.endpoint_status(0)["feed_sequence"] == accepted_feed);
     }
     // 3. The old release (sequence 1), announced by a fresh feed of the (stolen) current feed
@@ -141,7 +147,7 @@ TEST_CASE("an endpoint follows a feed key rotation and refuses replays after a r
         replay.routes_["/v1/feed"] = crypto::serialize_envelope(crypto::sign_envelope(
             crypto::payload_type::feed, crypto::as_bytes(core::serialize_feed(forged)), keys));
         replay.routes_["/v1/releases/KB1/manifest"] = kb1_v1_manifest;
-        CHECK(restart_against(replay, "manifest rejected: manifest sequence 1 for KB1 is lower"));
+        restart_against(replay, "manifest rejected: manifest sequence 1 for KB1 is lower");
         std::string reason;
         const auto status = f.endpoint_status(0);  // kept: the loop borrows from it
         for (const auto& r : status["rejected_manifests"]) {
@@ -150,5 +156,16 @@ TEST_CASE("an endpoint follows a feed key rotation and refuses replays after a r
         CHECK(reason.find("lower than 2") != std::string::npos);
         CHECK(f.release(0, "KB1")["state"] == "effective");
         CHECK(f.install_count(0, "KB1") == 2);
+    }
+    // 4. Root version 1 or 2 replayed as version 3: rollback, and no feed is looked at.
+    int address = 5;
+    for (const char* old_root : {"root/1.json", "root/2.json"}) {
+        INFO(old_root);
+        FakeSeeder replay("127.60.1." + std::to_string(address++) + ":18080");
+        replay.routes_["/v1/root/3.json"] = read_text(repo / old_root);
+        replay.routes_["/v1/feed"] = feed_after_rotation;
+        const std::string log_since = restart_against(replay, "root version 3 refused");
+        CHECK(log_since.find("(rollback)") != std::string::npos);
+        CHECK(log_since.find("feed rejected") == std::string::npos);
     }
 }
