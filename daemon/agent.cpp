@@ -171,7 +171,10 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         }
         auto pinned = core::verify_pinned_root(*pinned_text);
         if (!pinned) {
-            throw std::runtime_error("--trust " + cfg.trust_root.string() + ": " +
+            // The most likely mistake is the issue 2 setup: a release .pub file.
+            throw std::runtime_error("--trust " + cfg.trust_root.string() +
+                                     " is not a valid signed root document (the repository's "
+                                     "root/1.json, from `patchswarm-seeder root init`): " +
                                      pinned.error().message);
         }
         auto stored = store->load_roots();
