@@ -205,15 +205,19 @@ void add_root(CLI::App& app, RootArgs& a) {
                                    "root public key file (repeatable): the root role's keys")
                        ->take_all();
         a.root_threshold_opt =
-            cmd->add_option("--root-threshold", a.root_threshold, "root signatures required")
+            cmd->add_option("--root-threshold", a.root_threshold,
+                            "root signatures required (init: 1 by default; rotate: unchanged "
+                            "by default)")
                 ->check(CLI::Range(1u, 8u));
         auto* lp = cmd->add_option("--release-pub", a.release_pubs,
                                    "release public key file (repeatable): the keys that sign "
                                    "manifests")
                        ->take_all();
-        a.release_threshold_opt = cmd->add_option("--release-threshold", a.release_threshold,
-                                                  "release signatures required per manifest")
-                                      ->check(CLI::Range(1u, 8u));
+        a.release_threshold_opt =
+            cmd->add_option("--release-threshold", a.release_threshold,
+                            "release signatures required per manifest (init: 1 "
+                            "by default; rotate: unchanged by default)")
+                ->check(CLI::Range(1u, 8u));
         cmd->add_option("--expires-days", a.expires_days, "days until this root version expires")
             ->check(CLI::Range(1u, seeder::kMaxRootExpiresDays))
             ->capture_default_str();
@@ -221,8 +225,9 @@ void add_root(CLI::App& app, RootArgs& a) {
             rp->required();
             lp->required();
             cmd->add_option("--feed-pub", a.feed_pub,
-                            "the online feed key's .pub (default: the repository's keys/feed.key, "
-                            "created if missing)");
+                            "the online feed key's .pub; its .key must then be installed as "
+                            "REPO/keys/feed.key for serve (default: REPO/keys/feed.key, created if "
+                            "missing)");
             cmd->add_option("--name-repo", a.repo_name,
                             "repository name (default: the folder's name)");
         }
