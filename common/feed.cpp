@@ -17,7 +17,7 @@ std::unexpected<Error> at(const std::string& field, const Error& e) {
     return fail(e.code, field + ": " + e.message);
 }
 
-// Shared by feed and delegation: a future format is reported as such, before its unknown
+// A future format is reported as such, before its unknown
 // fields are.
 void require_format_1(ObjectReader& r) {
     const std::uint64_t format = r.u64("format");
@@ -98,17 +98,6 @@ Result<void> validate_halted(const std::vector<std::string>& halted) {
     return {};
 }
 
-Delegation decode_delegation(const Json& doc, std::optional<Error>& err) {
-    ObjectReader r(doc, "delegation", err);
-    Delegation d;
-    require_format_1(r);
-    r.allow_only({"format", "role", "public_key", "expires"});
-    d.role = r.string("role");
-    d.public_key = r.string("public_key");
-    d.expires = r.i64("expires");
-    return d;
-}
-
 }  // namespace
 
 std::string serialize_feed(const Feed& f) {
@@ -156,46 +145,6 @@ Result<void> check_feed_fresh(const Feed& f, std::int64_t now_unix) {
     if (now_unix >= f.expires) {
         return fail(Errc::expired, "feed " + std::to_string(f.sequence) + " expired at " +
                                        std::to_string(f.expires));
-    }
-    return {};
-}
-
-std::string serialize_delegation(const Delegation& d) {
-    Json j;
-    j["format"] = d.format;
-    j["role"] = d.role;
-    j["public_key"] = d.public_key;
-    j["expires"] = d.expires;
-    return json_strict::dump(j);
-}
-
-Result<void> validate_delegation(const Delegation& d) {
-    if (d.format != 1) return fail(Errc::malformed, "delegation.format: unsupported");
-    // "feed" is the only role; anything else must not be read as permission to sign feeds.
-    if (d.role != "feed") return fail(Errc::malformed, "delegation.role: unknown role");
-    if (!json_strict::is_lower_hex(d.public_key, 64)) {
-        return fail(Errc::malformed, "delegation.public_key: expected 64 lowercase hex digits");
-    }
-    return {};
-}
-
-Result<Delegation> parse_delegation(std::string_view json) {
-    if (json.size() > kMaxDelegationBytes) {
-        return fail(Errc::too_large,
-                    "delegation larger than " + std::to_string(kMaxDelegationBytes) + " bytes");
-    }
-    auto doc = json_strict::parse(json, "delegation");
-    if (!doc) return std::unexpected(doc.error());
-    std::optional<Error> err;
-    Delegation d = decode_delegation(*doc, err);
-    if (err) return std::unexpected(*err);
-    if (auto r = validate_delegation(d); !r) return std::unexpected(r.error());
-    return d;
-}
-
-Result<void> check_delegation_fresh(const Delegation& d, std::int64_t now_unix) {
-    if (now_unix >= d.expires) {
-        return fail(Errc::expired, "feed key delegation expired at " + std::to_string(d.expires));
     }
     return {};
 }

@@ -1,10 +1,8 @@
-// The signed feed (what is active now) and the feed-key delegation (which online key may sign
-// feeds). Pure model + validation; no I/O.
+// The signed feed: what is active now. Pure model + validation; no I/O.
 //
-// Trust chain (issue 2 form): the endpoint pins the release public key(s). The release key signs
-// manifests and a delegation naming the seeder's online feed key; the feed key signs only feeds.
-// A feed can therefore announce, but never introduce, a release: each listed manifest must
-// itself verify against the release key.
+// The feed is signed by the seeder's online feed key, which the root document names
+// (common/root.hpp). It lists manifests by hash; each must still verify against a threshold of
+// the release keys, so a feed can announce, delay or withhold a release, never introduce one.
 #pragma once
 
 #include <cstdint>
@@ -17,7 +15,6 @@ namespace patchswarm::core {
 
 inline constexpr std::size_t kMaxFeedBytes = 256 * 1024;
 inline constexpr std::size_t kMaxFeedReleases = 1000;
-inline constexpr std::size_t kMaxDelegationBytes = 16 * 1024;
 
 struct FeedEntry {
     std::string id;
@@ -50,22 +47,5 @@ std::string serialize_feed(const Feed& f);
 [[nodiscard]] Result<Feed> parse_feed(std::string_view json);
 // Errc::expired once now_unix >= f.expires.
 [[nodiscard]] Result<void> check_feed_fresh(const Feed& f, std::int64_t now_unix);
-
-struct Delegation {
-    int format = 1;
-    std::string role = "feed";
-    std::string public_key;  // hex of the 32-byte Ed25519 public key
-    std::int64_t expires = 0;
-
-    bool operator==(const Delegation&) const = default;
-};
-
-std::string serialize_delegation(const Delegation& d);
-// format 1, role "feed" (the only role), public_key 64 lowercase hex digits.
-[[nodiscard]] Result<void> validate_delegation(const Delegation& d);
-// Errc::too_large over kMaxDelegationBytes (before parsing); otherwise as parse_feed.
-[[nodiscard]] Result<Delegation> parse_delegation(std::string_view json);
-// Errc::expired once now_unix >= d.expires.
-[[nodiscard]] Result<void> check_delegation_fresh(const Delegation& d, std::int64_t now_unix);
 
 }  // namespace patchswarm::core

@@ -1,4 +1,4 @@
-// Strict JSON decoding shared by the parsers of signed documents (manifest, feed, delegation,
+// Strict JSON decoding shared by the parsers of signed documents (manifest, feed, root,
 // envelope, key files). Internal helper: include it only from .cpp files that link
 // nlohmann_json; public headers never expose nlohmann types.
 //

@@ -20,28 +20,115 @@ std::string_view as_text(const crypto::Bytes& b) {
 
 }  // namespace
 
-Result<crypto::PublicKey> verify_delegation(std::string_view envelope_json, const TrustRoot& root,
-                                            std::int64_t now) {
-    auto payload =
-        open_envelope(envelope_json, kMaxDelegationBytes, crypto::payload_type::delegation,
-                      root.release_keys, root.threshold);
-    if (!payload) return std::unexpected(payload.error());
-    auto d = parse_delegation(as_text(*payload));
-    if (!d) return std::unexpected(d.error());
-    if (d->role != "feed") return fail(Errc::malformed, "delegation: role is not 'feed'");
-    if (d->expires <= now) return fail(Errc::expired, "delegation of the feed key has expired");
-    auto raw = crypto::from_hex(d->public_key);
-    if (!raw || raw->size() != 32) return fail(Errc::malformed, "delegation: bad public_key");
-    crypto::PublicKey key{};
-    std::copy(raw->begin(), raw->end(), key.begin());
-    return key;
+TrustRoot trust_of(const RootDocument& root) {
+    return TrustRoot{key_set(root, root.release), key_set(root, root.feed)};
 }
 
-Result<Feed> verify_feed(std::string_view envelope_json, const crypto::PublicKey& feed_key,
-                         std::int64_t now, const FeedMemory& last, FeedMemory* accepted) {
-    const crypto::PublicKey keys[] = {feed_key};
-    auto payload =
-        open_envelope(envelope_json, kMaxFeedBytes + 4096, crypto::payload_type::feed, keys, 1);
+namespace {
+
+// Parses the envelope (bounded) and its root document, without checking any signature yet.
+Result<std::pair<crypto::Envelope, RootDocument>> open_root(std::string_view envelope_json) {
+    auto env = crypto::parse_envelope(envelope_json, kMaxRootEnvelopeBytes);
+    if (!env) return std::unexpected(env.error());
+    if (env->payload_type != crypto::payload_type::root) {
+        return fail(Errc::malformed, "envelope carries \"" + env->payload_type + "\", not a root");
+    }
+    auto doc = parse_root(as_text(env->payload));
+    if (!doc) return std::unexpected(doc.error());
+    return std::pair{std::move(*env), std::move(*doc)};
+}
+
+Result<void> signed_by_role(const crypto::Envelope& env, const RootDocument& by,
+                            std::string_view whose) {
+    const KeySet keys = key_set(by, by.root);
+    auto ok = crypto::verify_envelope(env, crypto::payload_type::root, keys.keys, keys.threshold);
+    if (!ok) {
+        return fail(ok.error().code, std::string(whose) + " (version " +
+                                         std::to_string(by.version) + "): " + ok.error().message);
+    }
+    return {};
+}
+
+}  // namespace
+
+Result<RootDocument> verify_pinned_root(std::string_view envelope_json) {
+    auto opened = open_root(envelope_json);
+    if (!opened) return std::unexpected(opened.error());
+    auto& [env, doc] = *opened;
+    if (auto ok = signed_by_role(env, doc, "root not signed by its own root keys"); !ok) {
+        return std::unexpected(ok.error());
+    }
+    return std::move(doc);
+}
+
+Result<RootDocument> verify_next_root(std::string_view envelope_json, const RootDocument& trusted) {
+    auto opened = open_root(envelope_json);
+    if (!opened) return std::unexpected(opened.error());
+    auto& [env, doc] = *opened;
+    // Signatures first, as TUF 5.3.4 does: an unsigned document's version means nothing.
+    if (auto ok = signed_by_role(env, trusted, "new root not signed by the trusted root keys");
+        !ok) {
+        return std::unexpected(ok.error());
+    }
+    if (auto ok = signed_by_role(env, doc, "new root not signed by its own root keys"); !ok) {
+        return std::unexpected(ok.error());
+    }
+    if (doc.version <= trusted.version) {
+        return fail(Errc::rollback, "root version " + std::to_string(doc.version) +
+                                        " offered after trusted version " +
+                                        std::to_string(trusted.version));
+    }
+    if (doc.version != trusted.version + 1) {
+        // Each version must be seen: skipping one would skip the keys it revoked.
+        return fail(Errc::malformed, "root version " + std::to_string(doc.version) +
+                                         " skips version " + std::to_string(trusted.version + 1));
+    }
+    return std::move(doc);
+}
+
+Result<RootDocument> update_root(const RootDocument& trusted,
+                                 std::span<const std::string> newer_envelopes, std::int64_t now,
+                                 RootDocument* walked) {
+    RootDocument current = trusted;
+    const std::size_t n = std::min(newer_envelopes.size(), kMaxRootUpdatesPerCycle);
+    for (std::size_t i = 0; i < n; ++i) {
+        auto next = verify_next_root(newer_envelopes[i], current);
+        if (!next) {
+            if (walked) *walked = current;
+            return std::unexpected(next.error());
+        }
+        current = std::move(*next);
+    }
+    if (walked) *walked = current;
+    if (auto fresh = check_root_fresh(current, now); !fresh) return std::unexpected(fresh.error());
+    return current;
+}
+
+const RootDocument& newest_root(const RootDocument& pinned, const RootDocument& stored) {
+    return stored.version > pinned.version ? stored : pinned;
+}
+
+bool feed_keys_rotated(const RootDocument& before, const RootDocument& after) {
+    if (before.feed != after.feed) return true;
+    // Same ids imply the same keys (an id is the key's hash), but compare anyway: cheap.
+    for (const auto& id : after.feed.keyids) {
+        const auto a = before.keys.find(id);
+        const auto b = after.keys.find(id);
+        if (a == before.keys.end() || b == after.keys.end() || a->second != b->second) return true;
+    }
+    return false;
+}
+
+FeedMemory feed_memory_after_root_update(const RootDocument& before, const RootDocument& after,
+                                         const FeedMemory& memory) {
+    return feed_keys_rotated(before, after) ? FeedMemory{} : memory;
+}
+
+Result<Feed> verify_feed(std::string_view envelope_json, const KeySet& feed_keys, std::int64_t now,
+                         const FeedMemory& last, FeedMemory* accepted) {
+    // The base64 payload is 4/3 of the feed, plus the signatures.
+    auto payload = open_envelope(envelope_json, kMaxFeedBytes * 4 / 3 + 4096,
+                                 crypto::payload_type::feed, feed_keys.keys, feed_keys.threshold);
     if (!payload) return std::unexpected(payload.error());
     auto feed = parse_feed(as_text(*payload));
     if (!feed) return std::unexpected(feed.error());
@@ -67,8 +154,9 @@ Result<Manifest> verify_manifest(std::string_view envelope_json, const FeedEntry
     if (crypto::sha256_hex(crypto::as_bytes(envelope_json)) != announced.manifest_sha256) {
         return fail(Errc::hash_mismatch, "manifest bytes do not match the hash in the feed");
     }
-    auto payload = open_envelope(envelope_json, kMaxManifestBytes + (kMaxManifestBytes / 2),
-                                 crypto::payload_type::manifest, root.release_keys, root.threshold);
+    auto payload =
+        open_envelope(envelope_json, kMaxManifestBytes + (kMaxManifestBytes / 2),
+                      crypto::payload_type::manifest, root.release.keys, root.release.threshold);
     if (!payload) return std::unexpected(payload.error());
     auto m = parse_manifest(as_text(*payload));
     if (!m) return std::unexpected(m.error());

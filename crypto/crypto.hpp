@@ -98,6 +98,8 @@ bool verify_detached(ByteView message, const Signature& sig, const PublicKey& ke
 namespace payload_type {
 inline constexpr std::string_view manifest = "application/vnd.patchswarm.manifest+json";
 inline constexpr std::string_view feed = "application/vnd.patchswarm.feed+json";
+// Retired with the issue 2 trust chain (the root names the feed key); kept so the type is never
+// reused for something else.
 inline constexpr std::string_view delegation = "application/vnd.patchswarm.delegation+json";
 inline constexpr std::string_view report = "application/vnd.patchswarm.report+json";
 inline constexpr std::string_view root = "application/vnd.patchswarm.root+json";

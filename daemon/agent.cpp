@@ -91,9 +91,13 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     std::unique_ptr<Relay> relay;
     crypto::KeyPair device_key{};
     std::string device_id;
-    core::TrustRoot trust;
-    std::optional<crypto::PublicKey> feed_key;
+    core::RootDocument root;  // the newest verified root
+    core::TrustRoot trust;    // its release and feed keys
     core::FeedMemory feed_memory;
+    // The time of the current update cycle, read once when it starts: the root, the feed and the
+    // manifests it admits are all judged against the same instant (TUF's "fixed update start
+    // time"), so an expiry cannot slip between two checks of one cycle.
+    std::int64_t cycle_now = 0;
     core::RetryPolicy retry;
     std::map<std::string, Live> releases;
     std::set<std::string> manifests_in_flight;  // manifest sha256 being fetched
@@ -125,16 +129,10 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         if (ec) throw std::runtime_error("cannot create state dir " + cfg.state_dir.string());
         fs::permissions(cfg.state_dir, fs::perms::owner_all, ec);
         load_device_key();
-        for (const auto& path : cfg.trust_keys) {
-            auto key = crypto::load_public_key(path);
-            if (!key)
-                throw std::runtime_error("trust key " + path.string() + ": " + key.error().message);
-            trust.release_keys.push_back(*key);
-        }
-        if (trust.release_keys.empty()) throw std::runtime_error("no --trust key given");
         auto st = EndpointStore::open(cfg.state_dir / "state.db");
         if (!st) throw std::runtime_error("state.db: " + st.error().message);
         store = std::move(*st);
+        load_root();
         if (cfg.name.empty()) {
             char buf[256] = {};
             ::gethostname(buf, sizeof buf - 1);
@@ -163,15 +161,54 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         device_id = crypto::key_id(device_key.public_key).substr(0, 32);
     }
 
+    // The pinned root, or the newest root an earlier run verified, whichever is newer: the
+    // root version never goes back, even if the pinned file is reinstalled.
+    void load_root() {
+        auto pinned_text = read_file(cfg.trust_root, core::kMaxRootEnvelopeBytes);
+        if (!pinned_text) {
+            throw std::runtime_error("--trust " + cfg.trust_root.string() + ": " +
+                                     pinned_text.error().message);
+        }
+        auto pinned = core::verify_pinned_root(*pinned_text);
+        if (!pinned) {
+            // The most likely mistake is the issue 2 setup: a release .pub file.
+            throw std::runtime_error("--trust " + cfg.trust_root.string() +
+                                     " is not a valid signed root document (the repository's "
+                                     "root/1.json, from `patchswarm-seeder root init`): " +
+                                     pinned.error().message);
+        }
+        auto stored = store->load_roots();
+        if (!stored) throw std::runtime_error("state.db: " + stored.error().message);
+        std::optional<core::RootDocument> newest_stored;
+        if (!stored->empty()) {
+            // Verified when it was stored; checked again so a damaged row is noticed.
+            auto newest = core::verify_pinned_root(stored->back().envelope);
+            if (!newest) {
+                throw std::runtime_error("state.db: stored root version " +
+                                         std::to_string(stored->back().version) + ": " +
+                                         newest.error().message);
+            }
+            newest_stored = std::move(*newest);
+        }
+        root = newest_stored ? core::newest_root(*pinned, *newest_stored) : *pinned;
+        if (!newest_stored || pinned->version > newest_stored->version) {
+            // A newer pinned root (a reinstall) takes over; its feed keys may differ.
+            const bool rotated = newest_stored && core::feed_keys_rotated(*newest_stored, *pinned);
+            if (auto ok = store->save_root(pinned->version, *pinned_text, rotated); !ok) {
+                throw std::runtime_error("state.db: " + ok.error().message);
+            }
+        }
+        trust = core::trust_of(root);
+        spdlog::info("trusting root version {} (expires {}): release {} of {} keys, feed {} key(s)",
+                     root.version, root.expires, root.release.threshold, root.release.keyids.size(),
+                     root.feed.keyids.size());
+    }
+
     void load_feed_memory() {
         auto seq = store->get_meta("feed_sequence");
         auto digest = store->get_meta("feed_sha256");
-        if (seq && *seq) feed_memory.sequence = std::stoull(**seq);
+        if (seq && *seq && !(*seq)->empty()) feed_memory.sequence = std::stoull(**seq);
         if (digest && *digest) feed_memory.payload_sha256 = **digest;
-        auto deleg = store->get_meta("delegation");
-        if (deleg && *deleg) {
-            if (auto key = core::verify_delegation(**deleg, trust, now_unix())) feed_key = *key;
-        }
     }
 
     void open_session() {
@@ -282,9 +319,63 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         return r;
     }
 
+    // One update cycle: walk the root versions after ours (TUF 5.3), check the newest for
+    // freeze, then long-poll the feed with the keys it names.
     void poll_feed() {
         if (stopping) return;
-        if (!feed_key) return fetch_delegation();
+        cycle_now = now_unix();
+        fetch_root(root.version + 1, 0);
+    }
+
+    void fetch_root(std::uint64_t version, std::size_t fetched) {
+        if (fetched >= core::kMaxRootUpdatesPerCycle) return finish_root_update();
+        http::request(io, get(core::root_route(version), core::kMaxRootEnvelopeBytes),
+                      [this, version, fetched](Result<http::ClientResponse> r) {
+                          if (stopping) return;
+                          if (!r) return next_seeder_later(r.error().message);
+                          if (r->status == 404) return finish_root_update();  // no newer root
+                          if (r->status != 200) {
+                              return next_seeder_later("root: HTTP " + std::to_string(r->status));
+                          }
+                          if (!accept_root(r->body)) return next_seeder_later("untrusted root");
+                          fetch_root(version + 1, fetched + 1);
+                      });
+    }
+
+    bool accept_root(const std::string& body) {
+        auto next = core::verify_next_root(body, root);
+        if (!next) {
+            spdlog::error("root version {} refused: {} ({})", root.version + 1,
+                          next.error().message, to_string(next.error().code));
+            return false;
+        }
+        const bool rotated = core::feed_keys_rotated(root, *next);
+        if (auto ok = store->save_root(next->version, body, rotated); !ok) {
+            spdlog::error("cannot persist root version {}: {}", next->version, ok.error().message);
+            return false;
+        }
+        if (rotated) {
+            // Fast-forward recovery: the old feed key's sequence numbers mean nothing now.
+            feed_memory = core::feed_memory_after_root_update(root, *next, feed_memory);
+            spdlog::warn("root version {} rotated the feed keys: feed state dropped",
+                         next->version);
+        }
+        spdlog::info("root version {} accepted (expires {})", next->version, next->expires);
+        if (relay) relay->set_root(next->version, body);
+        root = std::move(*next);
+        trust = core::trust_of(root);
+        return true;
+    }
+
+    void finish_root_update() {
+        if (auto fresh = core::check_root_fresh(root, cycle_now); !fresh) {
+            spdlog::error("freeze: {}", fresh.error().message);
+            return next_seeder_later("root expired");
+        }
+        request_feed();
+    }
+
+    void request_feed() {
         auto req = get("/v1/feed?after=" + std::to_string(feed_memory.sequence) +
                            "&wait=" + std::to_string(cfg.poll_wait_s),
                        core::kMaxFeedBytes * 2, std::chrono::seconds(cfg.poll_wait_s + 15));
@@ -301,34 +392,13 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         });
     }
 
-    void fetch_delegation() {
-        http::request(
-            io, get("/v1/feed-key", core::kMaxDelegationBytes * 2),
-            [this](Result<http::ClientResponse> r) {
-                if (stopping) return;
-                if (!r) return next_seeder_later(r.error().message);
-                if (r->status != 200) {
-                    return next_seeder_later("feed-key: HTTP " + std::to_string(r->status));
-                }
-                auto key = core::verify_delegation(r->body, trust, now_unix());
-                if (!key) {
-                    spdlog::error("feed key delegation rejected: {}", key.error().message);
-                    return next_seeder_later("untrusted feed key");
-                }
-                feed_key = *key;
-                (void)store->set_meta("delegation", r->body);
-                if (relay) relay->set_delegation(r->body);
-                poll_feed();
-            });
-    }
-
     void on_feed(const std::string& body, bool answered_quickly) {
         core::FeedMemory accepted;
-        auto feed = core::verify_feed(body, *feed_key, now_unix(), feed_memory, &accepted);
+        auto feed = core::verify_feed(body, trust.feed, cycle_now, feed_memory, &accepted);
         if (!feed) {
+            // A feed key rotation shows up as a new root in the next cycle, not here.
             spdlog::error("feed rejected: {} ({})", feed.error().message,
                           to_string(feed.error().code));
-            if (feed.error().code == Errc::bad_signature) feed_key.reset();  // key may have rotated
             return next_seeder_later("bad feed");
         }
         poll_backoff = std::chrono::seconds(1);
@@ -363,7 +433,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         manifests_in_flight.insert(entry.manifest_sha256);
         http::request(
             io, get("/v1/releases/" + entry.id + "/manifest", core::kMaxManifestBytes * 2),
-            [this, entry](Result<http::ClientResponse> r) {
+            [this, entry, now = cycle_now](Result<http::ClientResponse> r) {
                 manifests_in_flight.erase(entry.manifest_sha256);
                 if (stopping) return;
                 if (!r || r->status != 200) {
@@ -371,15 +441,16 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
                                  r ? "HTTP " + std::to_string(r->status) : r.error().message);
                     return;  // the next feed answer tries again
                 }
-                on_manifest(entry, r->body);
+                on_manifest(entry, r->body, now);
             });
     }
 
-    void on_manifest(const core::FeedEntry& entry, const std::string& body) {
+    // `now` is the clock reading of the update cycle whose feed announced the manifest.
+    void on_manifest(const core::FeedEntry& entry, const std::string& body, std::int64_t now) {
         std::optional<std::uint64_t> previous;
         if (auto it = releases.find(entry.id); it != releases.end())
             previous = it->second.stored.sequence;
-        auto m = core::verify_manifest(body, entry, trust, now_unix(), previous);
+        auto m = core::verify_manifest(body, entry, trust, now, previous);
         if (!m) {
             spdlog::error("{}: manifest rejected: {}", entry.id, m.error().message);
             // A hash mismatch may be a race with a re-publish: try again with the next feed.
@@ -791,7 +862,9 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         relay = std::make_unique<Relay>(io);
         auto port = relay->listen(cfg.relay_listen);
         if (!port) throw std::runtime_error("relay: " + port.error().message);
-        if (auto d = store->get_meta("delegation"); d && *d) relay->set_delegation(**d);
+        if (auto roots = store->load_roots()) {
+            for (auto& r : *roots) relay->set_root(r.version, std::move(r.envelope));
+        }
         if (auto f = store->get_meta("feed"); f && *f) relay->set_feed(**f, feed_memory.sequence);
         for (const auto& [id, live] : releases) {
             relay->set_manifest(id, live.stored.manifest_envelope);

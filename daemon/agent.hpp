@@ -21,7 +21,9 @@ namespace patchswarm::daemon {
 struct AgentConfig {
     std::filesystem::path state_dir;
     std::vector<std::string> seeders;  // base URLs, tried in order ("http://127.0.0.1:8080")
-    std::vector<std::filesystem::path> trust_keys;  // pinned release public keys
+    // The pinned root document (a signed root envelope, version 1 or later): the only trust
+    // anchor. Later versions are fetched from the seeder and kept in state.db.
+    std::filesystem::path trust_root;
     std::string bt_listen = "0.0.0.0:6881";
     std::string relay_listen;  // optional "ip:port": serve the signed feed/manifests to peers
     std::filesystem::path boot_id_file = "/proc/sys/kernel/random/boot_id";

@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS releases(
   install_output TEXT NOT NULL DEFAULT '',
   bytes_from_lan INTEGER NOT NULL DEFAULT 0,
   bytes_from_wan INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS roots(
+  version INTEGER PRIMARY KEY,
+  envelope TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rejected(
   manifest_sha256 TEXT PRIMARY KEY,
   id TEXT NOT NULL,
@@ -91,6 +94,17 @@ Result<std::unique_ptr<EndpointStore>> EndpointStore::open(const std::filesystem
 }
 
 Result<void> EndpointStore::migrate() {
+    // Issue 2 endpoints trusted a release key and a delegated feed key; both are now named by
+    // the root document (the roots table, created above). The cached delegation is meaningless
+    // and the feed it admitted was signed by a key the root may not name: drop both, so the
+    // first feed under the root starts a fresh memory (its sequence, floored at unix time by
+    // the seeder, is still higher than any sequence seen before).
+    if (auto d = get_meta("delegation"); d && *d) {
+        auto ok = db_->exec(
+            "DELETE FROM meta WHERE key IN ('delegation', 'feed', 'feed_sequence', "
+            "'feed_sha256')");
+        if (!ok) return ok;
+    }
     std::set<std::string> columns;
     {
         auto s = db_->prepare("SELECT name FROM pragma_table_info('releases')");
@@ -228,6 +242,30 @@ Result<void> EndpointStore::save_output(const std::string& id, const std::string
     auto s = db_->prepare("UPDATE releases SET install_output=?2 WHERE id=?1");
     if (!s) return std::unexpected(s.error());
     return s->bind(1, id).bind(2, output).run();
+}
+
+Result<void> EndpointStore::save_root(std::uint64_t version, const std::string& envelope,
+                                      bool drop_feed_state) {
+    return db_->transaction([&]() -> Result<void> {
+        auto s = db_->prepare("INSERT OR REPLACE INTO roots(version, envelope) VALUES(?1, ?2)");
+        if (!s) return std::unexpected(s.error());
+        if (auto ok = s->bind(1, i64(version)).bind(2, envelope).run(); !ok) return ok;
+        if (!drop_feed_state) return {};
+        return db_->exec("DELETE FROM meta WHERE key IN ('feed', 'feed_sequence', 'feed_sha256')");
+    });
+}
+
+Result<std::vector<StoredRoot>> EndpointStore::load_roots() {
+    auto s = db_->prepare("SELECT version, envelope FROM roots ORDER BY version");
+    if (!s) return std::unexpected(s.error());
+    std::vector<StoredRoot> out;
+    for (;;) {
+        auto row = s->step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) break;
+        out.push_back({static_cast<std::uint64_t>(s->column_int(0)), s->column_text(1)});
+    }
+    return out;
 }
 
 Result<void> EndpointStore::add_rejected(const RejectedManifest& r) {

@@ -49,6 +49,12 @@ struct RejectedManifest {
     std::int64_t at = 0;
 };
 
+// One trusted root document version, as verified (the exact envelope bytes).
+struct StoredRoot {
+    std::uint64_t version = 0;
+    std::string envelope;
+};
+
 class EndpointStore {
   public:
     [[nodiscard]] static Result<std::unique_ptr<EndpointStore>> open(
@@ -69,13 +75,22 @@ class EndpointStore {
                                             const std::vector<std::uint8_t>& torrent);
     [[nodiscard]] Result<void> save_output(const std::string& id, const std::string& output);
 
+    // Keeps a verified root version (every version is kept, so a relay can serve the chain). With
+    // `drop_feed_state` (the feed keys rotated) the remembered feed is forgotten in the same
+    // transaction, so a crash cannot leave the new root beside the old key's feed sequence.
+    [[nodiscard]] Result<void> save_root(std::uint64_t version, const std::string& envelope,
+                                         bool drop_feed_state);
+    // Every stored root, oldest first.
+    [[nodiscard]] Result<std::vector<StoredRoot>> load_roots();
+
     [[nodiscard]] Result<void> add_rejected(const RejectedManifest& r);
     [[nodiscard]] Result<bool> is_rejected(const std::string& manifest_sha256);
     [[nodiscard]] Result<std::vector<RejectedManifest>> load_rejected();
 
   private:
     explicit EndpointStore(std::unique_ptr<Db> db) : db_(std::move(db)) {}
-    // Adds columns that came after the first schema to an existing state.db.
+    // Brings an older state.db up to date: columns added after the first schema, and the
+    // issue 2 feed-key delegation dropped (see the roots table).
     [[nodiscard]] Result<void> migrate();
     std::unique_ptr<Db> db_;
 };

@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
 
     patchswarm::daemon::AgentConfig cfg;
     std::string seeders;
-    std::vector<std::string> trust;
+    std::string trust;
     std::string log_level = "info";
     auto* run = app.add_subcommand("run", "run the agent in the foreground");
     run->add_option("--state-dir", cfg.state_dir, "folder for this endpoint's state")->required();
@@ -69,7 +69,9 @@ int main(int argc, char** argv) {
                     "seeder base URL(s), comma-separated, tried in order "
                     "(e.g. http://hq:8080,http://relay:8090)")
         ->required();
-    run->add_option("--trust", trust, "pinned release public key file(s)")
+    run->add_option("--trust", trust,
+                    "pinned root document: the signed root.json from `patchswarm-seeder root "
+                    "init` (repo/root/1.json). Newer root versions are fetched and followed")
         ->required()
         ->check(CLI::ExistingFile);
     run->add_option("--bt", cfg.bt_listen, "BitTorrent listen address ip:port")
@@ -135,7 +137,7 @@ int main(int argc, char** argv) {
             while (!url.empty() && url.back() == '/') url.pop_back();
             if (!url.empty()) cfg.seeders.push_back(url);
         }
-        for (const auto& t : trust) cfg.trust_keys.emplace_back(t);
+        cfg.trust_root = trust;
         if (!site_ranges.empty()) {
             auto ranges = patchswarm::core::parse_cidr_list(site_ranges);
             if (!ranges) {

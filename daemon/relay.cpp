@@ -1,6 +1,7 @@
 #include "daemon/relay.hpp"
 
 #include "common/manifest.hpp"
+#include "common/root.hpp"
 
 namespace patchswarm::daemon {
 
@@ -25,8 +26,9 @@ http::Response Relay::handle(const http::Request& req) const {
     if (req.method != "GET") return http::json_response(405, R"({"error":"method"})");
     if (req.path == "/v1/feed")
         return feed_.empty() ? not_found() : http::json_response(200, feed_);
-    if (req.path == "/v1/feed-key") {
-        return delegation_.empty() ? not_found() : http::json_response(200, delegation_);
+    if (auto version = core::root_route_version(req.path)) {
+        auto it = roots_.find(*version);
+        return it == roots_.end() ? not_found() : http::json_response(200, it->second);
     }
     // /v1/releases/<id>/manifest and /v1/releases/<id>/torrent
     constexpr std::string_view prefix = "/v1/releases/";

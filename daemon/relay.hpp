@@ -1,6 +1,6 @@
-// A site relay: an endpoint that re-serves the signed metadata it has accepted (feed, feed-key
-// delegation, manifests, torrents) to its LAN neighbours, with the seeder's routes. Everything it
-// serves is either signed by the release/feed keys or bound by a signed hash, so a relay can
+// A site relay: an endpoint that re-serves the signed metadata it has accepted (root documents,
+// feed, manifests, torrents) to its LAN neighbours, with the seeder's routes. Everything it
+// serves is either signed by keys the root names or bound by a signed hash, so a relay can
 // withhold but never forge; neighbours list it after the seeder in --seeder and keep working when
 // HQ is unreachable.
 #pragma once
@@ -22,7 +22,9 @@ class Relay {
     [[nodiscard]] Result<std::uint16_t> listen(const std::string& host_port);
     void stop();
 
-    void set_delegation(std::string envelope) { delegation_ = std::move(envelope); }
+    void set_root(std::uint64_t version, std::string envelope) {
+        roots_[version] = std::move(envelope);
+    }
     void set_feed(std::string envelope, std::uint64_t sequence);
     void set_manifest(const std::string& id, std::string envelope) {
         manifests_[id] = std::move(envelope);
@@ -35,7 +37,7 @@ class Relay {
     http::Response handle(const http::Request& req) const;
 
   private:
-    std::string delegation_;
+    std::map<std::uint64_t, std::string> roots_;
     std::string feed_;
     std::uint64_t feed_sequence_ = 0;
     std::map<std::string, std::string> manifests_;

@@ -13,6 +13,7 @@
 
 #include "common/feed.hpp"
 #include "common/manifest.hpp"
+#include "common/root.hpp"
 #include "crypto/crypto.hpp"
 #include "fuzz/fuzz_support.hpp"
 
@@ -71,8 +72,8 @@ void parse_payload(const crypto::Envelope& env) {
         (void)core::parse_manifest(payload);
     } else if (env.payload_type == crypto::payload_type::feed) {
         (void)core::parse_feed(payload);
-    } else if (env.payload_type == crypto::payload_type::delegation) {
-        (void)core::parse_delegation(payload);
+    } else if (env.payload_type == crypto::payload_type::root) {
+        (void)core::parse_root(payload);
     }
 }
 

@@ -1,7 +1,8 @@
-// libFuzzer target for core::parse_feed and core::parse_delegation. Input: a feed or delegation
-// JSON document (an envelope's payload); every input goes to both parsers. Beyond "no crash":
+// libFuzzer target for core::parse_feed and core::parse_root. Input: a feed or root JSON
+// document (an envelope's payload); every input goes to both parsers. Beyond "no crash":
 // an accepted document satisfies its validator and bounds, and its canonical form re-parses to
 // an equal value and re-serialises to the same bytes.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <set>
@@ -9,6 +10,7 @@
 
 #include "common/feed.hpp"
 #include "common/manifest.hpp"
+#include "common/root.hpp"
 #include "fuzz/fuzz_support.hpp"
 
 namespace patchswarm::fuzz {
@@ -48,19 +50,30 @@ void check_feed(const core::Feed& f) {
     FUZZ_CHECK(core::serialize_feed(*again) == canonical);
 }
 
-void check_delegation(const core::Delegation& d) {
-    FUZZ_CHECK(core::validate_delegation(d).has_value());
-    FUZZ_CHECK(d.format == 1 && d.role == "feed");
-    // The named key must be usable as an Ed25519 public key.
-    auto key = crypto::from_hex(d.public_key);
-    FUZZ_CHECK(key.has_value() && key->size() == crypto::PublicKey{}.size());
-    FUZZ_CHECK(!core::check_delegation_fresh(d, d.expires).has_value());
+void check_root(const core::RootDocument& r) {
+    FUZZ_CHECK(core::validate_root(r).has_value());
+    FUZZ_CHECK(r.format == 1 && r.version >= 1);
+    FUZZ_CHECK(r.keys.size() <= core::kMaxRootKeys);
+    for (const auto* role : {&r.root, &r.release, &r.feed}) {
+        FUZZ_CHECK(role->threshold >= 1 && role->threshold <= role->keyids.size());
+        FUZZ_CHECK(role->threshold <= core::kMaxThreshold);
+        // Every key a role counts must be usable as an Ed25519 public key.
+        FUZZ_CHECK(core::key_set(r, *role).keys.size() == role->keyids.size());
+    }
+    // The online feed key can never count for roots or releases.
+    for (const auto& id : r.feed.keyids) {
+        for (const auto* role : {&r.root, &r.release}) {
+            FUZZ_CHECK(std::find(role->keyids.begin(), role->keyids.end(), id) ==
+                       role->keyids.end());
+        }
+    }
+    FUZZ_CHECK(!core::check_root_fresh(r, r.expires).has_value());
 
-    const std::string canonical = core::serialize_delegation(d);
-    auto again = core::parse_delegation(canonical);
-    FUZZ_CHECK_MSG(again.has_value(), "canonical delegation refused: " + again.error().message);
-    FUZZ_CHECK(*again == d);
-    FUZZ_CHECK(core::serialize_delegation(*again) == canonical);
+    const std::string canonical = core::serialize_root(r);
+    auto again = core::parse_root(canonical);
+    FUZZ_CHECK_MSG(again.has_value(), "canonical root refused: " + again.error().message);
+    FUZZ_CHECK(*again == r);
+    FUZZ_CHECK(core::serialize_root(*again) == canonical);
 }
 
 }  // namespace feed_detail
@@ -75,11 +88,11 @@ bool feed_one(const std::uint8_t* data, std::size_t size) {
     } else {
         FUZZ_CHECK(is_refusal(f.error().code) && !f.error().message.empty());
     }
-    if (auto d = core::parse_delegation(text)) {
-        check_delegation(*d);
+    if (auto r = core::parse_root(text)) {
+        check_root(*r);
         accepted = true;
     } else {
-        FUZZ_CHECK(is_refusal(d.error().code) && !d.error().message.empty());
+        FUZZ_CHECK(is_refusal(r.error().code) && !r.error().message.empty());
     }
     return accepted;
 }

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/root.hpp"
 #include "common/swarm.hpp"
 #include "crypto/crypto.hpp"
 #include "fuzz/fuzz_support.hpp"
@@ -122,13 +123,17 @@ int main(int argc, char** argv) {
         const std::string manifest = read_file(data / "manifests" / "valid_manifest.json");
         const std::string rollout = read_file(data / "manifests" / "valid_rollout.json");
         const std::string feed_doc = read_file(data / "feeds" / "valid_feed.json");
-        Json delegation;
-        delegation["format"] = 1;
-        delegation["role"] = "feed";
-        delegation["public_key"] = crypto::to_hex(feed.public_key);
-        delegation["expires"] = 1795336000;
-        const std::string delegation_doc = delegation.dump();
-        write_file(corpus / "feed" / "generated_delegation_of_feed_key.json", delegation_doc);
+        // A root naming the throwaway keys: device key as root key, release and feed keys.
+        core::RootDocument root;
+        root.expires = 1795336000;
+        const crypto::PublicKey root_keys[] = {device.public_key};
+        const crypto::PublicKey release_keys[] = {release.public_key};
+        const crypto::PublicKey feed_keys[] = {feed.public_key};
+        root.root = core::add_role_keys(root, root_keys, 1);
+        root.release = core::add_role_keys(root, release_keys, 1);
+        root.feed = core::add_role_keys(root, feed_keys, 1);
+        const std::string root_doc = core::serialize_root(root);
+        write_file(corpus / "feed" / "generated_root.json", root_doc);
 
         const fs::path env = corpus / "envelope";
         write_file(env / "manifest_signed_by_release_key.json",
@@ -139,8 +144,8 @@ int main(int argc, char** argv) {
                    envelope(crypto::payload_type::manifest, manifest, {release, feed}));
         write_file(env / "feed_signed_by_feed_key.json",
                    envelope(crypto::payload_type::feed, feed_doc, {feed}));
-        write_file(env / "delegation_signed_by_release_key.json",
-                   envelope(crypto::payload_type::delegation, delegation_doc, {release}));
+        write_file(env / "root_signed_by_root_key.json",
+                   envelope(crypto::payload_type::root, root_doc, {device}));
         write_file(env / "report_signed_by_device_key.json",
                    envelope(crypto::payload_type::report, report_payload(true), {device}));
         write_file(env / "unsigned.json", envelope(crypto::payload_type::root, "{}", {}));

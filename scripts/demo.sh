@@ -31,8 +31,11 @@ trap 'exit 130' INT TERM
 rm -rf "$work" && mkdir -p "$work"
 echo "== demo folder: $work (logs: $work/*.log)"
 
-echo "== HQ: release key and a sample emergency patch ($mb MiB)"
+echo "== HQ: root and release keys, the root document, a sample emergency patch ($mb MiB)"
+"$seeder" keygen --out "$work/keys/root" >/dev/null
 "$seeder" keygen --out "$work/keys/release" >/dev/null
+"$seeder" root init --repo "$work/repo" --root-pub "$work/keys/root.pub" \
+  --release-pub "$work/keys/release.pub" --key "$work/keys/root.key" >/dev/null
 mkdir -p "$work/KB958644"
 head -c "$((mb * 1024 * 1024))" /dev/urandom >"$work/KB958644/patch.bin"
 cat >"$work/KB958644/install.sh" <<'SH'
@@ -61,7 +64,7 @@ for i in $(seq 1 "$n"); do
   ep="$work/desk-$i"
   mkdir -p "$ep"
   echo "boot-1" >"$ep/boot_id"
-  "$agent" run --state-dir "$ep" --seeder "$url" --trust "$work/keys/release.pub" \
+  "$agent" run --state-dir "$ep" --seeder "$url" --trust "$work/repo/root/1.json" \
     --bt "127.0.0.$((i + 1)):$bt_port" --name "desk-$i" --boot-id-file "$ep/boot_id" \
     --heartbeat 2 >"$work/desk-$i.log" 2>&1 &
   pids+=($!)

@@ -97,6 +97,10 @@ Result<std::uint64_t> FeedService::publish(std::vector<core::FeedEntry> releases
     return *sequence;
 }
 
+void FeedService::set_key(crypto::KeyPair key) {
+    impl_->key = key;
+}
+
 bool FeedService::needs_refresh(std::int64_t now) const {
     if (impl_->envelope.empty()) return true;
     const auto& f = impl_->feed;

@@ -49,6 +49,9 @@ class FeedService {
     [[nodiscard]] Result<std::uint64_t> publish(std::vector<core::FeedEntry> releases,
                                                 std::int64_t now);
 
+    // Signs the next feeds with `key` (after a root rotation named a new feed key).
+    void set_key(crypto::KeyPair key);
+
     // true when there is no feed yet or half of its lifetime has passed.
     bool needs_refresh(std::int64_t now) const;
 

@@ -16,6 +16,7 @@
 #include "crypto/crypto.hpp"
 #include "seeder/publish.hpp"
 #include "seeder/repo.hpp"
+#include "seeder/root_admin.hpp"
 #include "seeder/server.hpp"
 #include "seeder/status.hpp"
 
@@ -75,27 +76,45 @@ int run_keygen(const KeygenArgs& a) {
 
 struct PublishArgs {
     seeder::PublishRequest req;
-    std::string repo, key, payload;
+    std::string repo, payload;
+    std::vector<std::string> keys, merge;
     std::optional<std::string> verify, repo_name;
+    bool commit = false;
 };
 
 void add_publish(CLI::App& app, PublishArgs& a) {
     auto* cmd = app.add_subcommand(
         "publish",
         "Sign a payload folder (or file) as a release: copies it into the repository, builds a "
-        "BitTorrent v2 torrent, signs the manifest with the release key and updates the index. "
-        "Creates the repository (and its online feed key) on first use. Prints the release as "
-        "one JSON line.");
+        "BitTorrent v2 torrent, signs the manifest with each --key and updates the index once "
+        "a threshold of the root's release keys has signed. With --stage the release is kept "
+        "in staged/ID to gather signatures (`sign`), then published with --commit. The "
+        "repository needs a root document (`root init`). Prints the release as one JSON line.");
     auto& r = a.req;
     cmd->add_option("--repo", a.repo, "repository folder")->required();
-    cmd->add_option("--key", a.key, "release secret key file (from keygen)")->required();
+    cmd->add_option("--key", a.keys,
+                    "release secret key file (from keygen); repeat for several release keys")
+        ->take_all();
     cmd->add_option("--id", r.id, "release id, [A-Za-z0-9._-]{1,64}, e.g. MS08-067")->required();
-    cmd->add_option("--payload", a.payload, "file or folder to publish")->required();
-    cmd->add_option("--install", r.install,
-                    "install command, run in the release folder. Split into arguments at spaces; "
-                    "'...' and \"...\" keep spaces; no shell is involved (no $VARS, globs, "
-                    "pipes or backslash escapes)")
-        ->required();
+    auto* stage = cmd->add_flag("--stage", r.stage,
+                                "build and sign with the --key files given (maybe none), keep it "
+                                "in staged/ID without publishing");
+    auto* commit = cmd->add_flag(
+        "--commit", a.commit,
+        "publish staged/ID, adding --key and --merge signatures, once the threshold is met");
+    cmd->add_option("--merge", a.merge,
+                    "with --commit: a copy of staged/ID/manifest.json signed elsewhere (`sign`); "
+                    "repeatable")
+        ->take_all()
+        ->needs(commit);
+    stage->excludes(commit);
+    auto* payload = cmd->add_option("--payload", a.payload, "file or folder to publish");
+    auto* install = cmd->add_option(
+        "--install", r.install,
+        "install command, run in the release folder. Split into arguments at spaces; "
+        "'...' and \"...\" keep spaces; no shell is involved (no $VARS, globs, pipes or "
+        "backslash escapes)");
+    commit->excludes(payload)->excludes(install);
     cmd->add_option("--verify", a.verify,
                     "command that proves the patch is in effect (split like --install)");
     cmd->add_option("--severity", r.severity, "low, normal, important, critical or emergency")
@@ -120,14 +139,169 @@ void add_publish(CLI::App& app, PublishArgs& a) {
 }
 
 int run_publish(PublishArgs& a) {
+    if (a.commit) {
+        seeder::PublishCommitRequest c;
+        c.repo = a.repo;
+        c.id = a.req.id;
+        c.release_keys.assign(a.keys.begin(), a.keys.end());
+        c.merge.assign(a.merge.begin(), a.merge.end());
+        c.replace = a.req.replace;
+        auto result = seeder::publish_commit(c, now_unix());
+        if (!result) return fail_with(result.error());
+        std::cout << seeder::to_json_line(*result) << "\n";
+        return kExitOk;
+    }
+    if (a.payload.empty() || a.req.install.empty()) {
+        return fail_with(Error{Errc::invalid_argument, "publish needs --payload and --install"});
+    }
     a.req.repo = a.repo;
-    a.req.release_key = a.key;
+    a.req.release_keys.assign(a.keys.begin(), a.keys.end());
     a.req.payload = a.payload;
     a.req.verify = a.verify;
     a.req.repo_name = a.repo_name;
     auto result = seeder::publish(a.req, now_unix());
     if (!result) return fail_with(result.error());
     std::cout << seeder::to_json_line(*result) << "\n";
+    return kExitOk;
+}
+
+// ---- root ------------------------------------------------------------------------------------
+
+struct RootArgs {
+    std::string repo;
+    std::vector<std::string> root_pubs, release_pubs, keys, merge;
+    std::uint32_t root_threshold = 1, release_threshold = 1;
+    std::optional<std::string> feed_pub, repo_name;
+    std::uint32_t expires_days = seeder::kDefaultRootExpiresDays;
+    bool new_feed_key = false;
+    CLI::App* init = nullptr;
+    CLI::App* rotate = nullptr;
+    CLI::App* sign = nullptr;
+    // rotate's options (added last): a rotation keeps the current threshold unless given.
+    CLI::Option* root_threshold_opt = nullptr;
+    CLI::Option* release_threshold_opt = nullptr;
+};
+
+void add_root(CLI::App& app, RootArgs& a) {
+    auto* root = app.add_subcommand(
+        "root",
+        "The repository's root document: which keys sign roots, releases and the feed, each "
+        "with a threshold. Endpoints pin root/1.json (patchswarmd run --trust) and follow every "
+        "later version. A version is staged until a threshold of root keys has signed it (and, "
+        "for a rotation, a threshold of the previous version's root keys too); then it is "
+        "committed as root/N.json. Prints the version's state as one JSON line.");
+    root->require_subcommand(1);
+    a.init = root->add_subcommand("init", "stage (and sign) root version 1 of a new repository");
+    a.rotate = root->add_subcommand("rotate",
+                                    "stage version N+1: the current roles with the changes given");
+    a.sign = root->add_subcommand(
+        "sign", "add signatures to the staged version; commits it once the thresholds are met");
+    for (auto* cmd : {a.init, a.rotate, a.sign}) {
+        cmd->add_option("--repo", a.repo, "repository folder")->required();
+        cmd->add_option("--key", a.keys, "root secret key to sign with (repeatable)")->take_all();
+    }
+    for (auto* cmd : {a.init, a.rotate}) {
+        auto* rp = cmd->add_option("--root-pub", a.root_pubs,
+                                   "root public key file (repeatable): the root role's keys")
+                       ->take_all();
+        a.root_threshold_opt =
+            cmd->add_option("--root-threshold", a.root_threshold,
+                            "root signatures required (init: 1 by default; rotate: unchanged "
+                            "by default)")
+                ->check(CLI::Range(1u, 8u));
+        auto* lp = cmd->add_option("--release-pub", a.release_pubs,
+                                   "release public key file (repeatable): the keys that sign "
+                                   "manifests")
+                       ->take_all();
+        a.release_threshold_opt =
+            cmd->add_option("--release-threshold", a.release_threshold,
+                            "release signatures required per manifest (init: 1 "
+                            "by default; rotate: unchanged by default)")
+                ->check(CLI::Range(1u, 8u));
+        cmd->add_option("--expires-days", a.expires_days, "days until this root version expires")
+            ->check(CLI::Range(1u, seeder::kMaxRootExpiresDays))
+            ->capture_default_str();
+        if (cmd == a.init) {
+            rp->required();
+            lp->required();
+            cmd->add_option("--feed-pub", a.feed_pub,
+                            "the online feed key's .pub; its .key must then be installed as "
+                            "REPO/keys/feed.key for serve (default: REPO/keys/feed.key, created if "
+                            "missing)");
+            cmd->add_option("--name-repo", a.repo_name,
+                            "repository name (default: the folder's name)");
+        }
+    }
+    a.rotate->add_flag("--new-feed-key", a.new_feed_key,
+                       "create a new online feed key; `serve` switches to it when the version "
+                       "is committed, and endpoints drop their old feed state");
+    a.sign
+        ->add_option("--merge", a.merge,
+                     "a copy of root/staged.json signed elsewhere (`sign`); repeatable")
+        ->take_all();
+}
+
+std::vector<std::filesystem::path> paths_of(const std::vector<std::string>& v) {
+    return {v.begin(), v.end()};
+}
+
+int run_root(const RootArgs& a) {
+    patchswarm::Result<seeder::RootStatus> status;
+    if (*a.init) {
+        seeder::RootInitRequest r;
+        r.repo = a.repo;
+        r.root_public_keys = paths_of(a.root_pubs);
+        r.root_threshold = a.root_threshold;
+        r.release_public_keys = paths_of(a.release_pubs);
+        r.release_threshold = a.release_threshold;
+        if (a.feed_pub) r.feed_public_key = *a.feed_pub;
+        r.expires_days = a.expires_days;
+        r.sign_keys = paths_of(a.keys);
+        r.repo_name = a.repo_name;
+        status = seeder::root_init(r, now_unix());
+    } else if (*a.rotate) {
+        seeder::RootRotateRequest r;
+        r.repo = a.repo;
+        r.root_public_keys = paths_of(a.root_pubs);
+        if (a.root_threshold_opt->count() > 0) r.root_threshold = a.root_threshold;
+        r.release_public_keys = paths_of(a.release_pubs);
+        if (a.release_threshold_opt->count() > 0) r.release_threshold = a.release_threshold;
+        r.new_feed_key = a.new_feed_key;
+        r.expires_days = a.expires_days;
+        r.sign_keys = paths_of(a.keys);
+        status = seeder::root_rotate(r, now_unix());
+    } else {
+        seeder::RootSignRequest r;
+        r.repo = a.repo;
+        r.sign_keys = paths_of(a.keys);
+        r.merge = paths_of(a.merge);
+        status = seeder::root_sign(r);
+    }
+    if (!status) return fail_with(status.error());
+    std::cout << seeder::to_json_line(*status) << "\n";
+    return kExitOk;
+}
+
+// ---- sign ------------------------------------------------------------------------------------
+
+struct SignArgs {
+    std::string key, file;
+};
+
+void add_sign(CLI::App& app, SignArgs& a) {
+    auto* cmd = app.add_subcommand(
+        "sign",
+        "Offline signing: add your signature to a staged manifest (staged/ID/manifest.json) or "
+        "root (root/staged.json) copied to this machine; hand the file back for `publish "
+        "--commit --merge FILE` or `root sign --merge FILE`. Prints what was signed.");
+    cmd->add_option("--key", a.key, "your secret key file")->required();
+    cmd->add_option("file", a.file, "the envelope file, signed in place")->required();
+}
+
+int run_sign(const SignArgs& a) {
+    auto what = seeder::sign_envelope_file(a.file, a.key);
+    if (!what) return fail_with(what.error());
+    std::cout << *what << "\n";
     return kExitOk;
 }
 
@@ -235,14 +409,19 @@ int run_status(const StatusArgs& a) {
 
 int main(int argc, char** argv) {
     CLI::App app{"patchswarm-seeder: signs releases and serves them to the fleet."};
-    patchswarm::cli::add_config_option(app, argc, argv, {"keygen", "publish", "serve", "status"});
+    patchswarm::cli::add_config_option(app, argc, argv,
+                                       {"keygen", "root", "sign", "publish", "serve", "status"});
     app.require_subcommand(1);
 
     KeygenArgs keygen;
+    RootArgs root;
+    SignArgs sign;
     PublishArgs publish;
     ServeArgs serve;
     StatusArgs status;
     add_keygen(app, keygen);
+    add_root(app, root);
+    add_sign(app, sign);
     add_publish(app, publish);
     add_serve(app, serve);
     add_status(app, status);
@@ -262,6 +441,8 @@ int main(int argc, char** argv) {
         patchswarm::crypto::init();
         setup_logging("info");
         if (app.got_subcommand("keygen")) return run_keygen(keygen);
+        if (app.got_subcommand("root")) return run_root(root);
+        if (app.got_subcommand("sign")) return run_sign(sign);
         if (app.got_subcommand("publish")) return run_publish(publish);
         if (app.got_subcommand("serve")) return run_serve(serve);
         if (app.got_subcommand("status")) return run_status(status);

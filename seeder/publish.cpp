@@ -18,6 +18,7 @@
 #include "crypto/crypto.hpp"
 #include "seeder/command_line.hpp"
 #include "seeder/repo.hpp"
+#include "seeder/root_admin.hpp"
 
 namespace patchswarm::seeder {
 
@@ -26,7 +27,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::int64_t kDay = 86'400;
-constexpr std::int64_t kDelegationLifetime = 365 * kDay;
 constexpr std::uint32_t kMaxExpiresDays = 3650;
 
 template <typename T>
@@ -46,7 +46,7 @@ struct Inputs {
     std::optional<std::vector<std::string>> verify_argv;
     core::Severity severity = core::Severity::normal;
     core::RebootPolicy reboot = core::RebootPolicy::if_needed;
-    crypto::KeyPair release_key;
+    std::vector<crypto::KeyPair> release_keys;
     fs::path payload;  // absolute, normalised, no trailing separator
     std::string name;  // torrent name: the payload's file name
     bool single_file = false;
@@ -135,9 +135,12 @@ Result<Inputs> check_inputs(const PublishRequest& req) {
             return fail(Errc::invalid_argument, "--name-repo: " + ok.error().message);
         }
     }
-    auto key = crypto::load_secret_key(req.release_key);
-    if (!key) return fail(key.error().code, "--key: " + key.error().message);
-    in.release_key = *key;
+    auto keys = load_secret_keys(req.release_keys, "--key");
+    if (!keys) return forward(keys);
+    if (keys->empty() && !req.stage) {
+        return fail(Errc::invalid_argument, "--key is required (or --stage to sign later)");
+    }
+    in.release_keys = std::move(*keys);
     if (auto ok = check_payload(req, in); !ok) return forward(ok);
     if (auto ok = check_payload_outside_repo(req.repo, in.payload); !ok) return forward(ok);
     return in;
@@ -349,9 +352,8 @@ Result<StagedRelease> stage_release(const RepoPaths& paths, const PublishRequest
     if (auto parsed = core::parse_manifest(manifest_bytes); !parsed || *parsed != staged.manifest) {
         return fail(Errc::internal, "manifest does not survive its own round trip");
     }
-    const crypto::KeyPair keys[] = {in.release_key};
     staged.manifest_envelope = crypto::serialize_envelope(crypto::sign_envelope(
-        crypto::payload_type::manifest, crypto::as_bytes(manifest_bytes), keys));
+        crypto::payload_type::manifest, crypto::as_bytes(manifest_bytes), in.release_keys));
 
     if (auto ok = write_file_atomic(staged.dir / "manifest.json", staged.manifest_envelope); !ok) {
         return forward(ok);
@@ -372,11 +374,11 @@ struct RepoState {
     bool is_new = false;
 };
 
-Result<RepoState> load_state(const RepoPaths& paths, const PublishRequest& req) {
+Result<RepoState> load_state(const RepoPaths& paths, const std::optional<std::string>& repo_name) {
     RepoState state;
     auto info = load_repo_info(paths);
     if (info) {
-        if (req.repo_name && *req.repo_name != info->name) {
+        if (repo_name && *repo_name != info->name) {
             return fail(Errc::invalid_argument,
                         "repository is named '" + info->name + "'; --name-repo cannot rename it");
         }
@@ -387,7 +389,7 @@ Result<RepoState> load_state(const RepoPaths& paths, const PublishRequest& req) 
         const auto root = fs::absolute(paths.root(), ec).lexically_normal();
         std::string folder = root.filename().string();
         if (folder.empty()) folder = root.parent_path().filename().string();
-        state.info.name = req.repo_name.value_or(folder);
+        state.info.name = repo_name.value_or(folder);
         if (auto ok = validate_repo_name(state.info.name); !ok) {
             return fail(Errc::invalid_argument,
                         ok.error().message + " (choose one with --name-repo)");
@@ -401,23 +403,39 @@ Result<RepoState> load_state(const RepoPaths& paths, const PublishRequest& req) 
     return state;
 }
 
-// Endpoints pin the release key; a publish with another key would be refused by every one of
-// them, so catch that mistake here.
-Result<void> check_same_release_key(const RepoPaths& paths, const crypto::KeyPair& release_key) {
-    auto text = read_file(paths.delegation(), core::kMaxDelegationBytes);
-    if (!text) {
-        if (text.error().code == Errc::not_found) return {};  // first publish writes it
-        return forward(text);
-    }
-    auto env = crypto::parse_envelope(*text, core::kMaxDelegationBytes);
-    if (!env) return fail(env.error().code, "feed-key.json: " + env.error().message);
-    const crypto::PublicKey trusted[] = {release_key.public_key};
-    if (!crypto::verify_envelope(*env, crypto::payload_type::delegation, trusted)) {
-        return fail(Errc::bad_signature,
-                    "this repository was published with another release key; --key "
-                    "must be the repository's release key (key rotation is not supported yet)");
+// Endpoints count only the release keys their root names; a signature by any other key would be
+// ignored by every one of them, so catch that mistake here.
+Result<void> check_release_keys(const CurrentRoot& root, std::span<const crypto::KeyPair> keys) {
+    const auto& ids = root.doc.release.keyids;
+    for (const auto& key : keys) {
+        const std::string id = crypto::key_id(key.public_key);
+        if (std::find(ids.begin(), ids.end(), id) == ids.end()) {
+            return fail(Errc::bad_signature, "--key " + id.substr(0, 16) +
+                                                 "… is not a release key of root version " +
+                                                 std::to_string(root.version));
+        }
     }
     return {};
+}
+
+// Valid signatures by distinct release keys, and how many are needed.
+std::pair<std::size_t, std::size_t> release_signatures(const CurrentRoot& root,
+                                                       const std::string& envelope_json) {
+    const auto role = core::key_set(root.doc, root.doc.release);
+    auto env = crypto::parse_envelope(envelope_json, core::kMaxManifestBytes * 2);
+    std::size_t n = 0;
+    if (env) {
+        for (const auto& key : role.keys) {
+            const crypto::PublicKey one[] = {key};
+            if (crypto::verify_envelope(*env, crypto::payload_type::manifest, one, 1)) ++n;
+        }
+    }
+    return {n, role.threshold};
+}
+
+std::string threshold_message(std::size_t have, std::size_t need, std::uint64_t version) {
+    return "the manifest carries " + std::to_string(have) + " valid release signature(s); root " +
+           "version " + std::to_string(version) + " requires " + std::to_string(need);
 }
 
 // ---- commit with undo -------------------------------------------------------------------------
@@ -499,38 +517,6 @@ bool exists_no_follow(const fs::path& path) {
     return fs::exists(fs::symlink_status(path, ec));
 }
 
-// Loads the feed key, or (for a new repository) creates it inside the transaction.
-Result<crypto::KeyPair> feed_key_step(Transaction& tx, const RepoPaths& paths) {
-    if (exists_no_follow(paths.feed_secret_key())) {
-        auto key = crypto::load_secret_key(paths.feed_secret_key());
-        if (!key) return fail(key.error().code, "feed key: " + key.error().message);
-        return *key;
-    }
-    const crypto::KeyPair key = crypto::generate_keypair();
-    const bool had_keys_dir = exists_no_follow(paths.keys_dir());
-    const bool had_pub = exists_no_follow(paths.feed_public_key());
-    auto ok = tx.run(
-        "init",
-        [&]() -> Result<void> {
-            std::error_code ec;
-            fs::create_directories(paths.keys_dir(), ec);
-            if (ec) return io_error("cannot create", paths.keys_dir(), ec);
-            fs::permissions(paths.keys_dir(), fs::perms::owner_all, ec);
-            // A stray feed.pub without its secret half is useless; write_keypair refuses to
-            // overwrite only the secret key.
-            if (had_pub) fs::remove(paths.feed_public_key(), ec);
-            return crypto::write_keypair(paths.feed_key_base(), key);
-        },
-        [paths, had_keys_dir] {
-            std::error_code ec;
-            fs::remove(paths.feed_secret_key(), ec);
-            fs::remove(paths.feed_public_key(), ec);
-            if (!had_keys_dir) fs::remove(paths.keys_dir(), ec);
-        });
-    if (!ok) return forward(ok);
-    return key;
-}
-
 Result<void> write_step(Transaction& tx, std::string_view name, const FileSnapshot& before,
                         const std::string& content) {
     return tx.run(
@@ -542,22 +528,27 @@ struct CommitPlan {
     const RepoPaths& paths;
     const std::string& id;
     const StagedRelease& staged;
-    std::string delegation;
     std::string repo_json;
     std::string index_json;
 };
 
-Result<void> commit(Transaction& tx, const CommitPlan& plan, const FileSnapshot& old_delegation,
-                    const FileSnapshot& old_repo, const FileSnapshot& old_index) {
+Result<void> commit(Transaction& tx, const CommitPlan& plan, const FileSnapshot& old_repo,
+                    const FileSnapshot& old_index) {
     const fs::path release_dir = plan.paths.release_dir(plan.id);
-    const fs::path old_dir = fs::path(plan.staged.dir) += ".old";
+    // In .staging, where restore_moved_releases looks after a crash ("<ID>-<8 hex>.old").
+    const fs::path old_dir = plan.paths.staging_dir() / (plan.id + "-" + random_suffix() + ".old");
     const bool had_releases_dir = exists_no_follow(plan.paths.releases_dir());
 
     // An existing folder is either the release being replaced or an unindexed leftover of a
     // crash; both move aside (and come back if this publish fails).
     if (exists_no_follow(release_dir)) {
         auto ok = tx.run(
-            "move-old", [&] { return rename_dir(release_dir, old_dir); },
+            "move-old",
+            [&]() -> Result<void> {
+                std::error_code ec;
+                fs::create_directories(old_dir.parent_path(), ec);
+                return rename_dir(release_dir, old_dir);
+            },
             [release_dir, old_dir] {
                 if (exists_no_follow(old_dir) && !exists_no_follow(release_dir)) {
                     (void)rename_dir(old_dir, release_dir);
@@ -582,7 +573,6 @@ Result<void> commit(Transaction& tx, const CommitPlan& plan, const FileSnapshot&
             if (!had_releases_dir) fs::remove(releases, ec);  // only if empty
         });
     if (!ok) return ok;
-    if (ok = write_step(tx, "feed-key.json", old_delegation, plan.delegation); !ok) return ok;
     if (ok = write_step(tx, "repo.json", old_repo, plan.repo_json); !ok) return ok;
     // index.json is what `serve` and `status` read: writing it is the moment of publication.
     if (ok = write_step(tx, "index.json", old_index, plan.index_json); !ok) return ok;
@@ -592,18 +582,6 @@ Result<void> commit(Transaction& tx, const CommitPlan& plan, const FileSnapshot&
     fs::remove_all(old_dir, ec);
     if (ec) spdlog::warn("cannot remove {}: {}", old_dir.string(), ec.message());
     return {};
-}
-
-std::string signed_delegation(const crypto::KeyPair& release_key, const crypto::KeyPair& feed_key,
-                              std::int64_t now) {
-    core::Delegation d;
-    d.role = "feed";
-    d.public_key = crypto::to_hex(feed_key.public_key);
-    d.expires = now + kDelegationLifetime;
-    const std::string bytes = core::serialize_delegation(d);
-    const crypto::KeyPair keys[] = {release_key};
-    return crypto::serialize_envelope(
-        crypto::sign_envelope(crypto::payload_type::delegation, crypto::as_bytes(bytes), keys));
 }
 
 Index next_index(Index index, const core::FeedEntry& entry) {
@@ -640,28 +618,77 @@ void remove_staging(const RepoPaths& paths) {
     if (ec) spdlog::warn("cannot remove {}: {}", paths.staging_dir().string(), ec.message());
 }
 
+PublishResult result_of(const StagedRelease& staged) {
+    PublishResult result;
+    result.id = staged.manifest.id;
+    result.sequence = staged.manifest.sequence;
+    result.infohash_v2 = staged.manifest.infohash_v2;
+    result.manifest_sha256 = crypto::sha256_hex(crypto::as_bytes(staged.manifest_envelope));
+    result.size = staged.manifest.total_size();
+    result.files = staged.manifest.files.size();
+    return result;
+}
+
+// Moves a built release into releases/ and indexes it: the moment of publication. On failure
+// every step already done is undone.
+Result<void> commit_release(const RepoPaths& paths, const RepoState& state,
+                            const StagedRelease& staged, const PublishHooks& hooks) {
+    auto old_repo = snapshot(paths.repo_json(), kMaxRepoJsonBytes);
+    auto old_index = snapshot(paths.index_json(), kMaxIndexBytes);
+    if (!old_repo) return forward(old_repo);
+    if (!old_index) return forward(old_index);
+    const std::string& id = staged.manifest.id;
+    const std::string manifest_sha256 =
+        crypto::sha256_hex(crypto::as_bytes(staged.manifest_envelope));
+    RepoInfo info = state.info;
+    info.sequence = std::max(info.sequence, staged.manifest.sequence);
+    const CommitPlan plan{
+        paths,
+        id,
+        staged,
+        serialize_repo_info(info),
+        serialize_index(next_index(state.index, {id, staged.manifest.sequence, manifest_sha256})),
+    };
+    Transaction tx(hooks);
+    return commit(tx, plan, *old_repo, *old_index);  // rolled back unless committed
+}
+
+// `publish --stage`: keeps the built release in staged/<ID> and reserves its sequence in
+// repo.json, so a publish before the commit cannot take the same number.
+Result<void> keep_staged(const RepoPaths& paths, const RepoState& state,
+                         const StagedRelease& staged) {
+    std::error_code ec;
+    fs::create_directories(paths.staged_dir(), ec);
+    if (ec) return io_error("cannot create", paths.staged_dir(), ec);
+    const fs::path dest = paths.staged_release(staged.manifest.id);
+    fs::remove_all(dest, ec);  // an earlier staging of the same id is replaced
+    if (ec) return io_error("cannot remove", dest, ec);
+    if (auto ok = rename_dir(staged.dir, dest); !ok) return ok;
+    RepoInfo info = state.info;
+    info.sequence = std::max(info.sequence, staged.manifest.sequence);
+    return write_file_atomic(paths.repo_json(), serialize_repo_info(info));
+}
+
+Result<void> check_not_published(const RepoState& state, const std::string& id, bool replace) {
+    const bool published = std::any_of(state.index.releases.begin(), state.index.releases.end(),
+                                       [&](const auto& e) { return e.id == id; });
+    if (published && !replace) {
+        return fail(Errc::already_exists,
+                    "release " + id + " is already published (use --replace to replace it)");
+    }
+    return {};
+}
+
 // Everything after the lock: the repository is ours until this returns.
 Result<PublishResult> publish_locked(const RepoPaths& paths, const PublishRequest& req,
                                      const Inputs& in, std::int64_t now,
                                      const PublishHooks& hooks) {
-    auto state = load_state(paths, req);
+    auto root = load_current_root(paths);
+    if (!root) return forward(root);
+    if (auto ok = check_release_keys(*root, in.release_keys); !ok) return forward(ok);
+    auto state = load_state(paths, req.repo_name);
     if (!state) return forward(state);
-    if (!state->is_new) {
-        if (auto ok = check_same_release_key(paths, in.release_key); !ok) return forward(ok);
-    }
-    const bool published = std::any_of(state->index.releases.begin(), state->index.releases.end(),
-                                       [&](const auto& e) { return e.id == req.id; });
-    if (published && !req.replace) {
-        return fail(Errc::already_exists,
-                    "release " + req.id + " is already published (use --replace to replace it)");
-    }
-    // Snapshots first: if a document cannot even be read, fail before changing anything.
-    auto old_delegation = snapshot(paths.delegation(), core::kMaxDelegationBytes);
-    auto old_repo = snapshot(paths.repo_json(), kMaxRepoJsonBytes);
-    auto old_index = snapshot(paths.index_json(), kMaxIndexBytes);
-    if (!old_delegation) return forward(old_delegation);
-    if (!old_repo) return forward(old_repo);
-    if (!old_index) return forward(old_index);
+    if (auto ok = check_not_published(*state, req.id, req.replace); !ok) return forward(ok);
 
     // Leftovers of a crashed publish; nobody else uses .staging while we hold the lock.
     restore_moved_releases(paths);
@@ -672,39 +699,94 @@ Result<PublishResult> publish_locked(const RepoPaths& paths, const PublishReques
         remove_staging(paths);
         return forward(staged);
     }
-
-    Result<void> committed;
-    {
-        Transaction tx(hooks);
-        auto feed_key = feed_key_step(tx, paths);
-        if (!feed_key) {
-            committed = forward(feed_key);
-        } else {
-            const std::string manifest_sha256 =
-                crypto::sha256_hex(crypto::as_bytes(staged->manifest_envelope));
-            RepoInfo info = state->info;
-            info.sequence = sequence;
-            const CommitPlan plan{
-                paths,
-                req.id,
-                *staged,
-                signed_delegation(in.release_key, *feed_key, now),
-                serialize_repo_info(info),
-                serialize_index(next_index(state->index, {req.id, sequence, manifest_sha256})),
-            };
-            committed = commit(tx, plan, *old_delegation, *old_repo, *old_index);
-        }
-    }  // a failed transaction is rolled back here
+    PublishResult result = result_of(*staged);
+    std::tie(result.signatures, result.threshold) =
+        release_signatures(*root, staged->manifest_envelope);
+    if (req.stage) {
+        auto kept = keep_staged(paths, *state, *staged);
+        remove_staging(paths);
+        if (!kept) return forward(kept);
+        result.staged = true;
+        return result;
+    }
+    if (result.signatures < result.threshold) {
+        remove_staging(paths);
+        return fail(Errc::bad_signature,
+                    threshold_message(result.signatures, result.threshold, root->version) +
+                        "; nothing was published (use --stage to gather signatures)");
+    }
+    auto committed = commit_release(paths, *state, *staged, hooks);
     remove_staging(paths);
     if (!committed) return forward(committed);
+    return result;
+}
 
-    PublishResult result;
-    result.id = req.id;
-    result.sequence = sequence;
-    result.infohash_v2 = staged->manifest.infohash_v2;
-    result.manifest_sha256 = crypto::sha256_hex(crypto::as_bytes(staged->manifest_envelope));
-    result.size = staged->manifest.total_size();
-    result.files = staged->manifest.files.size();
+Result<PublishResult> commit_locked(const RepoPaths& paths, const PublishCommitRequest& req,
+                                    std::span<const crypto::KeyPair> keys, std::int64_t now,
+                                    const PublishHooks& hooks) {
+    auto root = load_current_root(paths);
+    if (!root) return forward(root);
+    if (auto ok = check_release_keys(*root, keys); !ok) return forward(ok);
+    auto state = load_state(paths, std::nullopt);
+    if (!state) return forward(state);
+    if (auto ok = check_not_published(*state, req.id, req.replace); !ok) return forward(ok);
+
+    const fs::path dir = paths.staged_release(req.id);
+    const std::size_t max_bytes = core::kMaxManifestBytes * 2;
+    auto text = read_file(dir / "manifest.json", max_bytes);
+    if (!text) {
+        if (text.error().code == Errc::not_found) {
+            return fail(Errc::not_found, "no staged release " + req.id + " (publish --stage)");
+        }
+        return forward(text);
+    }
+    auto env = crypto::parse_envelope(*text, max_bytes);
+    if (!env) return fail(env.error().code, "staged manifest: " + env.error().message);
+    auto m = core::parse_manifest(
+        std::string_view(reinterpret_cast<const char*>(env->payload.data()), env->payload.size()));
+    if (!m) return fail(m.error().code, "staged manifest: " + m.error().message);
+    if (m->id != req.id) return fail(Errc::malformed, "staged manifest names " + m->id);
+
+    for (const auto& key : keys) crypto::add_signature(*env, key);
+    const auto release = core::key_set(root->doc, root->doc.release);
+    for (const auto& file : req.merge) {
+        auto copy = read_file(file, max_bytes);
+        if (!copy) return fail(copy.error().code, file.string() + ": " + copy.error().message);
+        auto other = crypto::parse_envelope(*copy, max_bytes);
+        if (!other) return fail(other.error().code, file.string() + ": " + other.error().message);
+        auto added = merge_signatures(*env, *other, release.keys);
+        if (!added) return fail(added.error().code, file.string() + ": " + added.error().message);
+    }
+    StagedRelease staged{dir, crypto::serialize_envelope(*env), std::move(*m)};
+    // Signatures gathered so far are kept even if the threshold is not met yet.
+    if (auto ok = write_file_atomic(dir / "manifest.json", staged.manifest_envelope); !ok) {
+        return forward(ok);
+    }
+    PublishResult result = result_of(staged);
+    std::tie(result.signatures, result.threshold) =
+        release_signatures(*root, staged.manifest_envelope);
+    if (result.signatures < result.threshold) {
+        return fail(Errc::bad_signature,
+                    threshold_message(result.signatures, result.threshold, root->version) +
+                        "; the signatures so far are kept in " + dir.string());
+    }
+    if (auto fresh = core::check_manifest_fresh(staged.manifest, now); !fresh) {
+        return fail(Errc::expired, "staged manifest: " + fresh.error().message + " (stage again)");
+    }
+    for (const auto& e : state->index.releases) {
+        if (e.id == req.id && e.sequence >= staged.manifest.sequence) {
+            return fail(Errc::rollback, "release " + req.id + " was published with sequence " +
+                                            std::to_string(e.sequence) +
+                                            " since it was staged (stage again)");
+        }
+    }
+    restore_moved_releases(paths);
+    remove_staging(paths);
+    auto committed = commit_release(paths, *state, staged, hooks);
+    remove_staging(paths);
+    if (!committed) return forward(committed);
+    std::error_code ec;
+    fs::remove(paths.staged_dir(), ec);  // only if no other release is staged
     return result;
 }
 
@@ -716,7 +798,9 @@ std::string to_json_line(const PublishResult& r) {
                                         {"infohash_v2", r.infohash_v2},
                                         {"manifest_sha256", r.manifest_sha256},
                                         {"size", r.size},
-                                        {"files", r.files}};
+                                        {"files", r.files},
+                                        {"staged", r.staged},
+                                        {"signatures", {r.signatures, r.threshold}}};
     return doc.dump();
 }
 
@@ -728,9 +812,31 @@ Result<PublishResult> publish(const PublishRequest& req, std::int64_t now_unix,
     auto lock = RepoLock::acquire(paths);
     if (!lock) return forward(lock);
     auto result = publish_locked(paths, req, *inputs, now_unix, hooks);
-    if (result) {
+    if (result && result->staged) {
+        spdlog::info("release {} staged: sequence {}, {} of {} release signatures", result->id,
+                     result->sequence, result->signatures, result->threshold);
+    } else if (result) {
         spdlog::info("release {} published: sequence {}, {} files, {} bytes, manifest {}",
                      result->id, result->sequence, result->files, result->size,
+                     result->manifest_sha256.substr(0, 16));
+    }
+    return result;
+}
+
+Result<PublishResult> publish_commit(const PublishCommitRequest& req, std::int64_t now_unix,
+                                     const PublishHooks& hooks) {
+    if (auto ok = core::validate_release_id(req.id); !ok) {
+        return fail(Errc::invalid_argument, "--id '" + req.id + "': " + ok.error().message);
+    }
+    auto keys = load_secret_keys(req.release_keys, "--key");
+    if (!keys) return forward(keys);
+    const RepoPaths paths(req.repo);
+    auto lock = RepoLock::acquire(paths);
+    if (!lock) return forward(lock);
+    auto result = commit_locked(paths, req, *keys, now_unix, hooks);
+    if (result) {
+        spdlog::info("release {} published: sequence {}, {} of {} release signatures, manifest {}",
+                     result->id, result->sequence, result->signatures, result->threshold,
                      result->manifest_sha256.substr(0, 16));
     }
     return result;

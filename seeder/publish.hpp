@@ -1,12 +1,17 @@
 // `patchswarm-seeder publish`: turns a payload folder (or file) into a signed release inside a
 // seeder repository (docs/PROTOCOL.md, "Seeder repository").
 //
-// Publishing is all-or-nothing: the release is built in repo/.staging/, then moved into
-// releases/<ID> and the repository documents (feed-key.json, repo.json, index.json, the last
-// one last) are replaced atomically. If any step fails, the steps already done are undone, so
-// the repository is exactly as it was (including a repository the failed publish would have
-// created: its feed key files are removed again). A crash half-way may leave an unindexed
-// release folder or a skipped sequence number, both harmless: index.json is what `serve` reads.
+// The repository must have a root document (`root init`); the manifest must carry valid
+// signatures of a threshold of the release keys that root names. With enough --key files that
+// happens in one go. Otherwise `publish --stage` builds the release into staged/<ID> (manifest
+// signed by the keys given, possibly none) and `publish --commit` adds more signatures (--key,
+// or --merge of copies signed offline with `sign`) and publishes once the threshold is met.
+//
+// Publishing is all-or-nothing: the release is built in repo/.staging/ (or taken from
+// staged/<ID>), then moved into releases/<ID> and the repository documents (repo.json, then
+// index.json) are replaced atomically. If any step fails, the steps already done are undone, so
+// the repository is exactly as it was. A crash half-way may leave an unindexed release folder or
+// a skipped sequence number, both harmless: index.json is what `serve` reads.
 #pragma once
 
 #include <cstdint>
@@ -15,17 +20,21 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/error.hpp"
 
 namespace patchswarm::seeder {
 
 struct PublishRequest {
-    std::filesystem::path repo;         // created and initialised on first use
-    std::filesystem::path release_key;  // secret key file (crypto::load_secret_key)
-    std::string id;                     // core::validate_release_id
-    std::filesystem::path payload;      // file or folder; its file name becomes the torrent name
-    std::string install;                // command line, split by split_command_line
+    std::filesystem::path repo;  // created and initialised on first use
+    // Release secret key files (crypto::load_secret_key); each must be a release key of the
+    // repository's current root. May be empty only with `stage`.
+    std::vector<std::filesystem::path> release_keys;
+    bool stage = false;             // build into staged/<ID> and stop; publish_commit publishes it
+    std::string id;                 // core::validate_release_id
+    std::filesystem::path payload;  // file or folder; its file name becomes the torrent name
+    std::string install;            // command line, split by split_command_line
     std::optional<std::string> verify;  // command line, optional
     std::string severity = "normal";    // core::parse_severity
     std::string reboot = "if_needed";   // core::parse_reboot_policy
@@ -45,13 +54,27 @@ struct PublishResult {
     std::string manifest_sha256;  // SHA-256 of manifest.json (the envelope bytes)
     std::uint64_t size = 0;       // payload bytes
     std::size_t files = 0;
+    bool staged = false;         // built and kept in staged/<ID>, not published yet
+    std::size_t signatures = 0;  // valid signatures of distinct release keys
+    std::size_t threshold = 0;   // required by the current root
 };
 
-// {"id":...,"sequence":...,"infohash_v2":...,"manifest_sha256":...,"size":...,"files":...}
+// `publish --commit`: publishes staged/<ID> once its manifest carries a threshold of release
+// signatures.
+struct PublishCommitRequest {
+    std::filesystem::path repo;
+    std::string id;
+    std::vector<std::filesystem::path> release_keys;  // more signatures to add now
+    std::vector<std::filesystem::path> merge;  // copies of the staged manifest signed elsewhere
+    bool replace = false;
+};
+
+// {"id":...,"sequence":...,"infohash_v2":...,"manifest_sha256":...,"size":...,"files":...,
+//  "staged":bool,"signatures":[valid,required]}
 std::string to_json_line(const PublishResult& result);
 
 // Test seam: called with the name of each commit step ("init", "move-old", "move-new",
-// "feed-key.json", "repo.json", "index.json") before it runs; an error aborts the publish
+// "repo.json", "index.json") before it runs; an error aborts the publish
 // there, which lets tests prove that every step is undone.
 struct PublishHooks {
     std::function<Result<void>(std::string_view step)> before_step;
@@ -60,9 +83,18 @@ struct PublishHooks {
 // Runs the whole publish under the repository lock. `now_unix` stamps created/expires.
 // Errors: Errc::invalid_argument (bad options), Errc::already_exists (id published, no
 // --replace), Errc::unsafe_path (symlink, special file or unsafe name in the payload),
-// Errc::too_large (payload bounds), Errc::bad_signature (repository signed by another release
-// key), Errc::permission (key file readable by others), Errc::io.
+// Errc::too_large (payload bounds), Errc::not_found (no root document), Errc::bad_signature (a
+// --key that is not a release key of the root, or fewer signatures than its threshold without
+// --stage), Errc::permission (key file readable by others), Errc::io.
 [[nodiscard]] Result<PublishResult> publish(const PublishRequest& request, std::int64_t now_unix,
                                             const PublishHooks& hooks = {});
+
+// Adds signatures to staged/<ID>/manifest.json (kept even when still short) and publishes it
+// once a threshold of release keys has signed. Errc::not_found (nothing staged), Errc::
+// bad_signature (threshold not met), Errc::expired (staged too long ago), Errc::rollback (the id
+// was published with a higher sequence meanwhile), as publish otherwise.
+[[nodiscard]] Result<PublishResult> publish_commit(const PublishCommitRequest& request,
+                                                   std::int64_t now_unix,
+                                                   const PublishHooks& hooks = {});
 
 }  // namespace patchswarm::seeder

@@ -12,6 +12,7 @@
 
 #include "common/fsutil.hpp"
 #include "common/manifest.hpp"
+#include "common/trust.hpp"
 #include "crypto/crypto.hpp"
 
 namespace patchswarm::seeder {
@@ -181,6 +182,35 @@ Result<Index> load_index(const RepoPaths& paths) {
         return fail(index.error().code, paths.index_json().string() + ": " + index.error().message);
     }
     return index;
+}
+
+// ---- root documents ----------------------------------------------------------------------------
+
+Result<CurrentRoot> load_current_root(const RepoPaths& paths) {
+    std::uint64_t newest = 0;
+    std::error_code ec;
+    for (fs::directory_iterator it(paths.roots_dir(), ec), end; !ec && it != end;
+         it.increment(ec)) {
+        const std::string name = "/v1/root/" + it->path().filename().string();
+        if (auto v = core::root_route_version(name)) newest = std::max(newest, *v);
+    }
+    if (newest == 0) {
+        return fail(Errc::not_found, paths.root().string() +
+                                         " has no root document: run `patchswarm-seeder root "
+                                         "init` first");
+    }
+    auto text = read_file(paths.root_version(newest), core::kMaxRootEnvelopeBytes);
+    if (!text) return std::unexpected(text.error());
+    auto doc = core::verify_pinned_root(*text);
+    if (!doc) {
+        return fail(doc.error().code,
+                    paths.root_version(newest).string() + ": " + doc.error().message);
+    }
+    if (doc->version != newest) {
+        return fail(Errc::malformed, paths.root_version(newest).string() + " holds version " +
+                                         std::to_string(doc->version));
+    }
+    return CurrentRoot{newest, std::move(*text), std::move(*doc)};
 }
 
 // ---- lock ------------------------------------------------------------------------------------

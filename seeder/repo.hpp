@@ -13,6 +13,7 @@
 
 #include "common/error.hpp"
 #include "common/feed.hpp"
+#include "common/root.hpp"
 
 namespace patchswarm::seeder {
 
@@ -33,7 +34,21 @@ class RepoPaths {
     std::filesystem::path feed_key_base() const { return keys_dir() / "feed"; }  // .key / .pub
     std::filesystem::path feed_secret_key() const { return keys_dir() / "feed.key"; }
     std::filesystem::path feed_public_key() const { return keys_dir() / "feed.pub"; }
-    std::filesystem::path delegation() const { return root_ / "feed-key.json"; }
+    // The next feed key, created by `root rotate --new-feed-key`; it becomes feed.key when the
+    // root naming it is committed.
+    std::filesystem::path feed_next_key_base() const { return keys_dir() / "feed-next"; }
+    std::filesystem::path feed_next_secret_key() const { return keys_dir() / "feed-next.key"; }
+    std::filesystem::path feed_next_public_key() const { return keys_dir() / "feed-next.pub"; }
+    // Signed root documents, every version kept: root/1.json, root/2.json, ...
+    std::filesystem::path roots_dir() const { return root_ / "root"; }
+    std::filesystem::path root_version(std::uint64_t version) const {
+        return roots_dir() / (std::to_string(version) + ".json");
+    }
+    // The next root version while it gathers signatures.
+    std::filesystem::path staged_root() const { return roots_dir() / "staged.json"; }
+    // Releases built by `publish --stage`, gathering signatures until `publish --commit`.
+    std::filesystem::path staged_dir() const { return root_ / "staged"; }
+    std::filesystem::path staged_release(std::string_view id) const { return staged_dir() / id; }
     std::filesystem::path releases_dir() const { return root_ / "releases"; }
     std::filesystem::path release_dir(std::string_view id) const { return releases_dir() / id; }
     std::filesystem::path manifest(std::string_view id) const {
@@ -89,6 +104,17 @@ std::string serialize_index(const Index& index);
 
 // true when `text` is exactly 64 lowercase hex characters.
 bool is_sha256_hex(std::string_view text);
+
+// The newest committed root document of a repository.
+struct CurrentRoot {
+    std::uint64_t version = 0;
+    std::string envelope;  // exact bytes of root/<version>.json
+    core::RootDocument doc;
+};
+
+// Finds the highest root/<N>.json and checks that it parses and is signed by a threshold of its
+// own root keys. Errc::not_found when there is none ("root init" was never run).
+[[nodiscard]] Result<CurrentRoot> load_current_root(const RepoPaths& paths);
 
 // Exclusive advisory lock on repo/.lock (flock), held for the object's lifetime. Blocks until a
 // concurrent publish has finished. Errc::io if the lock file cannot be created.

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -131,6 +132,33 @@ tracker::PeerAddress seeder_bt_address(const ServeOptions& options, std::uint16_
     return address;
 }
 
+constexpr std::int64_t kRootExpiryWarning = 30 * 86'400;
+
+// Endpoints stop at an expired root (freeze check); say so well before it happens.
+void warn_if_root_expires_soon(const core::RootDocument& root) {
+    const std::int64_t left = root.expires - now_unix();
+    if (left < kRootExpiryWarning) {
+        spdlog::warn(
+            "root version {} expires in {} day(s): rotate it (root rotate) before endpoints "
+            "refuse it",
+            root.version, std::max<std::int64_t>(left, 0) / 86'400);
+    }
+}
+
+// keys/feed.key, which must be a feed key of `root`: a feed signed by any other key would be
+// refused by every endpoint.
+Result<crypto::KeyPair> feed_key_for(const RepoPaths& paths, const core::RootDocument& root) {
+    auto key = crypto::load_secret_key(paths.feed_secret_key());
+    if (!key) return fail(key.error().code, "feed key: " + key.error().message);
+    const auto& ids = root.feed.keyids;
+    if (std::find(ids.begin(), ids.end(), crypto::key_id(key->public_key)) == ids.end()) {
+        return fail(Errc::bad_signature, paths.feed_secret_key().string() +
+                                             " is not a feed key of root version " +
+                                             std::to_string(root.version));
+    }
+    return *key;
+}
+
 // ---- the running seeder ----------------------------------------------------------------------
 
 // Lives on serve()'s stack for the whole io_context::run(), so the handlers it hands to the
@@ -140,7 +168,8 @@ tracker::PeerAddress seeder_bt_address(const ServeOptions& options, std::uint16_
 class Seeder {
   public:
     Seeder(asio::io_context& io, const ServeOptions& options, RepoInfo info,
-           crypto::KeyPair feed_key, std::unique_ptr<FleetDb> db, core::SiteMap sites)
+           crypto::KeyPair feed_key, std::uint64_t root_version, std::unique_ptr<FleetDb> db,
+           core::SiteMap sites)
         : io_(io),
           options_(options),
           paths_(options.repo),
@@ -148,7 +177,8 @@ class Seeder {
           sites_(std::move(sites)),
           db_(std::move(db)),
           feed_(io, *db_, feed_key, FeedOptions{info_.name, options.feed_expiry}),
-          tick_timer_(io) {}
+          tick_timer_(io),
+          root_version_(root_version) {}
 
     // Start-up; throws std::runtime_error.
     void start() {
@@ -249,6 +279,7 @@ class Seeder {
     }
 
     void on_tick() {
+        reload_root();
         reload_index(/*force_feed=*/false);
         if (feed_.needs_refresh(now_unix())) sign_feed();
         tracker_->expire(tracker::Clock::now());
@@ -269,6 +300,38 @@ class Seeder {
         if (index->releases == releases_ && !force_feed) return;
         releases_ = index->releases;
         apply_releases();
+        sign_feed();
+    }
+
+    // A committed root rotation may name a new feed key (`root rotate --new-feed-key` installs it
+    // as keys/feed.key in the same step): switch to it and re-sign the feed at once, so endpoints
+    // that followed the rotation get a feed they can verify.
+    void reload_root() {
+        // A commit adds a file to root/, which changes the folder's stamp.
+        const FileStamp stamp = stamp_of(paths_.roots_dir());
+        if (stamp == roots_stamp_) return;
+        auto current = load_current_root(paths_);
+        if (!current || current->version == root_version_) {
+            if (!current) spdlog::error("root: {}", current.error().message);
+            roots_stamp_ = stamp;
+            return;
+        }
+        auto key = feed_key_for(paths_, current->doc);
+        if (!key) {
+            // Keep serving the old key's feed (endpoints still on the old root can use it) and
+            // look again next tick: the key may be installed a moment after the root.
+            if (refused_root_ != current->version) {
+                spdlog::error("root version {}: {}", current->version, key.error().message);
+                refused_root_ = current->version;
+            }
+            return;
+        }
+        roots_stamp_ = stamp;
+        spdlog::info("root version {} committed; feed key {}", current->version,
+                     crypto::key_id(key->public_key).substr(0, 16));
+        root_version_ = current->version;
+        warn_if_root_expires_soon(current->doc);
+        feed_.set_key(*key);
         sign_feed();
     }
 
@@ -360,8 +423,8 @@ class Seeder {
         if (!is_read(req)) return method_not_allowed();
         if (req.path == "/healthz") return http::text_response(200, "ok");
         if (req.path == "/announce") return announce(req);
-        if (req.path == "/v1/feed-key") {
-            return http::file_response(paths_.delegation(), nullptr, "application/json");
+        if (auto version = core::root_route_version(req.path)) {
+            return http::file_response(paths_.root_version(*version), nullptr, "application/json");
         }
         if (req.path == "/v1/status") return get_status();
         if (req.path.starts_with("/v1/releases/")) return get_release_file(req);
@@ -517,6 +580,9 @@ class Seeder {
     std::optional<tracker::PeerTable> tracker_;  // needs the bound BitTorrent port
     std::unique_ptr<swarm::Session> session_;
     asio::steady_timer tick_timer_;
+    std::uint64_t root_version_ = 0;
+    std::uint64_t refused_root_ = 0;  // last root version whose feed key is missing (logged once)
+    FileStamp roots_stamp_;
     FileStamp index_stamp_;
     std::vector<core::FeedEntry> releases_;       // as listed in index.json (and the feed)
     std::map<std::string, std::string> seeding_;  // id → manifest hash added to the swarm
@@ -528,6 +594,7 @@ class Seeder {
 struct RepoForServe {
     RepoInfo info;
     crypto::KeyPair feed_key;
+    std::uint64_t root_version = 0;
 };
 
 RepoForServe open_repo(const RepoPaths& paths) {
@@ -539,13 +606,12 @@ RepoForServe open_repo(const RepoPaths& paths) {
                                            "into it first"
                                      : info.error().message);
     }
-    auto key = crypto::load_secret_key(paths.feed_secret_key());
-    if (!key) throw std::runtime_error("feed key: " + key.error().message);
-    std::error_code ec;
-    if (!fs::exists(paths.delegation(), ec)) {
-        throw std::runtime_error(paths.delegation().string() + " is missing: publish again");
-    }
-    return {std::move(*info), *key};
+    auto root = load_current_root(paths);
+    if (!root) throw std::runtime_error(root.error().message);
+    auto key = feed_key_for(paths, root->doc);
+    if (!key) throw std::runtime_error(key.error().message);
+    warn_if_root_expires_soon(root->doc);
+    return {std::move(*info), *key, root->version};
 }
 
 }  // namespace
@@ -579,8 +645,8 @@ void serve(const ServeOptions& options) {
     }
 
     asio::io_context io;
-    Seeder seeder(io, options, std::move(repo.info), repo.feed_key, std::move(*db),
-                  std::move(*sites));
+    Seeder seeder(io, options, std::move(repo.info), repo.feed_key, repo.root_version,
+                  std::move(*db), std::move(*sites));
     seeder.start();
     asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code& ec, int) {

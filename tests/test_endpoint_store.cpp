@@ -1,5 +1,6 @@
-// The endpoint's state.db: byte counters per release, and the migration that adds the site
-// counters to a state.db written before them.
+// The endpoint's state.db: byte counters per release, the migration that adds the site
+// counters to a state.db written before them, and the trusted root versions (with the feed state
+// they drop and the issue 2 delegation the migration drops).
 #include <catch2/catch.hpp>
 
 #include "common/sqlite.hpp"
@@ -83,4 +84,51 @@ TEST_CASE("an older state.db gains the site columns, filled from what it counted
     REQUIRE(*r2);
     CHECK((*r2)->bytes_from_lan == 950);
     CHECK((*r2)->bytes_from_wan == 50);
+}
+
+TEST_CASE("state.db keeps every root version and drops the feed state with a feed key rotation",
+          "[core]") {
+    test::TempDir dir("ps-store-roots");
+    {
+        auto store = EndpointStore::open(dir / "state.db");
+        REQUIRE(store);
+        REQUIRE((*store)->set_meta("feed_sequence", "42"));
+        REQUIRE((*store)->set_meta("feed_sha256", std::string(64, 'c')));
+        REQUIRE((*store)->save_root(1, "root-v1", false));
+        REQUIRE((*store)->save_root(2, "root-v2", false));
+        CHECK((*store)->get_meta("feed_sequence")->value() == "42");  // same feed keys: kept
+        REQUIRE((*store)->save_root(3, "root-v3", true));
+    }
+    auto store = EndpointStore::open(dir / "state.db");  // persisted across a restart
+    REQUIRE(store);
+    auto roots = (*store)->load_roots();
+    REQUIRE(roots);
+    REQUIRE(roots->size() == 3);
+    CHECK(roots->back().version == 3);
+    CHECK(roots->back().envelope == "root-v3");
+    CHECK_FALSE((*store)->get_meta("feed_sequence")->has_value());
+    CHECK_FALSE((*store)->get_meta("feed_sha256")->has_value());
+}
+
+TEST_CASE("a state.db of the issue 2 trust chain loses its delegation and feed memory", "[core]") {
+    test::TempDir dir("ps-store-deleg");
+    {
+        auto db = Db::open(dir / "state.db");
+        REQUIRE(db);
+        REQUIRE((*db)->exec(R"sql(
+            CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT INTO meta VALUES ('delegation', '{}'), ('feed', '{}'),
+                                    ('feed_sequence', '99'), ('feed_sha256', 'ab'),
+                                    ('report_counter', '7');)sql"));
+    }
+    auto store = EndpointStore::open(dir / "state.db");
+    REQUIRE(store);
+    for (const char* gone : {"delegation", "feed", "feed_sequence", "feed_sha256"}) {
+        INFO(gone);
+        CHECK_FALSE((*store)->get_meta(gone)->has_value());
+    }
+    CHECK((*store)->get_meta("report_counter")->value() == "7");  // replay defence kept
+    auto roots = (*store)->load_roots();
+    REQUIRE(roots);
+    CHECK(roots->empty());
 }

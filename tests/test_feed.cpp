@@ -34,13 +34,6 @@ Feed sample_feed() {
     return f;
 }
 
-Delegation sample_delegation() {
-    Delegation d;
-    d.public_key = std::string(64, 'c');
-    d.expires = 1795336000;
-    return d;
-}
-
 Feed feed_with_releases(std::size_t count) {
     Feed f = sample_feed();
     f.releases.clear();
@@ -75,85 +68,51 @@ TEST_CASE("a feed survives serialise and parse unchanged", "[core]") {
     CHECK(*parsed_empty == empty);
 }
 
-TEST_CASE("a delegation survives serialise and parse unchanged", "[core]") {
-    const Delegation d = sample_delegation();
-    const std::string text = serialize_delegation(d);
-    CHECK(text == R"({"format":1,"role":"feed","public_key":")" + d.public_key +
-                      R"(","expires":1795336000})");
-    auto parsed = parse_delegation(text);
-    REQUIRE(parsed.has_value());
-    CHECK(*parsed == d);
-}
-
-TEST_CASE("the valid feed and delegation files parse", "[core]") {
+TEST_CASE("the valid feed file parses", "[core]") {
     auto f = parse_feed(read_data(kDataDir / "valid_feed.json"));
     REQUIRE(f.has_value());
     CHECK(f->sequence == 17);
     REQUIRE(f->releases.size() == 2);
     CHECK(f->releases[0].id == "MS08-067");
     CHECK(f->halted == std::vector<std::string>{"MS07-001"});
-
-    auto d = parse_delegation(read_data(kDataDir / "valid_delegation.json"));
-    REQUIRE(d.has_value());
-    CHECK(d->role == "feed");
-    CHECK(d->public_key == "3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d");
 }
 
-TEST_CASE("malicious feeds and delegations are refused with the right error", "[core]") {
-    enum class Kind { feed, delegation };
+TEST_CASE("malicious feeds are refused with the right error", "[core]") {
     struct Row {
         const char* file;
-        Kind kind;
         Errc code;
         const char* field;  // the error message must name it
     };
     const Row rows[] = {
-        {"feed_unknown_format.json", Kind::feed, Errc::malformed, "feed.format"},
-        {"feed_missing_expires.json", Kind::feed, Errc::malformed, "feed.expires"},
-        {"feed_expires_before_issued.json", Kind::feed, Errc::malformed, "feed.expires"},
-        {"feed_negative_sequence.json", Kind::feed, Errc::malformed, "feed.sequence"},
-        {"feed_sequence_float.json", Kind::feed, Errc::malformed, "feed.sequence"},
-        {"feed_unknown_field.json", Kind::feed, Errc::malformed, "feed.install_now"},
-        {"feed_bad_repository.json", Kind::feed, Errc::malformed, "feed.repository"},
-        {"feed_bad_manifest_hash_length.json", Kind::feed, Errc::malformed,
-         "feed.releases[0].manifest_sha256"},
-        {"feed_uppercase_manifest_hash.json", Kind::feed, Errc::malformed,
-         "feed.releases[0].manifest_sha256"},
-        {"feed_dotdot_release_id.json", Kind::feed, Errc::unsafe_path, "feed.releases[0].id"},
-        {"feed_slash_in_release_id.json", Kind::feed, Errc::malformed, "feed.releases[0].id"},
-        {"feed_oversize_release_id.json", Kind::feed, Errc::too_large, "feed.releases[0].id"},
-        {"feed_duplicate_release.json", Kind::feed, Errc::malformed, "feed.releases[1].id"},
-        {"feed_unknown_release_field.json", Kind::feed, Errc::malformed, "feed.releases[0].url"},
-        {"feed_releases_not_array.json", Kind::feed, Errc::malformed, "feed.releases"},
-        {"feed_halted_not_array.json", Kind::feed, Errc::malformed, "feed.halted"},
-        {"feed_halted_not_string.json", Kind::feed, Errc::malformed, "feed.halted[0]"},
-        {"feed_bad_halted_id.json", Kind::feed, Errc::malformed, "feed.halted[0]"},
-        {"feed_duplicate_halted.json", Kind::feed, Errc::malformed, "feed.halted[1]"},
-        {"feed_duplicate_key.json", Kind::feed, Errc::malformed, "\"sequence\""},
-        {"feed_not_json.json", Kind::feed, Errc::malformed, "feed"},
-        {"delegation_wrong_role.json", Kind::delegation, Errc::malformed, "delegation.role"},
-        {"delegation_bad_key_length.json", Kind::delegation, Errc::malformed,
-         "delegation.public_key"},
-        {"delegation_uppercase_key.json", Kind::delegation, Errc::malformed,
-         "delegation.public_key"},
-        {"delegation_missing_expires.json", Kind::delegation, Errc::malformed,
-         "delegation.expires"},
-        {"delegation_expires_as_string.json", Kind::delegation, Errc::malformed,
-         "delegation.expires"},
-        {"delegation_unknown_field.json", Kind::delegation, Errc::malformed,
-         "delegation.threshold"},
-        {"delegation_unknown_format.json", Kind::delegation, Errc::malformed, "delegation.format"},
-        {"delegation_duplicate_key.json", Kind::delegation, Errc::malformed, "\"public_key\""},
-        {"delegation_not_object.json", Kind::delegation, Errc::malformed, "delegation"},
+        {"feed_unknown_format.json", Errc::malformed, "feed.format"},
+        {"feed_missing_expires.json", Errc::malformed, "feed.expires"},
+        {"feed_expires_before_issued.json", Errc::malformed, "feed.expires"},
+        {"feed_negative_sequence.json", Errc::malformed, "feed.sequence"},
+        {"feed_sequence_float.json", Errc::malformed, "feed.sequence"},
+        {"feed_unknown_field.json", Errc::malformed, "feed.install_now"},
+        {"feed_bad_repository.json", Errc::malformed, "feed.repository"},
+        {"feed_bad_manifest_hash_length.json", Errc::malformed, "feed.releases[0].manifest_sha256"},
+        {"feed_uppercase_manifest_hash.json", Errc::malformed, "feed.releases[0].manifest_sha256"},
+        {"feed_dotdot_release_id.json", Errc::unsafe_path, "feed.releases[0].id"},
+        {"feed_slash_in_release_id.json", Errc::malformed, "feed.releases[0].id"},
+        {"feed_oversize_release_id.json", Errc::too_large, "feed.releases[0].id"},
+        {"feed_duplicate_release.json", Errc::malformed, "feed.releases[1].id"},
+        {"feed_unknown_release_field.json", Errc::malformed, "feed.releases[0].url"},
+        {"feed_releases_not_array.json", Errc::malformed, "feed.releases"},
+        {"feed_halted_not_array.json", Errc::malformed, "feed.halted"},
+        {"feed_halted_not_string.json", Errc::malformed, "feed.halted[0]"},
+        {"feed_bad_halted_id.json", Errc::malformed, "feed.halted[0]"},
+        {"feed_duplicate_halted.json", Errc::malformed, "feed.halted[1]"},
+        {"feed_duplicate_key.json", Errc::malformed, "\"sequence\""},
+        {"feed_not_json.json", Errc::malformed, "feed"},
     };
 
-    std::set<std::string> covered{"valid_feed.json", "valid_delegation.json"};
+    std::set<std::string> covered{"valid_feed.json"};
     for (const auto& row : rows) {
         INFO(row.file);
         covered.insert(row.file);
         const std::string text = read_data(kDataDir / row.file);
-        const std::optional<Error> error =
-            row.kind == Kind::feed ? error_of(parse_feed(text)) : error_of(parse_delegation(text));
+        const std::optional<Error> error = error_of(parse_feed(text));
         REQUIRE(error.has_value());
         INFO(error->message);
         CHECK(error->code == row.code);
@@ -184,25 +143,17 @@ TEST_CASE("a feed may list kMaxFeedReleases releases but not one more", "[core]"
     CHECK(parse_feed(serialize_feed(halted_over)).error().code == Errc::too_large);
 }
 
-TEST_CASE("feed and delegation input over the byte bound is refused before parsing", "[core]") {
+TEST_CASE("feed input over the byte bound is refused before parsing", "[core]") {
     auto feed = parse_feed(std::string(kMaxFeedBytes + 1, '{'));
     REQUIRE_FALSE(feed.has_value());
     CHECK(feed.error().code == Errc::too_large);
-
-    auto delegation = parse_delegation(std::string(kMaxDelegationBytes + 1, '{'));
-    REQUIRE_FALSE(delegation.has_value());
-    CHECK(delegation.error().code == Errc::too_large);
 }
 
-TEST_CASE("feeds and delegations are fresh until their expiry second", "[core]") {
+TEST_CASE("feeds are fresh until their expiry second", "[core]") {
     const Feed f = sample_feed();
     CHECK(check_feed_fresh(f, f.issued).has_value());
     CHECK(check_feed_fresh(f, f.expires - 1).has_value());
     CHECK(check_feed_fresh(f, f.expires).error().code == Errc::expired);
-
-    const Delegation d = sample_delegation();
-    CHECK(check_delegation_fresh(d, d.expires - 1).has_value());
-    CHECK(check_delegation_fresh(d, d.expires).error().code == Errc::expired);
 }
 
 TEST_CASE("validate_feed refuses a model the seeder built wrongly", "[core]") {
@@ -215,8 +166,4 @@ TEST_CASE("validate_feed refuses a model the seeder built wrongly", "[core]") {
     Feed stale = sample_feed();
     stale.expires = stale.issued;
     CHECK(validate_feed(stale).error().code == Errc::malformed);
-
-    Delegation role = sample_delegation();
-    role.role = "release";
-    CHECK(validate_delegation(role).error().code == Errc::malformed);
 }

@@ -10,11 +10,14 @@
 #include "common/feed.hpp"
 #include "common/http.hpp"
 #include "common/manifest.hpp"
+#include "common/root.hpp"
 #include "common/swarm.hpp"
+#include "support/fake_seeder.hpp"
 #include "support/process.hpp"
 
 using namespace patchswarm;
 using patchswarm::test::Child;
+using patchswarm::test::FakeSeeder;
 using patchswarm::test::TempDir;
 using patchswarm::test::wait_until;
 namespace fs = std::filesystem;
@@ -31,37 +34,6 @@ std::string seal(std::string_view type, const std::string& payload, const crypto
     const crypto::KeyPair keys[] = {key};
     return crypto::serialize_envelope(crypto::sign_envelope(type, crypto::as_bytes(payload), keys));
 }
-
-// A seeder that serves whatever documents the test put in `routes`.
-class FakeSeeder {
-  public:
-    explicit FakeSeeder(const std::string& address) {
-        server_ =
-            std::make_unique<http::Server>(io_, [this](http::Request&& req, http::Respond respond) {
-                auto it = routes_.find(req.path);
-                respond(it == routes_.end() ? http::json_response(404, R"({"error":"not_found"})")
-                                            : http::json_response(200, it->second));
-            });
-        auto port = server_->listen(address);
-        REQUIRE(port.has_value());
-        url_ = "http://" + address;
-    }
-    ~FakeSeeder() {
-        io_.stop();
-        if (thread_.joinable()) thread_.join();
-    }
-    void start() {
-        thread_ = std::thread([this] { io_.run(); });
-    }
-    std::map<std::string, std::string> routes_;  // set before start()
-    const std::string& url() const { return url_; }
-
-  private:
-    boost::asio::io_context io_;
-    std::unique_ptr<http::Server> server_;
-    std::thread thread_;
-    std::string url_;
-};
 
 struct Release {
     core::Manifest manifest;
@@ -114,7 +86,18 @@ TEST_CASE("malicious manifests and torrents are refused and nothing escapes the 
     const auto release_key = crypto::generate_keypair();
     const auto feed_key = crypto::generate_keypair();
     const auto stranger = crypto::generate_keypair();
-    REQUIRE(crypto::write_keypair(dir / "release", release_key).has_value());
+    const auto root_key = crypto::generate_keypair();
+    // The pinned root: root_key signs roots, release_key manifests, feed_key feeds.
+    core::RootDocument root;
+    root.expires = now_unix() + 86400;
+    const crypto::PublicKey root_pub[] = {root_key.public_key};
+    const crypto::PublicKey release_pub[] = {release_key.public_key};
+    const crypto::PublicKey feed_pub[] = {feed_key.public_key};
+    root.root = core::add_role_keys(root, root_pub, 1);
+    root.release = core::add_role_keys(root, release_pub, 1);
+    root.feed = core::add_role_keys(root, feed_pub, 1);
+    patchswarm::test::write_text(
+        dir / "root.json", seal(crypto::payload_type::root, core::serialize_root(root), root_key));
 
     FakeSeeder seeder("127.20.0.1:18080");
     core::Feed feed;
@@ -174,11 +157,6 @@ TEST_CASE("malicious manifests and torrents are refused and nothing escapes the 
         publish("extrafile", core::serialize_manifest(r.manifest), release_key, r.torrent);
         expect["extrafile"] = "files";
     }
-    core::Delegation d;
-    d.public_key = crypto::to_hex(feed_key.public_key);
-    d.expires = now_unix() + 3600;
-    seeder.routes_["/v1/feed-key"] =
-        seal(crypto::payload_type::delegation, core::serialize_delegation(d), release_key);
     seeder.routes_["/v1/feed"] =
         seal(crypto::payload_type::feed, core::serialize_feed(feed), feed_key);
     seeder.start();
@@ -187,7 +165,7 @@ TEST_CASE("malicious manifests and torrents are refused and nothing escapes the 
     const auto before = listing(dir.path(), state);
     {
         Child agent({PATCHSWARM_DAEMON_BIN, "run", "--state-dir", state.string(), "--seeder",
-                     seeder.url(), "--trust", (dir / "release.pub").string(), "--bt",
+                     seeder.url(), "--trust", (dir / "root.json").string(), "--bt",
                      "127.20.0.10:16881", "--no-lsd", "--heartbeat", "1"},
                     dir / "agent.log");
         auto status = [&] {

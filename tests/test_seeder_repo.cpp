@@ -1,6 +1,7 @@
 // `publish` into a temporary repository: sequence numbers, the --replace rule, all-or-nothing
 // commits (a failure at every step leaves the repository byte for byte as it was), signatures
-// that verify with the release key, and payloads that must be refused.
+// that verify with the release keys the root names, and payloads that must be refused. The root
+// document commands and multi-key signing are in test_seeder_root.cpp.
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
@@ -16,6 +17,7 @@
 #include "seeder/command_line.hpp"
 #include "seeder/publish.hpp"
 #include "seeder/repo.hpp"
+#include "seeder/root_admin.hpp"
 #include "support/process.hpp"
 
 using namespace patchswarm;
@@ -56,8 +58,21 @@ struct Setup {
     test::TempDir dir{"ps-repo"};
     fs::path repo = dir / "repo";
     fs::path key = dir / "keys/release";
+    fs::path root_key = dir / "keys/root";
 
-    Setup() { REQUIRE(keygen(key)); }
+    // A repository with root version 1: one root key, one release key (1 of 1 each).
+    Setup() {
+        REQUIRE(keygen(key));
+        REQUIRE(keygen(root_key));
+        RootInitRequest init;
+        init.repo = repo;
+        init.root_public_keys = {fs::path(root_key) += ".pub"};
+        init.release_public_keys = {fs::path(key) += ".pub"};
+        init.sign_keys = {fs::path(root_key) += ".key"};
+        auto status = root_init(init, kNow - 100);
+        REQUIRE(status);
+        REQUIRE(status->committed);
+    }
 
     fs::path payload(const std::string& name, const std::string& tag = "v1") {
         const fs::path p = dir / "payloads" / tag / name;
@@ -70,7 +85,7 @@ struct Setup {
     PublishRequest request(const std::string& id, const fs::path& payload) const {
         PublishRequest r;
         r.repo = repo;
-        r.release_key = fs::path(key) += ".key";
+        r.release_keys = {fs::path(key) += ".key"};
         r.id = id;
         r.payload = payload;
         r.install = "./install.sh --quiet 'two words'";
@@ -179,23 +194,19 @@ TEST_CASE("the published manifest verifies with the release key and matches the 
         fs::status(s.repo / "releases/MS08-067/payload/KB958644/install.sh").permissions();
     CHECK((perms & fs::perms::owner_exec) != fs::perms::none);
 
-    // The delegation is signed by the release key and names the repository's feed key.
-    auto delegation = crypto::parse_envelope(slurp(s.repo / "feed-key.json"), 1 << 16);
-    REQUIRE(delegation);
-    REQUIRE(crypto::verify_envelope(*delegation, crypto::payload_type::delegation, trusted));
-    auto d = core::parse_delegation(payload_of(*delegation));
-    REQUIRE(d);
+    // The root names the repository's online feed key, which `root init` created (0600).
+    auto root = load_current_root(RepoPaths(s.repo));
+    REQUIRE(root);
     auto feed_pub = crypto::load_public_key(s.repo / "keys/feed.pub");
     REQUIRE(feed_pub);
-    CHECK(d->public_key == crypto::to_hex(*feed_pub));
-    CHECK(d->expires == kNow + 365 * 86'400);
+    CHECK(root->doc.feed.keyids == std::vector<std::string>{crypto::key_id(*feed_pub)});
+    CHECK(root->doc.expires == kNow - 100 + 365 * 86'400);
     CHECK((fs::status(s.repo / "keys/feed.key").permissions() & fs::perms::group_all) ==
           fs::perms::none);
 }
 
 TEST_CASE("a failed publish leaves the repository as it was, whichever step fails", "[core]") {
-    for (const std::string step :
-         {"move-old", "move-new", "feed-key.json", "repo.json", "index.json"}) {
+    for (const std::string step : {"move-old", "move-new", "repo.json", "index.json"}) {
         DYNAMIC_SECTION("failing at " << step) {
             Setup s;
             REQUIRE(publish(s.request("MS08-067", s.payload("KB958644")), kNow));
@@ -221,20 +232,19 @@ TEST_CASE("a failed publish leaves the repository as it was, whichever step fail
     }
 }
 
-TEST_CASE("a failed first publish leaves no repository behind", "[core]") {
-    for (const std::string step : {"init", "move-new", "repo.json", "index.json"}) {
+TEST_CASE("a failed first publish leaves the repository as root init made it", "[core]") {
+    for (const std::string step : {"move-new", "repo.json", "index.json"}) {
         DYNAMIC_SECTION("failing at " << step) {
             Setup s;
+            const auto before = tree(s.repo);
             PublishHooks hooks;
             hooks.before_step = [&](std::string_view name) -> Result<void> {
                 if (name == step) return fail(Errc::io, "injected failure");
                 return {};
             };
             REQUIRE_FALSE(publish(s.request("MS08-067", s.payload("KB958644")), kNow, hooks));
-            CHECK(tree(s.repo).empty());
-            auto info = load_repo_info(RepoPaths(s.repo));
-            REQUIRE_FALSE(info);
-            CHECK(info.error().code == Errc::not_found);
+            CHECK(tree(s.repo) == before);
+            CHECK(index_of(s.repo).releases.empty());
         }
     }
 }
@@ -284,6 +294,7 @@ TEST_CASE("payloads with symlinks or special files are refused and change nothin
 
 TEST_CASE("bad publish options are usage errors and touch nothing", "[core]") {
     Setup s;
+    const auto before = tree(s.repo);
     const fs::path p = s.payload("KB1");
     std::vector<std::pair<std::string, std::function<void(PublishRequest&)>>> cases = {
         {"id with a slash", [](auto& r) { r.id = "a/b"; }},
@@ -295,6 +306,7 @@ TEST_CASE("bad publish options are usage errors and touch nothing", "[core]") {
         {"zero timeout", [](auto& r) { r.install_timeout_s = 0; }},
         {"zero expiry", [](auto& r) { r.expires_days = 0; }},
         {"bad repository name", [](auto& r) { r.repo_name = "my repo"; }},
+        {"no --key without --stage", [](auto& r) { r.release_keys.clear(); }},
     };
     for (auto& [name, mutate] : cases) {
         INFO(name);
@@ -304,7 +316,7 @@ TEST_CASE("bad publish options are usage errors and touch nothing", "[core]") {
         REQUIRE_FALSE(r);
         CHECK(r.error().code == Errc::invalid_argument);
     }
-    CHECK_FALSE(fs::exists(s.repo));
+    CHECK(tree(s.repo) == before);
 }
 
 TEST_CASE("a payload folder that contains the repository is refused", "[core]") {
@@ -334,13 +346,13 @@ TEST_CASE("a release moved aside by a crashed --replace is restored by the next 
     }
 }
 
-TEST_CASE("a repository refuses a release signed with another release key", "[core]") {
+TEST_CASE("a repository refuses a release signed with a key its root does not name", "[core]") {
     Setup s;
     REQUIRE(publish(s.request("KB1", s.payload("KB1")), kNow));
     const auto before = tree(s.repo);
     REQUIRE(keygen(s.dir / "keys/other"));
     auto req = s.request("KB2", s.payload("KB2"));
-    req.release_key = s.dir / "keys/other.key";
+    req.release_keys = {s.dir / "keys/other.key"};
     auto r = publish(req, kNow);
     REQUIRE_FALSE(r);
     CHECK(r.error().code == Errc::bad_signature);

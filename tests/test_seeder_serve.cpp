@@ -9,6 +9,7 @@
 #include "crypto/crypto.hpp"
 #include "seeder/report.hpp"
 #include "support/process.hpp"
+#include "support/root_init.hpp"
 
 using namespace patchswarm;
 using namespace patchswarm::test;
@@ -53,8 +54,7 @@ struct Seeder {
 
     explicit Seeder(std::string host) {
         g_host = std::move(host);
-        REQUIRE(run({PATCHSWARM_SEEDER_BIN, "keygen", "--out", (dir / "keys/release").string()})
-                    .exit_code == 0);
+        init_repo_root(dir / "keys", dir / "repo");
     }
 
     RunResult publish(const std::string& id, const std::string& content) {
@@ -161,9 +161,19 @@ TEST_CASE("serve answers its routes and checks every path", "[net]") {
     REQUIRE(torrent);
     CHECK(torrent->status == 200);
     CHECK(torrent->headers["content-type"] == "application/x-bittorrent");
-    auto delegation = get("/v1/feed-key");
-    REQUIRE(delegation);
-    CHECK(payload_of(delegation->body)["role"] == "feed");
+    // Root versions by number, the exact committed bytes; nothing else under /v1/root/.
+    auto root1 = get("/v1/root/1.json");
+    REQUIRE(root1);
+    CHECK(root1->status == 200);
+    CHECK(root1->body == read_text(s.dir / "repo/root/1.json"));
+    CHECK(payload_of(root1->body)["version"] == 1);
+    for (const std::string missing : {"/v1/root/2.json", "/v1/root/01.json", "/v1/root/staged.json",
+                                      "/v1/root/1", "/v1/root/-1.json"}) {
+        INFO(missing);
+        auto r = get(missing);
+        REQUIRE(r);
+        CHECK(r->status == 404);
+    }
 
     auto file = get("/v1/payload/KB1/KB1/data.bin");
     REQUIRE(file);

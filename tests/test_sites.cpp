@@ -9,6 +9,7 @@
 #include "common/http.hpp"
 #include "common/sites.hpp"
 #include "support/fleet.hpp"
+#include "support/root_init.hpp"
 
 using namespace patchswarm;
 using patchswarm::test::Fleet;
@@ -185,8 +186,7 @@ TEST_CASE("site options come from flags or the TOML file, and bad ones are usage
     using patchswarm::test::TempDir;
     using patchswarm::test::write_text;
     TempDir dir("ps-sites-cli");
-    REQUIRE(run({PATCHSWARM_SEEDER_BIN, "keygen", "--out", (dir / "release").string()}).exit_code ==
-            0);
+    const auto keys = patchswarm::test::init_repo_root(dir.path(), dir / "repo");
     write_text(dir / "payload/install.sh", "#!/bin/sh\n");
     const std::string repo = (dir / "repo").string();
     REQUIRE(run({PATCHSWARM_SEEDER_BIN, "publish", "--repo", repo, "--key",
@@ -212,7 +212,7 @@ TEST_CASE("site options come from flags or the TOML file, and bad ones are usage
     }
     CHECK(run({PATCHSWARM_SEEDER_BIN, "status", "--repo", repo, "--site", "x"}).exit_code == 2);
     CHECK(run({PATCHSWARM_DAEMON_BIN, "run", "--state-dir", (dir / "ep").string(), "--seeder",
-               "http://127.41.0.1:1", "--trust", (dir / "release.pub").string(), "--site-ranges",
+               "http://127.41.0.1:1", "--trust", keys.root_json.string(), "--site-ranges",
                "10.77.1.0/24,10.77.2.1/24"})
               .exit_code == 2);
 

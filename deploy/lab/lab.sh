@@ -890,10 +890,17 @@ lab_run() {
     LAB_LOG_DIR=$RUN_WORK/logs
     mkdir -p "$RUN_WORK/keys" "$RUN_WORK/logs" "$RUN_WORK/ep"
 
-    # Release key and a random payload whose install script leaves a marker.
-    local rel="LAB-${LAB_ID}"
-    "$RUN_SEEDER_BIN" keygen --out "$RUN_WORK/keys/release" >"$RUN_WORK/logs/keygen.log" 2>&1 ||
-        lab_fail "keygen failed: $(cat "$RUN_WORK/logs/keygen.log")"
+    # Root and release keys, the repository's root document (1 of 1 each), and a random payload
+    # whose install script leaves a marker.
+    local rel="LAB-${LAB_ID}" k
+    for k in root release; do
+        "$RUN_SEEDER_BIN" keygen --out "$RUN_WORK/keys/$k" >>"$RUN_WORK/logs/keygen.log" 2>&1 ||
+            lab_fail "keygen failed: $(cat "$RUN_WORK/logs/keygen.log")"
+    done
+    "$RUN_SEEDER_BIN" root init --repo "$RUN_WORK/repo" --root-pub "$RUN_WORK/keys/root.pub" \
+        --release-pub "$RUN_WORK/keys/release.pub" --key "$RUN_WORK/keys/root.key" \
+        >"$RUN_WORK/logs/root.log" 2>&1 ||
+        lab_fail "root init failed: $(cat "$RUN_WORK/logs/root.log")"
     local pl="$RUN_WORK/payload/KB-LAB"
     if [[ -n $RUN_PAYLOAD_DIR ]]; then
         mkdir -p "$RUN_WORK/payload"
@@ -966,7 +973,7 @@ lab_run() {
             ip=10.77.$s.$((9 + h))
             ep_dir[$name]="$RUN_WORK/ep/$name"
             local agent=("$RUN_DAEMON_BIN" run --state-dir "${ep_dir[$name]}"
-                --seeder http://10.77.0.2:8080 --trust "$RUN_WORK/keys/release.pub"
+                --seeder http://10.77.0.2:8080 --trust "$RUN_WORK/repo/root/1.json"
                 --bt "$ip:6881" --heartbeat 2 --name "$name")
             [[ $endpoint_ranges == true ]] && agent+=(--site-ranges "10.77.$s.0/24")
             [[ -n $RUN_WAN_LIMIT ]] && agent+=(--wan-limit "$RUN_WAN_LIMIT")

@@ -15,10 +15,59 @@ namespace patchswarm::test {
 class Fleet {
   public:
     // `net` is the first three octets, e.g. "127.10.0".
+    //
+    // The repository gets root version 1 with 2 of 3 root keys (keys/root1..3) and 2 of 3
+    // release keys (keys/release1..3); publish() signs with release1 and release2. Endpoints pin
+    // root/1.json as installed (dir/root.json).
     explicit Fleet(std::string net) : dir_("ps-fleet"), net_(std::move(net)) {
-        const auto r =
-            run({PATCHSWARM_SEEDER_BIN, "keygen", "--out", (dir_ / "keys/release").string()});
-        if (r.exit_code != 0) throw std::runtime_error("keygen failed: " + r.output);
+        for (const char* name : {"root1", "root2", "root3", "release1", "release2", "release3"}) {
+            const auto r = run({PATCHSWARM_SEEDER_BIN, "keygen", "--out", key_base(name)});
+            if (r.exit_code != 0) throw std::runtime_error("keygen failed: " + r.output);
+        }
+        const auto r = run({PATCHSWARM_SEEDER_BIN,
+                            "root",
+                            "init",
+                            "--repo",
+                            (dir_ / "repo").string(),
+                            "--root-pub",
+                            key_base("root1") + ".pub",
+                            "--root-pub",
+                            key_base("root2") + ".pub",
+                            "--root-pub",
+                            key_base("root3") + ".pub",
+                            "--root-threshold",
+                            "2",
+                            "--release-pub",
+                            key_base("release1") + ".pub",
+                            "--release-pub",
+                            key_base("release2") + ".pub",
+                            "--release-pub",
+                            key_base("release3") + ".pub",
+                            "--release-threshold",
+                            "2",
+                            "--key",
+                            key_base("root1") + ".key",
+                            "--key",
+                            key_base("root2") + ".key"});
+        if (r.exit_code != 0) throw std::runtime_error("root init failed: " + r.output);
+        fs::copy_file(dir_ / "repo/root/1.json", pinned_root());
+    }
+
+    std::string key_base(const std::string& name) const { return (dir_ / "keys" / name).string(); }
+    fs::path pinned_root() const { return dir_ / "root.json"; }
+    // `root rotate` (signed by root1 and root3) with extra options, e.g. --new-feed-key.
+    RunResult rotate_root(std::vector<std::string> extra = {}) {
+        std::vector<std::string> argv = {PATCHSWARM_SEEDER_BIN,
+                                         "root",
+                                         "rotate",
+                                         "--repo",
+                                         (dir_ / "repo").string(),
+                                         "--key",
+                                         key_base("root1") + ".key",
+                                         "--key",
+                                         key_base("root3") + ".key"};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        return run(argv);
     }
     ~Fleet() {
         endpoints_.clear();
@@ -55,7 +104,9 @@ class Fleet {
                                          "--repo",
                                          (dir_ / "repo").string(),
                                          "--key",
-                                         (dir_ / "keys/release.key").string(),
+                                         key_base("release1") + ".key",
+                                         "--key",
+                                         key_base("release2") + ".key",
                                          "--id",
                                          id,
                                          "--payload",
@@ -96,7 +147,7 @@ class Fleet {
             "--seeder",
             seeders.empty() ? seeder_url() : seeders,
             "--trust",
-            (dir_ / "keys/release.pub").string(),
+            pinned_root().string(),
             "--bt",
             (address.empty() ? endpoint_address(i) : address) + ":16881",
             "--boot-id-file",
