@@ -29,7 +29,8 @@ Feed sample_feed() {
     f.issued = 1763800000;
     f.expires = 1763886400;
     // Order is the seeder's to choose and is kept as is.
-    f.releases = {{"MS10-001", 4, std::string(64, 'b')}, {"MS08-067", 3, std::string(64, 'a')}};
+    f.releases = {{"MS10-001", 4, std::string(64, 'b'), 2},
+                  {"MS08-067", 3, std::string(64, 'a'), std::nullopt}};
     f.halted = {"MS07-001"};
     return f;
 }
@@ -45,7 +46,7 @@ Feed feed_with_releases(std::size_t count) {
     Feed f = sample_feed();
     f.releases.clear();
     for (std::size_t i = 0; i < count; ++i) {
-        f.releases.push_back({"R" + std::to_string(i), i, std::string(64, 'e')});
+        f.releases.push_back({"R" + std::to_string(i), i, std::string(64, 'e'), std::nullopt});
     }
     return f;
 }
@@ -73,6 +74,20 @@ TEST_CASE("a feed survives serialise and parse unchanged", "[core]") {
     auto parsed_empty = parse_feed(serialize_feed(empty));
     REQUIRE(parsed_empty.has_value());
     CHECK(*parsed_empty == empty);
+}
+
+TEST_CASE("open_rings appears in the feed only for staged releases", "[core]") {
+    const std::string text = serialize_feed(sample_feed());
+    CHECK(text.find(R"("manifest_sha256":")" + std::string(64, 'b') + R"(","open_rings":2})") !=
+          std::string::npos);
+    // A release without a staged rollout serialises exactly as before open_rings existed.
+    CHECK(text.find(R"("manifest_sha256":")" + std::string(64, 'a') + R"("})") !=
+          std::string::npos);
+    Feed f = sample_feed();
+    f.releases[0].open_rings = kMaxOpenRings;
+    CHECK(validate_feed(f).has_value());
+    f.releases[0].open_rings = kMaxOpenRings + 1;
+    CHECK_FALSE(validate_feed(f).has_value());
 }
 
 TEST_CASE("a delegation survives serialise and parse unchanged", "[core]") {
@@ -131,6 +146,14 @@ TEST_CASE("malicious feeds and delegations are refused with the right error", "[
         {"feed_duplicate_halted.json", Kind::feed, Errc::malformed, "feed.halted[1]"},
         {"feed_duplicate_key.json", Kind::feed, Errc::malformed, "\"sequence\""},
         {"feed_not_json.json", Kind::feed, Errc::malformed, "feed"},
+        {"feed_open_rings_zero.json", Kind::feed, Errc::malformed, "feed.releases[0].open_rings"},
+        {"feed_open_rings_over_bound.json", Kind::feed, Errc::malformed,
+         "feed.releases[0].open_rings"},
+        {"feed_open_rings_negative.json", Kind::feed, Errc::malformed,
+         "feed.releases[0].open_rings"},
+        {"feed_open_rings_as_string.json", Kind::feed, Errc::malformed,
+         "feed.releases[0].open_rings"},
+        {"feed_open_rings_huge.json", Kind::feed, Errc::malformed, "feed.releases[0].open_rings"},
         {"delegation_wrong_role.json", Kind::delegation, Errc::malformed, "delegation.role"},
         {"delegation_bad_key_length.json", Kind::delegation, Errc::malformed,
          "delegation.public_key"},
