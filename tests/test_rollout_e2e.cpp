@@ -129,13 +129,20 @@ TEST_CASE("a canary ring failing on 2 of 5 halts the release and no one else ins
 
     const LogsOnFailure logs{f, {0, 2, 5}};
     REQUIRE(wait_until([&] { return halted_in_feed(f, "KB-CANARY"); }, kConverge));
-    // The two bad canaries failed at install. The good ones installed if they got there before
-    // the halt; otherwise they stop where they are, like everyone else.
+    // A canary that got there before the halt installed (and the bad ones failed); the others
+    // stop where they are, like everyone else. The rate counts the canaries the seeder knows,
+    // so the first failure may already halt while some canaries have not reported yet.
     const auto halted_wait = [&](int i) {
         const auto r = f.release(i, "KB-CANARY");
         return r.is_object() && r["state"] == "waiting" && r["reason"] == "release halted";
     };
-    for (int i = 0; i < 2; ++i) REQUIRE(f.wait_state(i, "KB-CANARY", "failed", kConverge));
+    int failed = 0;
+    for (int i = 0; i < 2; ++i) {
+        REQUIRE(wait_until([&] { return f.state(i, "KB-CANARY") == "failed" || halted_wait(i); },
+                           kConverge));
+        if (f.state(i, "KB-CANARY") == "failed") ++failed;
+    }
+    CHECK(failed >= 1);
     for (int i = 2; i < 5; ++i) {
         REQUIRE(wait_until([&] { return f.state(i, "KB-CANARY") == "effective" || halted_wait(i); },
                            kConverge));
@@ -162,11 +169,15 @@ TEST_CASE("a canary ring failing on 2 of 5 halts the release and no one else ins
     REQUIRE(rel["rings"].size() == 2);
     CHECK(rel["rings"][0]["name"] == "canary");
     CHECK(rel["rings"][0]["members"] == 5);
-    CHECK(rel["rings"][0]["failed"] == 2);
+    CHECK(rel["rings"][0]["failed"] == failed);
     CHECK(rel["rings"][1]["open"] == false);
-    const auto failed = pending_line(f, "KB-CANARY", 0);
-    CHECK(failed["ring"] == "canary");
-    CHECK(failed["why"].get<std::string>().find("disk full") != std::string::npos);
+    for (int i = 0; i < 2; ++i) {
+        const auto line = pending_line(f, "KB-CANARY", i);
+        CHECK(line["ring"] == "canary");
+        if (line["state"] == "failed") {
+            CHECK(line["why"].get<std::string>().find("disk full") != std::string::npos);
+        }
+    }
     CHECK(pending_line(f, "KB-CANARY", 5)["ring"] == "(everyone else)");
     // The feed never opened the next ring.
     const auto feed = current_feed(f);
