@@ -1,5 +1,6 @@
 #include "common/feed.hpp"
 
+#include <algorithm>
 #include <optional>
 #include <unordered_set>
 
@@ -29,11 +30,16 @@ void require_format_1(ObjectReader& r) {
 
 FeedEntry read_feed_entry(const Json& v, std::string where, std::optional<Error>& err) {
     ObjectReader r(v, std::move(where), err);
-    r.allow_only({"id", "sequence", "manifest_sha256"});
+    r.allow_only({"id", "sequence", "manifest_sha256", "open_rings"});
     FeedEntry e;
     e.id = r.string("id");
     e.sequence = r.u64("sequence");
     e.manifest_sha256 = r.string("manifest_sha256");
+    if (r.has("open_rings")) {
+        // Bounded before the narrowing: validate_feed_entry checks the range of the result.
+        const std::uint64_t open = r.u64("open_rings");
+        e.open_rings = static_cast<std::uint32_t>(std::min<std::uint64_t>(open, 0xffffffffu));
+    }
     return e;
 }
 
@@ -64,6 +70,10 @@ Result<void> validate_feed_entry(const FeedEntry& e, const std::string& where) {
     if (auto r = validate_release_id(e.id); !r) return at(where + ".id", r.error());
     if (!json_strict::is_lower_hex(e.manifest_sha256, 64)) {
         return fail(Errc::malformed, where + ".manifest_sha256: expected 64 lowercase hex digits");
+    }
+    if (e.open_rings && (*e.open_rings == 0 || *e.open_rings > kMaxOpenRings)) {
+        return fail(Errc::malformed,
+                    where + ".open_rings: must be 1.." + std::to_string(kMaxOpenRings));
     }
     return {};
 }
@@ -113,6 +123,8 @@ std::string serialize_feed(const Feed& f) {
         entry["id"] = e.id;
         entry["sequence"] = e.sequence;
         entry["manifest_sha256"] = e.manifest_sha256;
+        // Only when staged: a feed without rollouts serialises exactly as before.
+        if (e.open_rings) entry["open_rings"] = *e.open_rings;
         j["releases"].push_back(std::move(entry));
     }
     j["halted"] = f.halted;

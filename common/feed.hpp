@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,11 +16,19 @@ namespace patchswarm::core {
 
 inline constexpr std::size_t kMaxFeedBytes = 256 * 1024;
 inline constexpr std::size_t kMaxFeedReleases = 1000;
+// open_rings counts the manifest's rings (at most 16, core::kMaxRings) plus the implicit last one.
+inline constexpr std::uint32_t kMaxOpenRings = 17;
 
 struct FeedEntry {
     std::string id;
     std::uint64_t sequence = 0;   // the manifest's sequence
     std::string manifest_sha256;  // hex SHA-256 of the manifest *envelope* bytes as served
+    // Staged rollout: rings [0, open_rings) of the manifest's rollout are open (the implicit last
+    // ring has index rollout.rings.size()). Absent: every ring is open (a release without rings,
+    // or a feed from a seeder that does not stage). Only the seeder's feed key vouches for it,
+    // which is enough: ring membership is in the release-signed manifest, and the signed
+    // deadline opens every ring whatever the feed says. 1..kMaxOpenRings.
+    std::optional<std::uint32_t> open_rings;
 
     bool operator==(const FeedEntry&) const = default;
 };
@@ -39,8 +48,9 @@ struct Feed {
 // Canonical compact JSON (fixed key order); parse_feed(serialize_feed(f)) == f.
 std::string serialize_feed(const Feed& f);
 // Checks every field and bound: format 1, valid repository and release ids (unique within
-// releases and within halted), lowercase 64-hex manifest hashes, expires > issued, at most
-// kMaxFeedReleases entries in each list (Errc::too_large).
+// releases and within halted), lowercase 64-hex manifest hashes, open_rings 1..kMaxOpenRings
+// when present, expires > issued, at most kMaxFeedReleases entries in each list
+// (Errc::too_large).
 [[nodiscard]] Result<void> validate_feed(const Feed& f);
 // Errc::too_large over kMaxFeedBytes (before parsing); Errc::malformed for bad JSON, duplicate or
 // unknown keys, missing/mistyped fields; then validate_feed. Messages name the field.

@@ -386,11 +386,9 @@ Window read_window(const Json& v, std::string where, std::optional<Error>& err) 
     return w;
 }
 
-Rollout read_rollout(ObjectReader& parent, std::optional<Error>& err) {
+Rollout read_rollout_value(const Json& v, std::string where, std::optional<Error>& err) {
     Rollout out;
-    const Json* v = parent.value("rollout");
-    if (!v) return out;
-    ObjectReader r(*v, parent.field("rollout"), err);
+    ObjectReader r(v, std::move(where), err);
     r.allow_only({"rings", "deadline", "windows"});
     if (const Json* rings = r.array("rings", kMaxRings)) {
         for (std::size_t i = 0; i < rings->size() && r.ok(); ++i) {
@@ -406,6 +404,12 @@ Rollout read_rollout(ObjectReader& parent, std::optional<Error>& err) {
         }
     }
     return out;
+}
+
+Rollout read_rollout(ObjectReader& parent, std::optional<Error>& err) {
+    const Json* v = parent.value("rollout");
+    if (!v) return {};
+    return read_rollout_value(*v, parent.field("rollout"), err);
 }
 
 Manifest decode_manifest(const Json& doc, std::optional<Error>& err) {
@@ -672,6 +676,23 @@ Result<Manifest> parse_manifest(std::string_view json) {
     if (err) return std::unexpected(*err);
     if (auto r = validate_manifest(m); !r) return std::unexpected(r.error());
     return m;
+}
+
+Result<Rollout> parse_rollout(std::string_view json) {
+    if (json.size() > kMaxManifestBytes) {
+        return fail(Errc::too_large,
+                    "rollout larger than " + std::to_string(kMaxManifestBytes) + " bytes");
+    }
+    auto doc = json_strict::parse(json, "rollout");
+    if (!doc) return std::unexpected(doc.error());
+    std::optional<Error> err;
+    Rollout r = read_rollout_value(*doc, "rollout", err);
+    if (err) return std::unexpected(*err);
+    return r;
+}
+
+std::string serialize_rollout(const Rollout& r) {
+    return json_strict::dump(rollout_json(r));
 }
 
 Result<void> check_manifest_fresh(const Manifest& m, std::int64_t now_unix) {

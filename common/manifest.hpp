@@ -162,6 +162,14 @@ std::string serialize_manifest(const Manifest& m);
 // Does not check expiry; see check_manifest_fresh.
 [[nodiscard]] Result<Manifest> parse_manifest(std::string_view json);
 
+// Decodes a rollout section on its own (the JSON object a manifest carries under "rollout"),
+// e.g. a publisher's policy file: strict like parse_manifest (unknown or duplicate keys,
+// mistyped fields). Bounds that need the manifest (the deadline between created and expires)
+// are left to validate_rollout. Messages start with "rollout".
+[[nodiscard]] Result<Rollout> parse_rollout(std::string_view json);
+// The canonical JSON of a rollout section, as serialize_manifest writes it.
+std::string serialize_rollout(const Rollout& r);
+
 // Errc::expired once now_unix >= m.expires.
 [[nodiscard]] Result<void> check_manifest_fresh(const Manifest& m, std::int64_t now_unix);
 

@@ -370,6 +370,25 @@ InstallDecision may_reboot(const Rollout& rollout, const UtcOffsetFn& offsets, b
     return decide(rollout, offsets, false, true, halted, deferred_until, now, groups, "reboot");
 }
 
+EndpointVerdict endpoint_verdict(const Rollout* rollout, const UtcOffsetFn& offsets,
+                                 std::optional<std::uint32_t> open_rings, bool halted,
+                                 std::optional<std::int64_t> deferred_until, std::int64_t now,
+                                 std::string_view device_id, std::span<const std::string> groups) {
+    static const Rollout kNoRollout;
+    const Rollout& r = rollout ? *rollout : kNoRollout;
+    EndpointVerdict v;
+    v.ring = ring_of(r, device_id, groups).value_or(r.rings.size());
+    v.ring_name = v.ring < r.rings.size() ? r.rings[v.ring].name : std::string(kRestRingName);
+    const bool deadline_passed = r.deadline && now >= *r.deadline;
+    const bool ring_open = !open_rings || v.ring < *open_rings || deadline_passed;
+    v.install = may_install(r, offsets, ring_open, halted, deferred_until, now, groups);
+    if (v.install.cause == WaitCause::ring_closed) {
+        v.install.wait_reason = "waiting for rollout ring " + v.ring_name + " to open";
+    }
+    v.reboot = may_reboot(r, offsets, halted, deferred_until, now, groups);
+    return v;
+}
+
 std::int64_t clamp_deferral(const Rollout& rollout, std::int64_t requested_until) {
     return rollout.deadline ? std::min(requested_until, *rollout.deadline) : requested_until;
 }
@@ -424,6 +443,82 @@ std::string format_utc(std::int64_t at) {
                   static_cast<unsigned>(date.day()), static_cast<int>(second / 3600),
                   static_cast<int>(second / 60 % 60), static_cast<int>(second % 60));
     return text;
+}
+
+namespace {
+
+// Digits only, no sign, at most 12 of them (enough for any time we accept, never overflows).
+std::optional<std::int64_t> parse_digits(std::string_view text) {
+    if (text.empty() || text.size() > 12) return std::nullopt;
+    std::int64_t v = 0;
+    for (const char c : text) {
+        if (c < '0' || c > '9') return std::nullopt;
+        v = v * 10 + (c - '0');
+    }
+    return v;
+}
+
+std::optional<std::int64_t> parse_iso_utc(std::string_view t) {
+    // YYYY-MM-DDTHH:MM[:SS]Z
+    if (t.size() != 17 && t.size() != 20) return std::nullopt;
+    if (t[4] != '-' || t[7] != '-' || t[10] != 'T' || t[13] != ':' || t.back() != 'Z') {
+        return std::nullopt;
+    }
+    if (t.size() == 20 && t[16] != ':') return std::nullopt;
+    const auto y = parse_digits(t.substr(0, 4));
+    const auto mo = parse_digits(t.substr(5, 2));
+    const auto d = parse_digits(t.substr(8, 2));
+    const auto h = parse_digits(t.substr(11, 2));
+    const auto mi = parse_digits(t.substr(14, 2));
+    const auto s = t.size() == 20 ? parse_digits(t.substr(17, 2)) : std::optional<std::int64_t>(0);
+    if (!y || !mo || !d || !h || !mi || !s || *h > 23 || *mi > 59 || *s > 59) return std::nullopt;
+    using namespace std::chrono;
+    const year_month_day date{year{static_cast<int>(*y)}, month{static_cast<unsigned>(*mo)},
+                              day{static_cast<unsigned>(*d)}};
+    if (!date.ok()) return std::nullopt;
+    const std::int64_t days_since_epoch = sys_days{date}.time_since_epoch().count();
+    return days_since_epoch * kDay + *h * 3600 + *mi * 60 + *s;
+}
+
+}  // namespace
+
+Result<std::int64_t> parse_time_spec(std::string_view text, std::int64_t now) {
+    constexpr std::int64_t kLatest = 253402300799;  // 9999-12-31T23:59:59Z
+    std::optional<std::int64_t> at;
+    if (text == "now") {
+        at = now;
+    } else if (!text.empty() && text.front() == '+' && text.size() >= 3) {
+        const auto n = parse_digits(text.substr(1, text.size() - 2));
+        std::int64_t unit = 0;
+        switch (text.back()) {
+            case 's':
+                unit = 1;
+                break;
+            case 'm':
+                unit = 60;
+                break;
+            case 'h':
+                unit = 3600;
+                break;
+            case 'd':
+                unit = kDay;
+                break;
+            default:
+                break;
+        }
+        if (n && unit != 0 && *n <= kLatest / unit) at = now + *n * unit;
+    } else if (text.find('T') != std::string_view::npos) {
+        at = parse_iso_utc(text);
+    } else {
+        at = parse_digits(text);
+    }
+    if (!at || *at < 0 || *at > kLatest) {
+        return fail(Errc::invalid_argument,
+                    "'" + std::string(text.substr(0, 40)) +
+                        "' is not a time: give unix seconds, UTC like 2025-03-09T07:00:00Z, or "
+                        "+N followed by s, m, h or d (from now)");
+    }
+    return *at;
 }
 
 }  // namespace patchswarm::core

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/error.hpp"
 #include "common/manifest.hpp"
 #include "common/state_machine.hpp"
 
@@ -147,6 +148,23 @@ InstallDecision may_reboot(const Rollout& rollout, const UtcOffsetFn& offsets, b
                            std::optional<std::int64_t> deferred_until, std::int64_t now,
                            std::span<const std::string> groups);
 
+// Everything the endpoint decides on one tick for one release: its ring (from the signed
+// manifest), whether that ring is open (the feed's open_rings; absent means all open; the signed
+// deadline opens every ring even if the feed was never updated), the feed's halt, the local
+// deferral and the maintenance windows. `rollout` null: a release without a rollout section,
+// which only a halt holds back. Ring names go into the wait reason ("ring pilot is not open
+// yet").
+struct EndpointVerdict {
+    InstallDecision install;
+    InstallDecision reboot;
+    std::size_t ring = 0;  // index; rollout.rings.size() for the implicit last ring
+    std::string ring_name;
+};
+EndpointVerdict endpoint_verdict(const Rollout* rollout, const UtcOffsetFn& offsets,
+                                 std::optional<std::uint32_t> open_rings, bool halted,
+                                 std::optional<std::int64_t> deferred_until, std::int64_t now,
+                                 std::string_view device_id, std::span<const std::string> groups);
+
 // A user's deferral request, never past the deadline: min(requested_until, deadline).
 std::int64_t clamp_deferral(const Rollout& rollout, std::int64_t requested_until);
 
@@ -163,5 +181,11 @@ std::optional<std::int64_t> next_window_open(std::span<const Window> windows,
 
 // "2025-03-09T07:00:00Z": unix seconds as UTC ISO 8601, for reasons and logs.
 std::string format_utc(std::int64_t at);
+
+// A point in time as a person types it on a command line (publish --deadline, defer --until):
+// unix seconds ("1763800000"), UTC ISO 8601 ("2025-03-09T07:00:00Z", "2025-03-09T07:00Z"), or
+// relative to `now`: "+90s", "+15m", "+48h", "+2d" (also "now"). Errc::invalid_argument with a
+// message naming the accepted forms otherwise; results outside year 1970..9999 are refused.
+[[nodiscard]] Result<std::int64_t> parse_time_spec(std::string_view text, std::int64_t now);
 
 }  // namespace patchswarm::core

@@ -159,6 +159,10 @@ Db::~Db() {
     sqlite3_close_v2(db_);
 }
 
+int Db::changes() const {
+    return sqlite3_changes(db_);
+}
+
 Result<void> Db::exec(std::string_view sql) {
     char* message = nullptr;
     const int rc = sqlite3_exec(db_, std::string{sql}.c_str(), nullptr, nullptr, &message);

@@ -69,6 +69,8 @@ class Db {
     // BEGIN IMMEDIATE; fn; COMMIT (or ROLLBACK when fn fails or throws; the exception goes on).
     // Not nestable: a transaction() inside fn returns Errc::database.
     [[nodiscard]] Result<void> transaction(const std::function<Result<void>()>& fn);
+    // Rows changed by the last INSERT, UPDATE or DELETE on this connection.
+    int changes() const;
 
   private:
     explicit Db(sqlite3* db) : db_(db) {}

@@ -304,12 +304,34 @@ class Machine {
         // An unknown boot id on either side proves nothing: never claim a reboot we cannot see.
         const bool rebooted = !e.boot_id.empty() && !rec_.boot_id_at_install.empty() &&
                               e.boot_id != rec_.boot_id_at_install;
-        if (!rebooted || rec_.verify_started_at != 0) return;
+        if (rec_.verify_started_at != 0) return;
+        if (!rebooted) return tick_reboot_policy(e);
+        rec_.reboot_requested_at = 0;
         if (facts_.has_verify) {
             start_verify();
         } else {
             enter(State::effective);
         }
+    }
+
+    // Still on the boot of the install: reboot if the agent may, else say why not. The reason
+    // travels in reports, so the seeder shows "reboot pending: outside maintenance window...".
+    void tick_reboot_policy(const ev::Tick& e) {
+        const bool asked_recently =
+            rec_.reboot_requested_at != 0 && now_ - rec_.reboot_requested_at < kRebootRetryS;
+        if (e.reboot_allowed && !asked_recently) {
+            rec_.reboot_requested_at = now_;
+            set_reason("reboot command started");
+            emit(cmd::RunReboot{});
+            return;
+        }
+        if (!e.reboot_allowed) set_reason(e.reboot_wait_reason);
+    }
+
+    void set_reason(const std::string& reason) {
+        if (rec_.reason == reason) return;
+        rec_.reason = reason;
+        report_ = true;
     }
 
     const ReleaseRecord& current_;

@@ -49,6 +49,9 @@ struct ReleaseRecord {
     std::string boot_id_at_install;      // boot id when the install finished
     std::int64_t verify_started_at = 0;  // a post-install verify command is running
     int last_exit_code = 0;
+    // When reboot_pending: when the agent was last told to reboot (cmd::RunReboot); 0 = never.
+    // Keeps a reboot command from running on every tick while the machine goes down.
+    std::int64_t reboot_requested_at = 0;
 
     // Field-wise; Step::changed is computed with it, so a new field is persisted automatically.
     bool operator==(const ReleaseRecord&) const = default;
@@ -92,6 +95,10 @@ struct Tick {
     std::string boot_id;          // current boot id
     bool install_allowed = true;  // rollout policy verdict (window, ring, deferral, halt)
     std::string wait_reason;      // why not, when !install_allowed
+    // For reboot_pending: may the agent reboot the machine now (policy allows it and a reboot
+    // command is configured)? If not, reboot_wait_reason says why; it becomes the reason.
+    bool reboot_allowed = false;
+    std::string reboot_wait_reason;
 };
 struct Resumed {};  // the daemon restarted and loaded this record from disk
 }  // namespace ev
@@ -107,10 +114,15 @@ struct VerifyPayload {};  // hash every file against the manifest and stage it
 struct RunInstall {};
 struct RunVerify {};
 struct SendReport {};  // tell the seeder about the (new) state
+struct RunReboot {};   // run the configured reboot command (the boot id changes when it worked)
 }  // namespace cmd
 
 using Command = std::variant<cmd::StartDownload, cmd::Redownload, cmd::VerifyPayload,
-                             cmd::RunInstall, cmd::RunVerify, cmd::SendReport>;
+                             cmd::RunInstall, cmd::RunVerify, cmd::SendReport, cmd::RunReboot>;
+
+// A reboot that was asked for and did not happen (the command failed, or the machine came back
+// with the same boot id) is asked for again after this long, while policy still allows it.
+inline constexpr std::int64_t kRebootRetryS = 3600;
 
 struct Step {
     ReleaseRecord record;

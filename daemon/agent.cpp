@@ -15,6 +15,8 @@
 #include "common/http.hpp"
 #include "common/manifest.hpp"
 #include "common/process.hpp"
+#include "common/rollout.hpp"
+#include "common/rollout_zoneinfo.hpp"
 #include "common/state_machine.hpp"
 #include "common/swarm.hpp"
 #include "common/trust.hpp"
@@ -81,6 +83,13 @@ struct Live {
     std::uint64_t base_from_wan = 0;
     std::uint64_t last_done = 0;
     std::int64_t last_progress_at = 0;
+    std::optional<std::int64_t> deferred_until;  // from state.db, refreshed every tick
+};
+
+// What the last accepted feed says about staged rollouts: which rings are open, what is halted.
+struct FeedPolicy {
+    std::map<std::string, std::optional<std::uint32_t>> open_rings;  // release id -> open rings
+    std::set<std::string> halted;
 };
 
 struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
@@ -100,6 +109,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     std::int64_t cycle_now = 0;
     core::RetryPolicy retry;
     std::map<std::string, Live> releases;
+    FeedPolicy feed_policy;
+    ZoneInfo zones;
     std::set<std::string> manifests_in_flight;  // manifest sha256 being fetched
     std::size_t seeder_index = 0;
     bool report_scheduled = false;
@@ -115,6 +126,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     Impl(asio::io_context& io_, AgentConfig c)
         : io(io_),
           cfg(std::move(c)),
+          zones(cfg.zoneinfo_dir),
           tick_timer(io_),
           heartbeat_timer(io_),
           poll_retry_timer(io_),
@@ -209,6 +221,25 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         auto digest = store->get_meta("feed_sha256");
         if (seq && *seq && !(*seq)->empty()) feed_memory.sequence = std::stoull(**seq);
         if (digest && *digest) feed_memory.payload_sha256 = **digest;
+        // The feed was verified when it was stored; its halts and open rings hold across a
+        // restart even while the seeder is unreachable.
+        if (auto stored = store->get_meta("feed"); stored && *stored) {
+            if (auto env = crypto::parse_envelope(**stored, core::kMaxFeedBytes * 2)) {
+                auto feed = core::parse_feed(std::string_view(
+                    reinterpret_cast<const char*>(env->payload.data()), env->payload.size()));
+                if (feed) set_feed_policy(*feed);
+            }
+        }
+    }
+
+    void set_feed_policy(const core::Feed& feed) {
+        FeedPolicy p;
+        for (const auto& e : feed.releases) p.open_rings[e.id] = e.open_rings;
+        p.halted.insert(feed.halted.begin(), feed.halted.end());
+        for (const auto& id : p.halted) {
+            if (!feed_policy.halted.contains(id)) spdlog::warn("{}: release halted by HQ", id);
+        }
+        feed_policy = std::move(p);
     }
 
     void open_session() {
@@ -411,6 +442,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
             (void)store->set_meta("feed_sha256", accepted.payload_sha256);
             (void)store->set_meta("feed", body);
             if (relay) relay->set_feed(body, accepted.sequence);
+            set_feed_policy(*feed);
         }
         for (const auto& entry : feed->releases) consider(entry);
         if (!is_new && answered_quickly) {
@@ -563,6 +595,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
                     if (live.manifest.verify) run_command(live, *live.manifest.verify, false);
                 } else if constexpr (std::is_same_v<T, core::cmd::SendReport>) {
                     schedule_report();
+                } else if constexpr (std::is_same_v<T, core::cmd::RunReboot>) {
+                    run_reboot(live);
                 }
             },
             c);
@@ -702,9 +736,68 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
             });
     }
 
+    // The reboot command runs detached from the release's worker slot: it may never return (the
+    // machine goes down), and the state machine learns of the reboot from the boot id, not from
+    // the command's exit.
+    void run_reboot(Live& live) {
+        const std::string id = live.stored.record.id;
+        if (cfg.reboot_command.empty()) return;
+        ProcessSpec spec;
+        spec.argv = cfg.reboot_command;
+        spec.cwd = cfg.state_dir;
+        spec.timeout = std::chrono::seconds(300);
+        spec.extra_env = {{"PATCHSWARM_RELEASE_ID", id},
+                          {"PATCHSWARM_STATE_DIR", cfg.state_dir.string()}};
+        spdlog::warn("{}: reboot required and allowed now: running {}", id, spec.argv[0]);
+        std::thread([spec, id] {
+            auto r = run_process(spec);
+            if (!r) {
+                spdlog::error("{}: reboot command failed to start: {}", id, r.error().message);
+            } else if (r->exit_code != 0 || r->timed_out) {
+                spdlog::error("{}: reboot command exited {}{}: {}", id, r->exit_code,
+                              r->timed_out ? " (timed out)" : "", tail(r->output, 500));
+            }
+        }).detach();
+    }
+
     // ---- timers ------------------------------------------------------------------------------
-    void tick_one(const std::string& id) {
-        dispatch(id, core::ev::Tick{read_boot_id(cfg.boot_id_file), true, ""});
+    void tick_one(const std::string& id) { tick_release(id, read_boot_id(cfg.boot_id_file)); }
+
+    // The rollout policy's verdict for one release now, as a Tick for the state machine.
+    core::ev::Tick policy_tick(Live& live, const std::string& boot_id, std::int64_t now) {
+        const std::string& id = live.stored.record.id;
+        if (auto d = store->deferral(id); d) live.deferred_until = *d;
+        std::optional<std::uint32_t> open_rings;
+        if (auto it = feed_policy.open_rings.find(id); it != feed_policy.open_rings.end()) {
+            open_rings = it->second;
+        }
+        const auto verdict =
+            core::endpoint_verdict(live.manifest.rollout ? &*live.manifest.rollout : nullptr,
+                                   zones.offset_fn(), open_rings, feed_policy.halted.contains(id),
+                                   live.deferred_until, now, device_id, cfg.groups);
+        core::ev::Tick t;
+        t.boot_id = boot_id;
+        t.install_allowed = verdict.install.allowed;
+        t.wait_reason = verdict.install.wait_reason;
+        if (!verdict.reboot.allowed) {
+            const std::string& why = verdict.reboot.wait_reason;
+            t.reboot_wait_reason = why.starts_with("reboot") ? why : "reboot waits: " + why;
+        } else if (cfg.reboot_command.empty()) {
+            // The default never reboots a machine: it records the need and waits for a person.
+            t.reboot_wait_reason =
+                verdict.reboot.by_deadline
+                    ? "reboot required: deadline passed, no reboot command configured"
+                    : "reboot required: no reboot command configured";
+        } else {
+            t.reboot_allowed = true;
+        }
+        return t;
+    }
+
+    void tick_release(const std::string& id, const std::string& boot_id) {
+        auto it = releases.find(id);
+        if (it == releases.end()) return;
+        dispatch(id, policy_tick(it->second, boot_id, now_unix()));
     }
 
     void schedule_tick() {
@@ -714,7 +807,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
             const std::string boot = read_boot_id(cfg.boot_id_file);
             std::vector<std::string> ids;
             for (const auto& [id, live] : releases) ids.push_back(id);
-            for (const auto& id : ids) dispatch(id, core::ev::Tick{boot, true, ""});
+            for (const auto& id : ids) tick_release(id, boot);
             update_progress();
             schedule_tick();
         });
@@ -798,17 +891,25 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     json release_json(const Live& live) const {
         const auto& r = live.stored;
         const double total = static_cast<double>(live.manifest.total_size());
-        return {{"id", r.record.id},
-                {"manifest_sha256", r.manifest_sha256},
-                {"state", core::to_string(r.record.state)},
-                {"entered_at", r.record.entered_at},
-                {"progress", total > 0 ? static_cast<double>(r.bytes_done) / total : 1.0},
-                {"bytes_from_peers", r.bytes_from_peers},
-                {"bytes_from_seeder", r.bytes_from_seeder},
-                {"bytes_from_lan", r.bytes_from_lan},
-                {"bytes_from_wan", r.bytes_from_wan},
-                {"attempts", r.record.attempts},
-                {"reason", r.record.reason}};
+        json j = {{"id", r.record.id},
+                  {"manifest_sha256", r.manifest_sha256},
+                  {"state", core::to_string(r.record.state)},
+                  {"entered_at", r.record.entered_at},
+                  {"progress", total > 0 ? static_cast<double>(r.bytes_done) / total : 1.0},
+                  {"bytes_from_peers", r.bytes_from_peers},
+                  {"bytes_from_seeder", r.bytes_from_seeder},
+                  {"bytes_from_lan", r.bytes_from_lan},
+                  {"bytes_from_wan", r.bytes_from_wan},
+                  {"attempts", r.record.attempts},
+                  {"reason", r.record.reason}};
+        if (r.record.state == core::State::failed) {
+            // The seeder's auto-halt counts install and verify failures, not download trouble.
+            j["failed_phase"] = core::to_string(r.record.failed_phase);
+        }
+        if (live.deferred_until && *live.deferred_until > now_unix()) {
+            j["deferred_until"] = *live.deferred_until;
+        }
+        return j;
     }
 
     void send_report() {
@@ -840,6 +941,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
                        {"sent_at", now_unix()},
                        {"counter", counter},
                        {"boot_id", read_boot_id(cfg.boot_id_file)},
+                       {"groups", cfg.groups},
                        {"releases", rel}};
         const std::string payload = report.dump();
         const crypto::KeyPair keys[] = {device_key};

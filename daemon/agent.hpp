@@ -39,6 +39,13 @@ struct AgentConfig {
     // This endpoint's site (its LAN), as CIDRs: peers outside it, and the seeder, are WAN.
     std::vector<std::string> site_ranges;
     int wan_limit = 0;  // bytes/s each way to peers outside site_ranges, 0 = unlimited
+    // Rollout: this endpoint's groups (ring membership, maintenance windows), reported to the
+    // seeder. Validated names (core::validate_group_name).
+    std::vector<std::string> groups;
+    // Run (argv, never a shell) when a release needs a reboot and policy allows it; empty: only
+    // record that a reboot is required and wait for someone to reboot.
+    std::vector<std::string> reboot_command;
+    std::filesystem::path zoneinfo_dir = "/usr/share/zoneinfo";
 };
 
 class Agent {

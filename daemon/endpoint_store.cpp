@@ -30,10 +30,16 @@ CREATE TABLE IF NOT EXISTS releases(
   bytes_from_seeder INTEGER NOT NULL DEFAULT 0,
   install_output TEXT NOT NULL DEFAULT '',
   bytes_from_lan INTEGER NOT NULL DEFAULT 0,
-  bytes_from_wan INTEGER NOT NULL DEFAULT 0);
+  bytes_from_wan INTEGER NOT NULL DEFAULT 0,
+  reboot_requested_at INTEGER NOT NULL DEFAULT 0);
+-- A user's or local admin's `patchswarmd defer`, per release id; the agent reads it every tick.
 CREATE TABLE IF NOT EXISTS roots(
   version INTEGER PRIMARY KEY,
   envelope TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deferrals(
+  id TEXT PRIMARY KEY,
+  until INTEGER NOT NULL,
+  requested_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS rejected(
   manifest_sha256 TEXT PRIMARY KEY,
   id TEXT NOT NULL,
@@ -45,7 +51,7 @@ constexpr std::string_view kReleaseColumns =
     "id, manifest_sha256, manifest_envelope, sequence, torrent, state, entered_at, attempts, "
     "next_attempt_at, failed_phase, reason, boot_id_at_install, verify_started_at, "
     "last_exit_code, bytes_done, bytes_total, bytes_from_peers, bytes_from_seeder, "
-    "install_output, bytes_from_lan, bytes_from_wan";
+    "install_output, bytes_from_lan, bytes_from_wan, reboot_requested_at";
 
 Result<StoredRelease> read_release(const Stmt& s) {
     StoredRelease r;
@@ -75,6 +81,7 @@ Result<StoredRelease> read_release(const Stmt& s) {
     r.install_output = s.column_text(18);
     r.bytes_from_lan = static_cast<std::uint64_t>(s.column_int(19));
     r.bytes_from_wan = static_cast<std::uint64_t>(s.column_int(20));
+    r.record.reboot_requested_at = s.column_int(21);
     return r;
 }
 
@@ -115,6 +122,11 @@ Result<void> EndpointStore::migrate() {
             if (!*row) break;
             columns.insert(s->column_text(0));
         }
+    }
+    if (!columns.contains("reboot_requested_at")) {
+        auto ok = db_->exec(
+            "ALTER TABLE releases ADD COLUMN reboot_requested_at INTEGER NOT NULL DEFAULT 0");
+        if (!ok) return ok;
     }
     if (columns.contains("bytes_from_lan") && columns.contains("bytes_from_wan")) return {};
     return db_->transaction([&]() -> Result<void> {
@@ -182,7 +194,7 @@ Result<std::optional<StoredRelease>> EndpointStore::load_release(const std::stri
 Result<void> EndpointStore::save_release(const StoredRelease& r) {
     auto s = db_->prepare("INSERT OR REPLACE INTO releases(" + std::string(kReleaseColumns) +
                           ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,"
-                          "?18,?19,?20,?21)");
+                          "?18,?19,?20,?21,?22)");
     if (!s) return std::unexpected(s.error());
     const auto& rec = r.record;
     s->bind(1, rec.id).bind(2, r.manifest_sha256).bind(3, r.manifest_envelope);
@@ -199,6 +211,7 @@ Result<void> EndpointStore::save_release(const StoredRelease& r) {
     s->bind(17, i64(r.bytes_from_peers)).bind(18, i64(r.bytes_from_seeder));
     s->bind(19, r.install_output);
     s->bind(20, i64(r.bytes_from_lan)).bind(21, i64(r.bytes_from_wan));
+    s->bind(22, rec.reboot_requested_at);
     return s->run();
 }
 
@@ -206,13 +219,13 @@ Result<void> EndpointStore::save_record(const core::ReleaseRecord& rec) {
     auto s = db_->prepare(
         "UPDATE releases SET state=?2, entered_at=?3, attempts=?4, next_attempt_at=?5, "
         "failed_phase=?6, reason=?7, boot_id_at_install=?8, verify_started_at=?9, "
-        "last_exit_code=?10 WHERE id=?1");
+        "last_exit_code=?10, reboot_requested_at=?11 WHERE id=?1");
     if (!s) return std::unexpected(s.error());
     s->bind(1, rec.id).bind(2, core::to_string(rec.state)).bind(3, rec.entered_at);
     s->bind(4, rec.attempts).bind(5, rec.next_attempt_at);
     s->bind(6, core::to_string(rec.failed_phase)).bind(7, rec.reason);
     s->bind(8, rec.boot_id_at_install).bind(9, rec.verify_started_at);
-    s->bind(10, rec.last_exit_code);
+    s->bind(10, rec.last_exit_code).bind(11, rec.reboot_requested_at);
     return s->run();
 }
 
@@ -293,6 +306,32 @@ Result<std::vector<RejectedManifest>> EndpointStore::load_rejected() {
         out.push_back({s->column_text(0), s->column_text(1), s->column_text(2), s->column_int(3)});
     }
     return out;
+}
+
+Result<void> EndpointStore::set_deferral(const std::string& id, std::int64_t until,
+                                         std::int64_t requested_at) {
+    auto s = db_->prepare(
+        "INSERT INTO deferrals(id, until, requested_at) VALUES(?1, ?2, ?3) "
+        "ON CONFLICT(id) DO UPDATE SET until = excluded.until, "
+        "requested_at = excluded.requested_at");
+    if (!s) return std::unexpected(s.error());
+    return s->bind(1, id).bind(2, until).bind(3, requested_at).run();
+}
+
+Result<void> EndpointStore::clear_deferral(const std::string& id) {
+    auto s = db_->prepare("DELETE FROM deferrals WHERE id = ?1");
+    if (!s) return std::unexpected(s.error());
+    return s->bind(1, id).run();
+}
+
+Result<std::optional<std::int64_t>> EndpointStore::deferral(const std::string& id) {
+    auto s = db_->prepare("SELECT until FROM deferrals WHERE id = ?1");
+    if (!s) return std::unexpected(s.error());
+    s->bind(1, id);
+    auto row = s->step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return std::optional<std::int64_t>{};
+    return std::optional<std::int64_t>{s->column_int(0)};
 }
 
 }  // namespace patchswarm::daemon

@@ -82,6 +82,13 @@ class EndpointStore {
                                          bool drop_feed_state);
     // Every stored root, oldest first.
     [[nodiscard]] Result<std::vector<StoredRoot>> load_roots();
+    // `patchswarmd defer ID --until T`: the release may not install or reboot before `until`
+    // (the caller clamps it to the release's deadline). One deferral per release id; a new one
+    // replaces it. deferral() is nullopt when there is none.
+    [[nodiscard]] Result<void> set_deferral(const std::string& id, std::int64_t until,
+                                            std::int64_t requested_at);
+    [[nodiscard]] Result<void> clear_deferral(const std::string& id);
+    [[nodiscard]] Result<std::optional<std::int64_t>> deferral(const std::string& id);
 
     [[nodiscard]] Result<void> add_rejected(const RejectedManifest& r);
     [[nodiscard]] Result<bool> is_rejected(const std::string& manifest_sha256);

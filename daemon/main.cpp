@@ -4,9 +4,14 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <chrono>
 #include <iostream>
+#include <optional>
+#include <sstream>
 
 #include "common/cli_config.hpp"
+#include "common/manifest.hpp"
+#include "common/rollout.hpp"
 #include "common/sites.hpp"
 #include "common/term.hpp"
 #include "crypto/crypto.hpp"
@@ -50,13 +55,47 @@ int show_status(const std::string& state_dir, bool as_json) {
     return kExitOk;
 }
 
+int run_defer(const std::string& dir, const std::string& id, const std::string& until_text,
+              bool clear) {
+    const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+    std::optional<std::int64_t> until;
+    if (!clear) {
+        if (until_text.empty()) {
+            std::cerr << "patchswarmd: defer needs --until T or --clear\n";
+            return kExitUsage;
+        }
+        auto t = patchswarm::core::parse_time_spec(until_text, now);
+        if (!t) {
+            std::cerr << "patchswarmd: --until: " << t.error().message << "\n";
+            return kExitUsage;
+        }
+        until = *t;
+    }
+    auto stored = patchswarm::daemon::defer_release(dir, id, until, now);
+    if (!stored) {
+        std::cerr << "patchswarmd: " << stored.error().message << "\n";
+        return stored.error().code == patchswarm::Errc::invalid_argument ? kExitUsage
+                                                                         : kExitFailure;
+    }
+    if (!*stored) {
+        std::cout << id << ": deferral cleared\n";
+    } else {
+        std::cout << id << ": deferred until " << patchswarm::core::format_utc(**stored);
+        if (**stored < *until) std::cout << " (the release's deadline; asked for later)";
+        std::cout << "\n";
+    }
+    return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{
         "patchswarmd: the patchswarm endpoint agent. Learns of signed releases, fetches\n"
         "them from LAN peers, verifies every byte, installs and reports."};
-    patchswarm::cli::add_config_option(app, argc, argv, {"run", "status"});
+    patchswarm::cli::add_config_option(app, argc, argv, {"run", "status", "defer"});
     app.require_subcommand(1);
 
     patchswarm::daemon::AgentConfig cfg;
@@ -114,6 +153,15 @@ int main(int argc, char** argv) {
         ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
     run->add_flag("!--no-lsd", cfg.lsd, "disable local service discovery (BEP 14)");
+    run->add_option("--group,--groups", cfg.groups,
+                    "a group this endpoint belongs to (repeatable; config: groups = [...]): "
+                    "selects rollout rings and maintenance windows, reported to the seeder")
+        ->take_all();
+    std::string reboot_command;
+    run->add_option("--reboot-command", reboot_command,
+                    "command that reboots this machine, run when a release needs a reboot and "
+                    "policy allows it (its maintenance window, or after the deadline). Split at "
+                    "spaces, no shell. Default: none, only record that a reboot is required");
     run->add_option("--log-level", log_level, "trace, debug, info, warn, error")
         ->capture_default_str();
 
@@ -122,6 +170,20 @@ int main(int argc, char** argv) {
     auto* status = app.add_subcommand("status", "show this endpoint's releases and states");
     status->add_option("--state-dir", status_dir, "the agent's state folder")->required();
     status->add_flag("--json", as_json, "print one JSON document (docs/STATUS_JSON.md)");
+
+    std::string defer_dir, defer_id, defer_until;
+    bool defer_clear = false;
+    auto* defer = app.add_subcommand(
+        "defer",
+        "hold back the install and reboot of a release until a time, never past the release's "
+        "deadline (after it, the endpoint installs and reboots on its own)");
+    defer->add_option("ID", defer_id, "release id (see patchswarmd status)")->required();
+    defer->add_option("--state-dir", defer_dir, "the agent's state folder")->required();
+    auto* until_opt = defer->add_option(
+        "--until", defer_until,
+        "unix seconds, UTC like 2025-03-09T07:00:00Z, or +N followed by s, m, h or d");
+    auto* clear_opt = defer->add_flag("--clear", defer_clear, "remove the deferral");
+    until_opt->excludes(clear_opt);
 
     try {
         app.parse(argc, argv);
@@ -132,6 +194,19 @@ int main(int argc, char** argv) {
     try {
         patchswarm::crypto::init();
         if (*status) return show_status(status_dir, as_json);
+        if (*defer) return run_defer(defer_dir, defer_id, defer_until, defer_clear);
+        for (const auto& g : cfg.groups) {
+            if (auto ok = patchswarm::core::validate_group_name(g); !ok) {
+                std::cerr << "patchswarmd: --group '" << g << "': " << ok.error().message << "\n";
+                return kExitUsage;
+            }
+        }
+        if (cfg.groups.size() > patchswarm::core::kMaxRingGroups) {
+            std::cerr << "patchswarmd: at most " << patchswarm::core::kMaxRingGroups << " groups\n";
+            return kExitUsage;
+        }
+        std::istringstream words(reboot_command);
+        for (std::string w; words >> w;) cfg.reboot_command.push_back(w);
         std::stringstream ss(seeders);
         for (std::string url; std::getline(ss, url, ',');) {
             while (!url.empty() && url.back() == '/') url.pop_back();

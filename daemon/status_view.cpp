@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "common/manifest.hpp"
+#include "common/rollout.hpp"
 #include "common/term.hpp"
 #include "crypto/crypto.hpp"
 #include "daemon/endpoint_store.hpp"
@@ -42,6 +44,9 @@ Result<json> endpoint_status(const fs::path& state_dir) {
              {"attempts", r.record.attempts},
              {"next_attempt_at", r.record.next_attempt_at},
              {"reason", r.record.reason}});
+        auto deferred = (*store)->deferral(r.record.id);
+        releases.back()["deferred_until"] =
+            deferred && *deferred ? json(**deferred) : json(nullptr);
     }
     out["releases"] = std::move(releases);
     json rejected = json::array();
@@ -55,6 +60,44 @@ Result<json> endpoint_status(const fs::path& state_dir) {
     }
     out["rejected_manifests"] = std::move(rejected);
     return out;
+}
+
+Result<std::optional<std::int64_t>> defer_release(const fs::path& state_dir, const std::string& id,
+                                                  std::optional<std::int64_t> until,
+                                                  std::int64_t now) {
+    if (!fs::exists(state_dir / "state.db")) {
+        return fail(Errc::not_found, "no state in " + state_dir.string() +
+                                         " (has patchswarmd run with this --state-dir?)");
+    }
+    auto store = EndpointStore::open(state_dir / "state.db");
+    if (!store) return std::unexpected(store.error());
+    auto release = (*store)->load_release(id);
+    if (!release) return std::unexpected(release.error());
+    if (!*release) {
+        return fail(Errc::not_found,
+                    "no release " + id + " on this endpoint (see patchswarmd status)");
+    }
+    if (!until) {
+        if (auto ok = (*store)->clear_deferral(id); !ok) return std::unexpected(ok.error());
+        return std::optional<std::int64_t>{};
+    }
+    const auto state = (*release)->record.state;
+    if (state == core::State::effective || state == core::State::rejected) {
+        return fail(Errc::invalid_argument, "release " + id + " is " +
+                                                std::string(core::to_string(state)) +
+                                                ": nothing left to defer");
+    }
+    if (*until <= now) return fail(Errc::invalid_argument, "--until must lie in the future");
+    // The stored manifest was verified when it was accepted; its deadline bounds the deferral.
+    std::int64_t clamped = *until;
+    auto env = crypto::parse_envelope((*release)->manifest_envelope, core::kMaxManifestBytes * 2);
+    if (env) {
+        auto m = core::parse_manifest(std::string_view(
+            reinterpret_cast<const char*>(env->payload.data()), env->payload.size()));
+        if (m && m->rollout) clamped = core::clamp_deferral(*m->rollout, *until);
+    }
+    if (auto ok = (*store)->set_deferral(id, clamped, now); !ok) return std::unexpected(ok.error());
+    return std::optional<std::int64_t>{clamped};
 }
 
 std::string render_endpoint_status(const json& s, bool tty) {

@@ -73,7 +73,7 @@ FeedService::~FeedService() {
 }
 
 Result<std::uint64_t> FeedService::publish(std::vector<core::FeedEntry> releases,
-                                           std::int64_t now) {
+                                           std::vector<std::string> halted, std::int64_t now) {
     auto sequence =
         impl_->db.next_feed_sequence(static_cast<std::uint64_t>(std::max<std::int64_t>(now, 0)));
     if (!sequence) return std::unexpected(sequence.error());
@@ -83,6 +83,7 @@ Result<std::uint64_t> FeedService::publish(std::vector<core::FeedEntry> releases
     feed.issued = now;
     feed.expires = now + impl_->options.expiry.count();
     feed.releases = std::move(releases);
+    feed.halted = std::move(halted);
     if (auto ok = core::validate_feed(feed); !ok) {
         return fail(ok.error().code, "feed would be invalid: " + ok.error().message);
     }
@@ -91,8 +92,9 @@ Result<std::uint64_t> FeedService::publish(std::vector<core::FeedEntry> releases
     impl_->envelope = crypto::serialize_envelope(
         crypto::sign_envelope(crypto::payload_type::feed, crypto::as_bytes(bytes), keys));
     impl_->feed = std::move(feed);
-    spdlog::info("feed signed: sequence {}, {} release(s), expires in {} s", *sequence,
-                 impl_->feed.releases.size(), impl_->options.expiry.count());
+    spdlog::info("feed signed: sequence {}, {} release(s), {} halted, expires in {} s", *sequence,
+                 impl_->feed.releases.size(), impl_->feed.halted.size(),
+                 impl_->options.expiry.count());
     impl_->answer_all();
     return *sequence;
 }
@@ -129,6 +131,10 @@ std::uint64_t FeedService::sequence() const {
 
 const std::vector<core::FeedEntry>& FeedService::releases() const {
     return impl_->feed.releases;
+}
+
+const std::vector<std::string>& FeedService::halted() const {
+    return impl_->feed.halted;
 }
 
 std::size_t FeedService::waiting() const {

@@ -44,10 +44,11 @@ class FeedService {
     FeedService(const FeedService&) = delete;
     FeedService& operator=(const FeedService&) = delete;
 
-    // Signs a feed of `releases` with the next sequence, makes it current and answers every
-    // held long-poll. Errc::database if the sequence cannot be persisted (the old feed stays).
+    // Signs a feed of `releases` (with their open_rings) and `halted` release ids with the next
+    // sequence, makes it current and answers every held long-poll. Errc::database if the
+    // sequence cannot be persisted (the old feed stays).
     [[nodiscard]] Result<std::uint64_t> publish(std::vector<core::FeedEntry> releases,
-                                                std::int64_t now);
+                                                std::vector<std::string> halted, std::int64_t now);
 
     // Signs the next feeds with `key` (after a root rotation named a new feed key).
     void set_key(crypto::KeyPair key);
@@ -64,6 +65,7 @@ class FeedService {
 
     std::uint64_t sequence() const;
     const std::vector<core::FeedEntry>& releases() const;
+    const std::vector<std::string>& halted() const;
     std::size_t waiting() const;
 
   private:

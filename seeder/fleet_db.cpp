@@ -53,6 +53,24 @@ CREATE TABLE IF NOT EXISTS state_changes (
     entered_at  INTEGER NOT NULL,
     received_at INTEGER NOT NULL
 );
+-- Rollout: when serve announced each ring of a release open (latched: rings never close).
+CREATE TABLE IF NOT EXISTS ring_opens (
+    release_id      TEXT NOT NULL,
+    manifest_sha256 TEXT NOT NULL,
+    ring            INTEGER NOT NULL,
+    opened_at       INTEGER NOT NULL,
+    PRIMARY KEY (release_id, manifest_sha256, ring)
+);
+-- Rollout: halts (auto or manual), listed in the signed feed while active.
+CREATE TABLE IF NOT EXISTS halts (
+    release_id      TEXT PRIMARY KEY,
+    manifest_sha256 TEXT NOT NULL,
+    active          INTEGER NOT NULL,
+    reason          TEXT NOT NULL,
+    halted_by       TEXT NOT NULL,
+    halted_at       INTEGER NOT NULL,
+    resumed_at      INTEGER NOT NULL DEFAULT 0
+);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1');
 INSERT OR IGNORE INTO meta(key, value) VALUES ('feed_sequence', '0');
 )sql";
@@ -76,26 +94,161 @@ Result<void> FleetDb::create_schema() {
     return migrate();
 }
 
-Result<void> FleetDb::migrate() {
+Result<std::set<std::string>> FleetDb::columns_of(std::string_view table) {
     std::set<std::string> columns;
-    {
-        auto stmt = db_->prepare("SELECT name FROM pragma_table_info('endpoint_releases')");
-        if (!stmt) return std::unexpected(stmt.error());
-        for (;;) {
-            auto row = stmt->step();
-            if (!row) return std::unexpected(row.error());
-            if (!*row) break;
-            columns.insert(stmt->column_text(0));
-        }
+    auto stmt = db_->prepare("SELECT name FROM pragma_table_info(?1)");
+    if (!stmt) return std::unexpected(stmt.error());
+    stmt->bind(1, table);
+    for (;;) {
+        auto row = stmt->step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) break;
+        columns.insert(stmt->column_text(0));
     }
-    // NULL: the endpoint's report did not carry the figure (agents before sites).
-    for (const char* column : {"bytes_from_lan", "bytes_from_wan"}) {
-        if (columns.contains(column)) continue;
+    return columns;
+}
+
+Result<void> FleetDb::migrate() {
+    auto columns = columns_of("endpoint_releases");
+    if (!columns) return std::unexpected(columns.error());
+    // NULL: the endpoint's report did not carry the figure (agents before sites / rollouts).
+    for (const auto& [column, type] :
+         {std::pair{"bytes_from_lan", "INTEGER"}, std::pair{"bytes_from_wan", "INTEGER"},
+          std::pair{"failed_phase", "TEXT"}, std::pair{"deferred_until", "INTEGER"}}) {
+        if (columns->contains(column)) continue;
         if (auto ok = db_->exec(std::string("ALTER TABLE endpoint_releases ADD COLUMN ") + column +
-                                " INTEGER");
+                                " " + type);
             !ok) {
             return ok;
         }
+    }
+    auto endpoint_columns = columns_of("endpoints");
+    if (!endpoint_columns) return std::unexpected(endpoint_columns.error());
+    if (!endpoint_columns->contains("groups")) {
+        // One group name per line; '' for agents before rollouts.
+        if (auto ok = db_->exec("ALTER TABLE endpoints ADD COLUMN groups TEXT NOT NULL DEFAULT ''");
+            !ok) {
+            return ok;
+        }
+    }
+    return {};
+}
+
+namespace {
+
+std::string join_lines(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& item : items) out += (out.empty() ? "" : "\n") + item;
+    return out;
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start < text.size()) {
+        const std::size_t nl = std::min(text.find('\n', start), text.size());
+        if (nl > start) out.push_back(text.substr(start, nl - start));
+        start = nl + 1;
+    }
+    return out;
+}
+
+}  // namespace
+
+Result<void> FleetDb::set_meta(const std::string& key, const std::string& value) {
+    auto stmt = db_->prepare(
+        "INSERT INTO meta(key, value) VALUES (?1, ?2) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    if (!stmt) return std::unexpected(stmt.error());
+    return stmt->bind(1, key).bind(2, value).run();
+}
+
+Result<std::optional<std::string>> FleetDb::get_meta(const std::string& key) {
+    auto stmt = db_->prepare("SELECT value FROM meta WHERE key = ?1");
+    if (!stmt) return std::unexpected(stmt.error());
+    auto row = stmt->bind(1, key).step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return std::optional<std::string>{};
+    return std::optional<std::string>{stmt->column_text(0)};
+}
+
+Result<std::vector<std::int64_t>> FleetDb::ring_opens(std::string_view release_id,
+                                                      std::string_view manifest_sha256) {
+    auto stmt = db_->prepare(
+        "SELECT ring, opened_at FROM ring_opens WHERE release_id = ?1 AND manifest_sha256 = ?2 "
+        "ORDER BY ring");
+    if (!stmt) return std::unexpected(stmt.error());
+    stmt->bind(1, release_id).bind(2, manifest_sha256);
+    std::vector<std::int64_t> out;
+    for (;;) {
+        auto row = stmt->step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) break;
+        // Rings open in order; a gap (never written by serve) ends the latched prefix.
+        if (stmt->column_int(0) != static_cast<std::int64_t>(out.size())) break;
+        out.push_back(stmt->column_int(1));
+    }
+    return out;
+}
+
+Result<void> FleetDb::save_ring_open(std::string_view release_id, std::string_view manifest_sha256,
+                                     std::size_t ring, std::int64_t at) {
+    auto stmt = db_->prepare(
+        "INSERT OR IGNORE INTO ring_opens(release_id, manifest_sha256, ring, opened_at) "
+        "VALUES (?1, ?2, ?3, ?4)");
+    if (!stmt) return std::unexpected(stmt.error());
+    return stmt->bind(1, release_id)
+        .bind(2, manifest_sha256)
+        .bind(3, static_cast<std::int64_t>(ring))
+        .bind(4, at)
+        .run();
+}
+
+Result<std::vector<HaltRow>> FleetDb::halts() {
+    auto stmt = db_->prepare(
+        "SELECT release_id, manifest_sha256, active, reason, halted_by, halted_at, resumed_at "
+        "FROM halts ORDER BY release_id");
+    if (!stmt) return std::unexpected(stmt.error());
+    std::vector<HaltRow> out;
+    for (;;) {
+        auto row = stmt->step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) break;
+        out.push_back({stmt->column_text(0), stmt->column_text(1), stmt->column_int(2) != 0,
+                       stmt->column_text(3), stmt->column_text(4), stmt->column_int(5),
+                       stmt->column_int(6)});
+    }
+    return out;
+}
+
+Result<void> FleetDb::halt(std::string_view release_id, std::string_view manifest_sha256,
+                           std::string_view reason, std::string_view by, std::int64_t now) {
+    auto stmt = db_->prepare(R"sql(
+        INSERT INTO halts(release_id, manifest_sha256, active, reason, halted_by, halted_at)
+        VALUES (?1, ?2, 1, ?3, ?4, ?5)
+        ON CONFLICT(release_id) DO UPDATE SET
+            manifest_sha256 = excluded.manifest_sha256, active = 1, reason = excluded.reason,
+            halted_by = excluded.halted_by, halted_at = excluded.halted_at,
+            resumed_at = CASE WHEN halts.manifest_sha256 = excluded.manifest_sha256
+                              THEN halts.resumed_at ELSE 0 END
+        WHERE halts.active = 0 OR halts.manifest_sha256 != excluded.manifest_sha256)sql");
+    if (!stmt) return std::unexpected(stmt.error());
+    return stmt->bind(1, release_id)
+        .bind(2, manifest_sha256)
+        .bind(3, reason)
+        .bind(4, by)
+        .bind(5, now)
+        .run();
+}
+
+Result<void> FleetDb::resume(std::string_view release_id, std::int64_t now) {
+    auto stmt = db_->prepare(
+        "UPDATE halts SET active = 0, resumed_at = ?2 WHERE release_id = ?1 AND "
+        "active = 1");
+    if (!stmt) return std::unexpected(stmt.error());
+    if (auto ok = stmt->bind(1, release_id).bind(2, now).run(); !ok) return ok;
+    if (db_->changes() == 0) {
+        return fail(Errc::not_found, "release " + std::string(release_id) + " is not halted");
     }
     return {};
 }
@@ -209,12 +362,12 @@ Result<void> FleetDb::store_report(const Report& report, std::string_view remote
     }
     auto upsert = db_->prepare(R"sql(
         INSERT INTO endpoints(device_id, device_key, hostname, remote_address, boot_id, counter,
-                              sent_at, first_seen, last_seen)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+                              sent_at, first_seen, last_seen, groups)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)
         ON CONFLICT(device_id) DO UPDATE SET
             hostname = excluded.hostname, remote_address = excluded.remote_address,
             boot_id = excluded.boot_id, counter = excluded.counter, sent_at = excluded.sent_at,
-            last_seen = excluded.last_seen)sql");
+            last_seen = excluded.last_seen, groups = excluded.groups)sql");
     if (!upsert) return std::unexpected(upsert.error());
     upsert->bind(1, report.device_id)
         .bind(2, crypto::to_hex(report.device_key))
@@ -223,7 +376,8 @@ Result<void> FleetDb::store_report(const Report& report, std::string_view remote
         .bind(5, report.boot_id)
         .bind(6, to_db(report.counter))
         .bind(7, report.sent_at)
-        .bind(8, now);
+        .bind(8, now)
+        .bind(9, join_lines(report.groups));
     if (auto ok = upsert->run(); !ok) return ok;
 
     // A report is the endpoint's full snapshot: releases it no longer lists are forgotten.
@@ -234,8 +388,8 @@ Result<void> FleetDb::store_report(const Report& report, std::string_view remote
     auto insert = db_->prepare(R"sql(
         INSERT INTO endpoint_releases(device_id, release_id, manifest_sha256, state, entered_at,
             progress_ppm, bytes_from_peers, bytes_from_seeder, attempts, reason, updated_at,
-            bytes_from_lan, bytes_from_wan)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13))sql");
+            bytes_from_lan, bytes_from_wan, failed_phase, deferred_until)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15))sql");
     auto history = db_->prepare(R"sql(
         INSERT INTO state_changes(device_id, release_id, state, entered_at, received_at)
         VALUES (?1, ?2, ?3, ?4, ?5))sql");
@@ -264,6 +418,16 @@ Result<void> FleetDb::store_report(const Report& report, std::string_view remote
             insert->bind(13, to_db(*rel.bytes_from_wan));
         } else {
             insert->bind_null(13);
+        }
+        if (rel.failed_phase) {
+            insert->bind(14, core::to_string(*rel.failed_phase));
+        } else {
+            insert->bind_null(14);
+        }
+        if (rel.deferred_until) {
+            insert->bind(15, *rel.deferred_until);
+        } else {
+            insert->bind_null(15);
         }
         if (auto ok = insert->run(); !ok) return ok;
 
@@ -297,8 +461,8 @@ Result<FleetSnapshot> FleetDb::snapshot() {
 Result<FleetSnapshot> FleetDb::read_snapshot() {
     FleetSnapshot snap;
     auto endpoints = db_->prepare(
-        "SELECT device_id, hostname, remote_address, boot_id, first_seen, last_seen, counter "
-        "FROM endpoints ORDER BY device_id");
+        "SELECT device_id, hostname, remote_address, boot_id, first_seen, last_seen, counter, "
+        "groups FROM endpoints ORDER BY device_id");
     if (!endpoints) return std::unexpected(endpoints.error());
     for (;;) {
         auto row = endpoints->step();
@@ -307,12 +471,13 @@ Result<FleetSnapshot> FleetDb::read_snapshot() {
         snap.endpoints.push_back({endpoints->column_text(0), endpoints->column_text(1),
                                   endpoints->column_text(2), endpoints->column_text(3),
                                   endpoints->column_int(4), endpoints->column_int(5),
-                                  static_cast<std::uint64_t>(endpoints->column_int(6))});
+                                  static_cast<std::uint64_t>(endpoints->column_int(6)),
+                                  split_lines(endpoints->column_text(7))});
     }
     auto releases = db_->prepare(
         "SELECT device_id, release_id, manifest_sha256, state, entered_at, progress_ppm, "
-        "bytes_from_peers, bytes_from_seeder, attempts, reason, bytes_from_lan, bytes_from_wan "
-        "FROM endpoint_releases ORDER BY release_id, device_id");
+        "bytes_from_peers, bytes_from_seeder, attempts, reason, bytes_from_lan, bytes_from_wan, "
+        "failed_phase, deferred_until FROM endpoint_releases ORDER BY release_id, device_id");
     if (!releases) return std::unexpected(releases.error());
     for (;;) {
         auto row = releases->step();
@@ -335,6 +500,10 @@ Result<FleetSnapshot> FleetDb::read_snapshot() {
         if (!releases->column_is_null(11)) {
             r.bytes_from_wan = static_cast<std::uint64_t>(releases->column_int(11));
         }
+        if (!releases->column_is_null(12)) {
+            r.failed_phase = core::parse_phase(releases->column_text(12));
+        }
+        if (!releases->column_is_null(13)) r.deferred_until = releases->column_int(13);
         snap.releases.push_back(std::move(r));
     }
     return snap;

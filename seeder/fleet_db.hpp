@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,6 +29,7 @@ struct EndpointRow {
     std::int64_t first_seen = 0;  // seeder clock, unix seconds
     std::int64_t last_seen = 0;
     std::uint64_t counter = 0;
+    std::vector<std::string> groups;  // as last reported (empty for agents before rollouts)
 };
 
 struct EndpointReleaseRow {
@@ -43,6 +45,21 @@ struct EndpointReleaseRow {
     std::optional<std::uint64_t> bytes_from_wan;
     std::uint32_t attempts = 0;
     std::string reason;
+    std::optional<core::Phase> failed_phase;     // when failed, if the endpoint said
+    std::optional<std::int64_t> deferred_until;  // a local deferral, if the endpoint said
+};
+
+// A halt of one release (one manifest): latched by serve's auto-halt or set by
+// `patchswarm-seeder halt`; `resume` clears `active` and records when, so that failures from
+// before the resume no longer count towards auto-halt.
+struct HaltRow {
+    std::string release_id;
+    std::string manifest_sha256;
+    bool active = false;
+    std::string reason;
+    std::string by;  // "auto" or "manual"
+    std::int64_t halted_at = 0;
+    std::int64_t resumed_at = 0;  // 0: never resumed
 };
 
 struct FleetSnapshot {
@@ -88,11 +105,34 @@ class FleetDb {
     [[nodiscard]] Result<void> save_sites(const std::vector<std::string>& specs);
     [[nodiscard]] Result<std::vector<std::string>> load_sites();
 
+    // Small settings `serve` shares with `status` (e.g. "stale_after"). nullopt when unset.
+    [[nodiscard]] Result<void> set_meta(const std::string& key, const std::string& value);
+    [[nodiscard]] Result<std::optional<std::string>> get_meta(const std::string& key);
+
+    // When each ring of a release (this manifest) was announced open, ring 0 first; rings
+    // never announced are missing from the end. Used as evaluate_rings' `opened_at`.
+    [[nodiscard]] Result<std::vector<std::int64_t>> ring_opens(std::string_view release_id,
+                                                               std::string_view manifest_sha256);
+    // Records ring `ring` open at `at` unless it already is (the first time wins).
+    [[nodiscard]] Result<void> save_ring_open(std::string_view release_id,
+                                              std::string_view manifest_sha256, std::size_t ring,
+                                              std::int64_t at);
+
+    // Every halt row, active or resumed, by release id.
+    [[nodiscard]] Result<std::vector<HaltRow>> halts();
+    // Latches a halt (active) for the release's manifest; replaces a resumed one, keeps its
+    // resumed_at. An already active halt is left as it is.
+    [[nodiscard]] Result<void> halt(std::string_view release_id, std::string_view manifest_sha256,
+                                    std::string_view reason, std::string_view by, std::int64_t now);
+    // Errc::not_found when the release has no active halt.
+    [[nodiscard]] Result<void> resume(std::string_view release_id, std::int64_t now);
+
   private:
     explicit FleetDb(std::unique_ptr<Db> db) : db_(std::move(db)) {}
     Result<void> create_schema();
     // Columns added after format 1's first schema, added to older databases in place.
     Result<void> migrate();
+    Result<std::set<std::string>> columns_of(std::string_view table);
     Result<FleetSnapshot> read_snapshot();
     Result<void> check_and_pin(const Report& report, ReportOutcome& outcome);
     Result<void> store_report(const Report& report, std::string_view remote_address,

@@ -78,7 +78,7 @@ struct PublishArgs {
     seeder::PublishRequest req;
     std::string repo, payload;
     std::vector<std::string> keys, merge;
-    std::optional<std::string> verify, repo_name;
+    std::optional<std::string> verify, repo_name, rollout, deadline;
     bool commit = false;
 };
 
@@ -136,6 +136,17 @@ void add_publish(CLI::App& app, PublishArgs& a) {
     cmd->add_flag("--replace", r.replace, "replace a release id that is already published");
     cmd->add_option("--name-repo", a.repo_name,
                     "repository name when creating it (default: the folder's name)");
+    cmd->add_option("--rollout", a.rollout,
+                    "staged rollout policy, a JSON file: rings (by group, device id or fleet "
+                    "percent, with success threshold, soak and maximum failure rate), "
+                    "maintenance windows per group and a deadline; or one such policy per "
+                    "severity plus \"default\" (docs/PROTOCOL.md, \"Rollout policy file\"). "
+                    "Signed into the manifest");
+    cmd->add_option("--deadline", a.deadline,
+                    "rollout deadline: after it every ring is open and endpoints install and "
+                    "reboot whatever their window or deferral. Unix seconds, UTC like "
+                    "2025-03-09T07:00:00Z, or +N followed by s, m, h or d (from now); "
+                    "overrides the policy file's");
 }
 
 int run_publish(PublishArgs& a) {
@@ -159,6 +170,8 @@ int run_publish(PublishArgs& a) {
     a.req.payload = a.payload;
     a.req.verify = a.verify;
     a.req.repo_name = a.repo_name;
+    if (a.rollout) a.req.rollout_file = *a.rollout;
+    a.req.deadline = a.deadline;
     auto result = seeder::publish(a.req, now_unix());
     if (!result) return fail_with(result.error());
     std::cout << seeder::to_json_line(*result) << "\n";
@@ -312,6 +325,7 @@ struct ServeArgs {
     std::string repo;
     std::uint32_t feed_expiry_s = 86'400;
     std::uint32_t site_stall_s = 30;
+    std::uint32_t stale_after_s = 300;
     std::string log_level = "info";
 };
 
@@ -350,6 +364,11 @@ void add_serve(CLI::App& app, ServeArgs& a) {
                     "upload cap in bytes/s towards each configured site (0: none)")
         ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
+    cmd->add_option("--stale-after", a.stale_after_s,
+                    "seconds without a report after which an endpoint is stale (offline): not "
+                    "counted in ring thresholds, never counted effective")
+        ->check(CLI::Range(1u, 30u * 86'400u))
+        ->capture_default_str();
     cmd->add_option("--log-level", a.log_level, "trace, debug, info, warn, error or off")
         ->check(CLI::IsMember(kLogLevels))
         ->capture_default_str();
@@ -360,6 +379,7 @@ int run_serve(ServeArgs& a) {
     a.opts.repo = a.repo;
     a.opts.feed_expiry = std::chrono::seconds(a.feed_expiry_s);
     a.opts.site_stall = std::chrono::seconds(a.site_stall_s);
+    a.opts.stale_after = std::chrono::seconds(a.stale_after_s);
     seeder::serve(a.opts);
     return kExitOk;
 }
@@ -369,6 +389,8 @@ int run_serve(ServeArgs& a) {
 struct StatusArgs {
     std::string repo;
     bool json = false;
+    bool csv = false;
+    std::optional<std::uint32_t> stale_after_s;
     std::vector<std::string> sites;
 };
 
@@ -382,9 +404,41 @@ void add_status(CLI::App& app, StatusArgs& a) {
     cmd->add_flag("--json", a.json,
                   "print the JSON document of GET /v1/status "
                   "(docs/STATUS_JSON.md)");
+    auto* csv = cmd->add_flag("--csv", a.csv,
+                              "print one CSV row per endpoint per release (compliance report): "
+                              "release, device_id, hostname, site, groups, ring, state, since, "
+                              "last_seen, effective, why");
+    csv->excludes(cmd->get_option("--json"));
+    cmd->add_option("--stale-after", a.stale_after_s,
+                    "seconds without a report after which an endpoint counts as stale "
+                    "(default: what serve last ran with, else 300)")
+        ->check(CLI::Range(1u, 30u * 86'400u));
     cmd->add_option("--site", a.sites,
                     std::string(kSiteHelp) + "; default: the sites serve last ran with")
         ->take_all();
+}
+
+// ---- halt / resume ---------------------------------------------------------------------------
+
+struct HaltArgs {
+    std::string repo, id, reason;
+};
+
+void add_halt(CLI::App& app, HaltArgs& h, HaltArgs& r) {
+    auto* halt = app.add_subcommand(
+        "halt",
+        "Halt a release: the signed feed lists it as halted, and endpoints that have not "
+        "installed it stop there (serve re-signs the feed within a second; works whether or "
+        "not serve runs).");
+    halt->add_option("ID", h.id, "release id")->required();
+    halt->add_option("--repo", h.repo, "repository folder")->required();
+    halt->add_option("--reason", h.reason, "why, shown by status");
+    auto* resume = app.add_subcommand(
+        "resume",
+        "Lift a halt (automatic or by hand). Failures reported before the resume no longer "
+        "count towards auto-halt.");
+    resume->add_option("ID", r.id, "release id")->required();
+    resume->add_option("--repo", r.repo, "repository folder")->required();
 }
 
 int run_status(const StatusArgs& a) {
@@ -394,10 +448,14 @@ int run_status(const StatusArgs& a) {
         if (!map) return fail_with(Error{Errc::invalid_argument, "--site: " + map.error().message});
         sites = std::move(*map);
     }
+    std::optional<std::int64_t> stale_after;
+    if (a.stale_after_s) stale_after = *a.stale_after_s;
     auto status = seeder::collect_status(seeder::RepoPaths(a.repo), nullptr, now_unix(),
-                                         sites ? &*sites : nullptr);
+                                         sites ? &*sites : nullptr, stale_after);
     if (!status) return fail_with(status.error());
-    if (a.json) {
+    if (a.csv) {
+        std::cout << seeder::status_csv(*status);
+    } else if (a.json) {
         std::cout << seeder::status_json(*status) << "\n";
     } else {
         std::cout << seeder::render_status(*status, patchswarm::term::stdout_is_tty());
@@ -410,7 +468,8 @@ int run_status(const StatusArgs& a) {
 int main(int argc, char** argv) {
     CLI::App app{"patchswarm-seeder: signs releases and serves them to the fleet."};
     patchswarm::cli::add_config_option(app, argc, argv,
-                                       {"keygen", "root", "sign", "publish", "serve", "status"});
+                                       {"keygen", "root", "sign", "publish", "serve", "status",
+                                        "halt", "resume"});
     app.require_subcommand(1);
 
     KeygenArgs keygen;
@@ -419,12 +478,14 @@ int main(int argc, char** argv) {
     PublishArgs publish;
     ServeArgs serve;
     StatusArgs status;
+    HaltArgs halt, resume;
     add_keygen(app, keygen);
     add_root(app, root);
     add_sign(app, sign);
     add_publish(app, publish);
     add_serve(app, serve);
     add_status(app, status);
+    add_halt(app, halt, resume);
 
     try {
         app.parse(argc, argv);
@@ -446,6 +507,19 @@ int main(int argc, char** argv) {
         if (app.got_subcommand("publish")) return run_publish(publish);
         if (app.got_subcommand("serve")) return run_serve(serve);
         if (app.got_subcommand("status")) return run_status(status);
+        if (app.got_subcommand("halt")) {
+            auto ok = seeder::halt_release(seeder::RepoPaths(halt.repo), halt.id, halt.reason,
+                                           now_unix());
+            if (!ok) return fail_with(ok.error());
+            std::cout << halt.id << ": halted\n";
+            return kExitOk;
+        }
+        if (app.got_subcommand("resume")) {
+            auto ok = seeder::resume_release(seeder::RepoPaths(resume.repo), resume.id, now_unix());
+            if (!ok) return fail_with(ok.error());
+            std::cout << resume.id << ": resumed\n";
+            return kExitOk;
+        }
     } catch (const std::invalid_argument& e) {
         std::cerr << "patchswarm-seeder: " << e.what() << "\n";
         return kExitUsage;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -13,7 +14,9 @@
 
 #include "common/feed.hpp"
 #include "common/fsutil.hpp"
+#include "common/json_strict.hpp"
 #include "common/manifest.hpp"
+#include "common/rollout.hpp"
 #include "common/swarm.hpp"
 #include "crypto/crypto.hpp"
 #include "seeder/command_line.hpp"
@@ -50,6 +53,7 @@ struct Inputs {
     fs::path payload;  // absolute, normalised, no trailing separator
     std::string name;  // torrent name: the payload's file name
     bool single_file = false;
+    std::optional<core::Rollout> rollout;
 };
 
 Result<void> check_timeout(std::uint32_t seconds, const char* option) {
@@ -101,7 +105,30 @@ Result<void> check_payload_outside_repo(const fs::path& repo, const fs::path& pa
     return {};
 }
 
-Result<Inputs> check_inputs(const PublishRequest& req) {
+Result<void> check_rollout(const PublishRequest& req, std::int64_t now, Inputs& in) {
+    if (req.rollout_file) {
+        auto text = read_file(*req.rollout_file, kMaxRolloutFileBytes);
+        if (!text) return fail(Errc::invalid_argument, "--rollout: " + text.error().message);
+        auto rollout = select_rollout(*text, req.severity);
+        if (!rollout) return fail(Errc::invalid_argument, "--rollout: " + rollout.error().message);
+        in.rollout = std::move(*rollout);
+    }
+    if (req.deadline) {
+        auto at = core::parse_time_spec(*req.deadline, now);
+        if (!at) return fail(Errc::invalid_argument, "--deadline: " + at.error().message);
+        if (!in.rollout) in.rollout.emplace();
+        in.rollout->deadline = *at;
+    }
+    if (in.rollout) {
+        const std::int64_t expires = now + static_cast<std::int64_t>(req.expires_days) * kDay;
+        if (auto ok = core::validate_rollout(*in.rollout, now, expires); !ok) {
+            return fail(Errc::invalid_argument, ok.error().message);
+        }
+    }
+    return {};
+}
+
+Result<Inputs> check_inputs(const PublishRequest& req, std::int64_t now) {
     Inputs in;
     if (auto ok = core::validate_release_id(req.id); !ok) {
         return fail(Errc::invalid_argument, "--id '" + req.id + "': " + ok.error().message);
@@ -141,6 +168,7 @@ Result<Inputs> check_inputs(const PublishRequest& req) {
         return fail(Errc::invalid_argument, "--key is required (or --stage to sign later)");
     }
     in.release_keys = std::move(*keys);
+    if (auto ok = check_rollout(req, now, in); !ok) return forward(ok);
     if (auto ok = check_payload(req, in); !ok) return forward(ok);
     if (auto ok = check_payload_outside_repo(req.repo, in.payload); !ok) return forward(ok);
     return in;
@@ -290,6 +318,7 @@ core::Manifest build_manifest(const PublishRequest& req, const Inputs& in,
     m.install = core::CommandLine{in.install_argv, req.install_timeout_s};
     if (in.verify_argv) m.verify = core::CommandLine{*in.verify_argv, req.verify_timeout_s};
     m.reboot = in.reboot;
+    m.rollout = in.rollout;
     return m;
 }
 
@@ -647,7 +676,7 @@ Result<void> commit_release(const RepoPaths& paths, const RepoState& state,
         id,
         staged,
         serialize_repo_info(info),
-        serialize_index(next_index(state.index, {id, staged.manifest.sequence, manifest_sha256})),
+        serialize_index(next_index(state.index, {id, staged.manifest.sequence, manifest_sha256, std::nullopt})),
     };
     Transaction tx(hooks);
     return commit(tx, plan, *old_repo, *old_index);  // rolled back unless committed
@@ -792,6 +821,45 @@ Result<PublishResult> commit_locked(const RepoPaths& paths, const PublishCommitR
 
 }  // namespace
 
+Result<core::Rollout> select_rollout(std::string_view policy_json, std::string_view severity) {
+    static constexpr std::array<std::string_view, 6> kKeys = {"low",      "normal",    "important",
+                                                              "critical", "emergency", "default"};
+    auto doc = json_strict::parse(policy_json, "rollout");
+    if (!doc) return fail(Errc::invalid_argument, doc.error().message);
+    if (!doc->is_object()) return fail(Errc::invalid_argument, "rollout: expected an object");
+    const bool per_severity = std::any_of(kKeys.begin(), kKeys.end(), [&](std::string_view k) {
+        return doc->contains(std::string(k));
+    });
+    // A policy file may leave out an empty "rings" or "windows" (the manifest always has both).
+    const auto parse_policy = [](json_strict::Json policy,
+                                 const std::string& where) -> Result<core::Rollout> {
+        if (policy.is_object()) {
+            if (!policy.contains("rings")) policy["rings"] = json_strict::Json::array();
+            if (!policy.contains("windows")) policy["windows"] = json_strict::Json::array();
+        }
+        auto r = core::parse_rollout(json_strict::dump(policy));
+        if (!r) return fail(Errc::invalid_argument, where + r.error().message);
+        return r;
+    };
+    if (!per_severity) return parse_policy(*doc, "");
+    // One policy per severity: the emergency schedule is data, chosen by --severity.
+    for (const auto& item : doc->items()) {
+        if (std::find(kKeys.begin(), kKeys.end(), item.key()) == kKeys.end()) {
+            return fail(Errc::invalid_argument,
+                        "rollout." + item.key() +
+                            ": unknown field (a per-severity policy has low, normal, important, "
+                            "critical, emergency and default)");
+        }
+    }
+    std::string key(severity);
+    if (!doc->contains(key)) key = "default";
+    if (!doc->contains(key)) {
+        return fail(Errc::invalid_argument,
+                    "rollout: no policy for severity " + std::string(severity) + " and no default");
+    }
+    return parse_policy((*doc)[key], "[" + key + "] ");
+}
+
 std::string to_json_line(const PublishResult& r) {
     const nlohmann::ordered_json doc = {{"id", r.id},
                                         {"sequence", r.sequence},
@@ -806,7 +874,7 @@ std::string to_json_line(const PublishResult& r) {
 
 Result<PublishResult> publish(const PublishRequest& req, std::int64_t now_unix,
                               const PublishHooks& hooks) {
-    auto inputs = check_inputs(req);
+    auto inputs = check_inputs(req, now_unix);
     if (!inputs) return forward(inputs);
     const RepoPaths paths(req.repo);
     auto lock = RepoLock::acquire(paths);

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/manifest.hpp"
 
 namespace patchswarm::seeder {
 
@@ -45,7 +46,22 @@ struct PublishRequest {
     // Repository name for a new repository (default: the repository folder's name). For an
     // existing repository it must match repo.json when given.
     std::optional<std::string> repo_name;
+    // Staged rollout policy (docs/PROTOCOL.md, "Rollout policy file"): a JSON file holding the
+    // manifest's "rollout" object, or one such object per severity ("emergency", ...) with an
+    // optional "default"; the one for `severity` is signed into the manifest.
+    std::optional<std::filesystem::path> rollout_file;
+    // The rollout's deadline, overriding the file's: unix seconds, UTC ISO 8601 or "+48h"
+    // (core::parse_time_spec, relative to the publish time). Without --rollout it makes a
+    // rollout with no rings or windows: everyone installs at once.
+    std::optional<std::string> deadline;
 };
+
+inline constexpr std::size_t kMaxRolloutFileBytes = 256 * 1024;
+
+// The rollout for `severity` from a policy file's text (see PublishRequest::rollout_file).
+// Errc::invalid_argument naming what is wrong.
+[[nodiscard]] Result<core::Rollout> select_rollout(std::string_view policy_json,
+                                                   std::string_view severity);
 
 struct PublishResult {
     std::string id;

@@ -89,6 +89,14 @@ ReleaseReport read_release(const js::Json& item, const std::string& where,
     rel.attempts = static_cast<std::uint32_t>(
         bounded_u64(r, "attempts", std::numeric_limits<std::uint32_t>::max()));
     rel.reason = bounded_string(r, "reason", kMaxReasonBytes, /*single_line=*/false);
+    if (r.ok() && r.has("failed_phase")) {
+        const std::string phase = r.string("failed_phase");
+        rel.failed_phase = core::parse_phase(phase);
+        if (r.ok() && !rel.failed_phase) {
+            r.fail_at(r.field("failed_phase"), Errc::malformed, "unknown phase");
+        }
+    }
+    if (r.ok() && r.has("deferred_until")) rel.deferred_until = r.i64("deferred_until");
     return rel;
 }
 
@@ -105,6 +113,22 @@ Result<Report> decode_report(std::string_view payload) {
     report.sent_at = r.i64("sent_at");
     report.counter = bounded_u64(r, "counter", kMaxCounter);
     report.boot_id = bounded_string(r, "boot_id", kMaxBootIdBytes, /*single_line=*/true);
+    if (r.ok() && r.has("groups")) {
+        if (const js::Json* groups = r.array("groups", core::kMaxRingGroups)) {
+            std::set<std::string> seen;
+            for (std::size_t i = 0; i < groups->size() && r.ok(); ++i) {
+                const std::string where = r.field("groups") + "[" + std::to_string(i) + "]";
+                std::string g = r.as_string((*groups)[i], where);
+                if (!r.ok()) break;
+                if (auto ok = core::validate_group_name(g); !ok) {
+                    r.fail_at(where, ok.error().code, ok.error().message);
+                } else if (!seen.insert(g).second) {
+                    r.fail_at(where, Errc::malformed, "listed twice");
+                }
+                report.groups.push_back(std::move(g));
+            }
+        }
+    }
     if (const js::Json* releases = r.array("releases", kMaxReportReleases)) {
         std::set<std::string> seen;
         for (std::size_t i = 0; i < releases->size() && r.ok(); ++i) {

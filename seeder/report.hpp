@@ -43,6 +43,10 @@ struct ReleaseReport {
     std::optional<std::uint64_t> bytes_from_wan;
     std::uint32_t attempts = 0;
     std::string reason;
+    // Optional (agents before rollouts do not send them): which step failed, when failed
+    // (auto-halt counts install and verify failures only); a local deferral still holding.
+    std::optional<core::Phase> failed_phase;
+    std::optional<std::int64_t> deferred_until;
 };
 
 struct Report {
@@ -52,6 +56,9 @@ struct Report {
     std::int64_t sent_at = 0;
     std::uint64_t counter = 0;  // strictly increasing per device (replay defence)
     std::string boot_id;
+    // The endpoint's configured groups (rollout rings and windows). Optional; at most
+    // core::kMaxRingGroups valid, unique group names.
+    std::vector<std::string> groups;
     std::vector<ReleaseReport> releases;  // ids unique
 };
 

@@ -20,8 +20,10 @@
 #include "crypto/crypto.hpp"
 #include "seeder/feed_service.hpp"
 #include "seeder/fleet_db.hpp"
+#include "seeder/metrics.hpp"
 #include "seeder/repo.hpp"
 #include "seeder/report.hpp"
+#include "seeder/rollout_eval.hpp"
 #include "seeder/status.hpp"
 #include "seeder/tracker.hpp"
 
@@ -95,6 +97,8 @@ FileStamp stamp_of(const fs::path& path) {
 struct LoadedRelease {
     std::string announce_hash;  // first 20 bytes of the v2 info-hash
     std::vector<std::uint8_t> torrent;
+    std::int64_t created = 0;  // the manifest's: ring 0 opens then
+    std::optional<core::Rollout> rollout;
 };
 
 Result<LoadedRelease> load_release(const RepoPaths& paths, const core::FeedEntry& entry) {
@@ -106,6 +110,14 @@ Result<LoadedRelease> load_release(const RepoPaths& paths, const core::FeedEntry
     auto torrent = read_file(paths.torrent(entry.id), kMaxTorrentBytes);
     if (!torrent) return std::unexpected(torrent.error());
     LoadedRelease release;
+    // Our own repository's manifest: parsed for its rollout policy, which serve enforces.
+    auto env = crypto::parse_envelope(*manifest, 2 * core::kMaxManifestBytes);
+    if (!env) return std::unexpected(env.error());
+    auto m = core::parse_manifest(
+        std::string_view(reinterpret_cast<const char*>(env->payload.data()), env->payload.size()));
+    if (!m) return std::unexpected(m.error());
+    release.created = m->created;
+    release.rollout = m->rollout;
     release.torrent.assign(torrent->begin(), torrent->end());
     auto summary = swarm::inspect_torrent(release.torrent);
     if (!summary) return std::unexpected(summary.error());
@@ -281,8 +293,66 @@ class Seeder {
     void on_tick() {
         reload_root();
         reload_index(/*force_feed=*/false);
-        if (feed_.needs_refresh(now_unix())) sign_feed();
+        const bool policy_changed = evaluate_rollouts(now_unix());
+        if (policy_changed || feed_.needs_refresh(now_unix())) sign_feed();
         tracker_->expire(tracker::Clock::now());
+    }
+
+    // Rings to open, halts to latch, halts and resumes made by hand: all land in fleet.db, and
+    // the feed lists the result. Returns whether the feed must be re-signed. Database trouble is
+    // logged and leaves the feed as it is (the next tick tries again).
+    bool evaluate_rollouts(std::int64_t now) {
+        auto snapshot = db_->snapshot();
+        auto halts = db_->halts();
+        if (!snapshot || !halts) {
+            spdlog::error("rollout: cannot read fleet.db: {}",
+                          !snapshot ? snapshot.error().message : halts.error().message);
+            return false;
+        }
+        std::vector<core::FeedEntry> entries = releases_;
+        std::vector<std::string> halted;
+        for (auto& entry : entries) {
+            const auto it = rollouts_.find(entry.id);
+            if (it == rollouts_.end()) continue;  // could not be loaded: not served
+            const ReleasePolicy& policy = it->second;
+            auto opened = db_->ring_opens(entry.id, entry.manifest_sha256);
+            if (!opened) {
+                spdlog::error("rollout {}: {}", entry.id, opened.error().message);
+                return false;
+            }
+            const ReleaseRollout ro =
+                evaluate_release(policy.rollout ? &*policy.rollout : nullptr, policy.created,
+                                 entry.id, entry.manifest_sha256, *snapshot, *opened, *halts, now,
+                                 options_.stale_after.count());
+            if (ro.progress.halted && !ro.halt) {
+                spdlog::warn("release {} halted: {}", entry.id, ro.progress.halt_reason);
+                if (auto ok = db_->halt(entry.id, entry.manifest_sha256, ro.progress.halt_reason,
+                                        "auto", now);
+                    !ok) {
+                    spdlog::error("rollout {}: cannot latch the halt: {}", entry.id,
+                                  ok.error().message);
+                }
+                halted.push_back(entry.id);
+            } else if (ro.halt) {
+                halted.push_back(entry.id);
+            }
+            if (ro.feed_open_rings) {
+                for (std::size_t ring = opened->size(); ring < *ro.feed_open_rings; ++ring) {
+                    const auto at = ro.progress.rings[ring].opened_at.value_or(now);
+                    spdlog::info("release {}: ring {} open", entry.id,
+                                 ro.progress.rings[ring].name);
+                    if (auto ok = db_->save_ring_open(entry.id, entry.manifest_sha256, ring, at);
+                        !ok) {
+                        spdlog::error("rollout {}: {}", entry.id, ok.error().message);
+                    }
+                }
+                entry.open_rings = ro.feed_open_rings;
+            }
+        }
+        const bool changed = entries != feed_.releases() || halted != feed_.halted();
+        feed_entries_ = std::move(entries);
+        halted_ = std::move(halted);
+        return changed;
     }
 
     void reload_index(bool force_feed) {
@@ -300,6 +370,16 @@ class Seeder {
         if (index->releases == releases_ && !force_feed) return;
         releases_ = index->releases;
         apply_releases();
+        // Until the fleet database says otherwise, a staged release has only its first ring
+        // open: a missing open_rings would open every ring.
+        feed_entries_ = releases_;
+        for (auto& entry : feed_entries_) {
+            const auto it = rollouts_.find(entry.id);
+            if (it != rollouts_.end() && it->second.rollout && !it->second.rollout->rings.empty()) {
+                entry.open_rings = 1;
+            }
+        }
+        evaluate_rollouts(now_unix());
         sign_feed();
     }
 
@@ -336,9 +416,11 @@ class Seeder {
     }
 
     void sign_feed() {
-        if (auto seq = feed_.publish(releases_, now_unix()); !seq) {
+        if (auto seq = feed_.publish(feed_entries_, halted_, now_unix()); !seq) {
             spdlog::error("cannot sign the feed: {}", seq.error().message);
+            return;
         }
+        ++counters_.feeds_signed;
     }
 
     // Brings the tracker and the swarm in line with releases_.
@@ -355,6 +437,10 @@ class Seeder {
             loaded.emplace(entry.id, std::move(*release));
         }
         tracker_->set_torrents(std::move(torrents));
+        rollouts_.clear();
+        for (const auto& [id, release] : loaded) {
+            rollouts_.emplace(id, ReleasePolicy{release.created, release.rollout});
+        }
 
         std::map<std::string, std::string> wanted;  // id → manifest hash
         for (const auto& entry : releases_) {
@@ -427,6 +513,7 @@ class Seeder {
             return http::file_response(paths_.root_version(*version), nullptr, "application/json");
         }
         if (req.path == "/v1/status") return get_status();
+        if (req.path == "/metrics") return get_metrics();
         if (req.path.starts_with("/v1/releases/")) return get_release_file(req);
         if (req.path.starts_with("/v1/payload/")) return get_payload(req);
         return error_response(404, "not_found", "no such route");
@@ -513,6 +600,7 @@ class Seeder {
             res.body = tracker::bencode_failure(a.error().message);
             return res;
         }
+        ++counters_.tracker_requests;
         auto reply = tracker_->announce(*a, tracker::Clock::now());
         res.body = reply ? tracker::bencode_reply(*reply, a->compact)
                          : tracker::bencode_failure(reply.error().message);
@@ -539,16 +627,19 @@ class Seeder {
 
     http::Response post_report(const http::Request& req) {
         auto report = parse_report(req.body);
+        if (!report) ++counters_.reports_refused;
         if (!report) {
             spdlog::warn("report from {} refused: {}", req.remote_address, report.error().message);
             return error_response(report.error(), report_status_for(report.error().code));
         }
         auto outcome = db_->apply_report(*report, req.remote_address, now_unix());
         if (!outcome) {
+            ++counters_.reports_refused;
             spdlog::warn("report from {} ({}) refused: {}", report->device_id.substr(0, 8),
                          req.remote_address, outcome.error().message);
             return error_response(outcome.error(), report_status_for(outcome.error().code));
         }
+        ++counters_.reports_accepted;
         log_outcome(*report, *outcome, req.remote_address);
         return http::json_response(200, R"({"ok":true})");
     }
@@ -565,9 +656,24 @@ class Seeder {
     }
 
     http::Response get_status() {
-        auto status = collect_status(paths_, db_.get(), now_unix(), &sites_);
+        auto status =
+            collect_status(paths_, db_.get(), now_unix(), &sites_, options_.stale_after.count());
         if (!status) return error_response(status.error(), 500);
         return http::json_response(200, status_json(*status));
+    }
+
+    http::Response get_metrics() {
+        auto status =
+            collect_status(paths_, db_.get(), now_unix(), &sites_, options_.stale_after.count());
+        if (!status) return error_response(status.error(), 500);
+        auto snapshot = db_->snapshot();
+        if (!snapshot) return error_response(snapshot.error(), 500);
+        std::vector<std::int64_t> last_seen;
+        for (const auto& e : snapshot->endpoints) last_seen.push_back(e.last_seen);
+        http::Response res =
+            http::text_response(200, render_metrics(*status, counters_, last_seen));
+        res.content_type = std::string(kMetricsContentType);
+        return res;
     }
 
     asio::io_context& io_;
@@ -584,7 +690,15 @@ class Seeder {
     std::uint64_t refused_root_ = 0;  // last root version whose feed key is missing (logged once)
     FileStamp roots_stamp_;
     FileStamp index_stamp_;
-    std::vector<core::FeedEntry> releases_;       // as listed in index.json (and the feed)
+    struct ReleasePolicy {
+        std::int64_t created = 0;
+        std::optional<core::Rollout> rollout;
+    };
+    std::vector<core::FeedEntry> releases_;          // as listed in index.json
+    std::vector<core::FeedEntry> feed_entries_;      // releases_ with open_rings: the feed
+    std::vector<std::string> halted_;                // active halts of listed releases: the feed
+    std::map<std::string, ReleasePolicy> rollouts_;  // id -> the served manifest's rollout
+    ServeCounters counters_;
     std::map<std::string, std::string> seeding_;  // id → manifest hash added to the swarm
     bool stopping_ = false;
     std::unique_ptr<http::Server> http_;  // last: stopped and destroyed first
@@ -624,6 +738,7 @@ void serve(const ServeOptions& options) {
         throw std::invalid_argument("--gateways must be 0.." + std::to_string(kMaxGateways));
     }
     if (options.site_stall.count() < 1) throw std::invalid_argument("--site-stall must be >= 1");
+    if (options.stale_after.count() < 1) throw std::invalid_argument("--stale-after must be >= 1");
     if (options.site_upload_limit < 0) {
         throw std::invalid_argument("--site-upload-limit must not be negative");
     }
@@ -641,6 +756,10 @@ void serve(const ServeOptions& options) {
     std::vector<std::string> specs;
     for (const auto& site : sites->sites()) specs.push_back(core::to_spec(site));
     if (auto ok = (*db)->save_sites(specs); !ok) {
+        throw std::runtime_error("fleet.db: " + ok.error().message);
+    }
+    if (auto ok = (*db)->set_meta("stale_after", std::to_string(options.stale_after.count()));
+        !ok) {
         throw std::runtime_error("fleet.db: " + ok.error().message);
     }
 

@@ -5,7 +5,10 @@
 //
 // index.json is polled every 500 ms (mtime, size, inode); a change re-signs the feed, updates the
 // tracker's torrents and adds or removes seeded releases. The feed is also re-signed at half its
-// lifetime.
+// lifetime. On the same tick the staged rollouts are evaluated from fleet.db (rings that may
+// open, auto-halts; halts and resumes by `patchswarm-seeder halt|resume` land there too); when
+// a release's open rings or the halted set change, the feed is re-signed. GET /metrics answers
+// in the Prometheus text format.
 #pragma once
 
 #include <chrono>
@@ -33,6 +36,9 @@ struct ServeOptions {
         tracker::kDefaultGateways;        // peers per site (and torrent) given the seeder
     std::chrono::seconds site_stall{30};  // no progress this long: the whole site gets it
     int site_upload_limit = 0;            // bytes/s per configured site, 0 = none
+    // An endpoint silent for longer is stale: not reachable for ring thresholds, shown as
+    // stale by status (saved in fleet.db for `status`).
+    std::chrono::seconds stale_after{300};
 };
 
 inline constexpr std::size_t kMaxGateways = 1000;

@@ -15,11 +15,15 @@
 #include "common/sites.hpp"
 #include "seeder/fleet_db.hpp"
 #include "seeder/repo.hpp"
+#include "seeder/rollout_eval.hpp"
 
 namespace patchswarm::seeder {
 
 // Pseudo-state of an endpoint known to the fleet that has not reported a release yet.
 inline constexpr std::string_view kUnreported = "unreported";
+// Pseudo-state of an endpoint that has not reported for longer than stale_after: whatever it
+// last said, it is never counted effective.
+inline constexpr std::string_view kStale = "stale";
 
 struct EndpointStatus {
     std::string device_id;
@@ -31,6 +35,28 @@ struct EndpointStatus {
     std::uint32_t attempts = 0;
     std::string reason;
     std::int64_t last_seen = 0;  // last report (seeder clock)
+    // What it last reported for this release ("unreported" if nothing): differs from `state`
+    // only when the endpoint is stale.
+    std::string last_state;
+    std::string ring;  // name of its rollout ring; empty when the release has no rings
+    std::vector<std::string> groups;
+    std::optional<std::int64_t> deferred_until;
+    std::string site;
+    std::string why;  // one line: what still stands between this endpoint and `effective`
+};
+
+// Seconds from publish (the manifest's `created`) to `effective`, over endpoints effective now.
+struct TimeToProtection {
+    std::size_t effective = 0;
+    std::optional<std::int64_t> first, median, p95, last;  // nearest-rank percentiles
+};
+
+struct RingView {
+    std::string name;
+    std::size_t members = 0, reachable = 0, effective = 0, failed = 0, needed = 0;
+    double failure_rate = 0;  // 0..1
+    bool open = false;
+    std::optional<std::int64_t> opened_at, succeeded_at;
 };
 
 // One site's view of one release. An endpoint's site is the classification of the remote
@@ -65,6 +91,19 @@ struct ReleaseStatus {
     // Configured sites in configuration order (also those without endpoints), then automatic
     // sites with endpoints, by name.
     std::vector<SiteStatus> sites;
+    // Rollout (docs/STATUS_JSON.md): publish time, deadline, rings, halt, time to protection.
+    std::optional<std::int64_t> published_at;
+    std::optional<std::int64_t> deadline;
+    std::vector<RingView> rings;  // empty when the release has no staged rollout
+    std::optional<std::int64_t> next_ring_opens_at;
+    std::string waiting_for;  // why the next ring is not open yet
+    bool halted = false;      // listed as halted in the feed (latched)
+    std::string halt_reason;
+    std::string halted_by;  // "auto" or "manual"
+    std::optional<std::int64_t> halted_at;
+    bool halt_pending = false;  // auto-halt conditions hold now but serve has not latched it yet
+    TimeToProtection time_to_protection;
+    std::vector<EndpointStatus> all;  // every known endpoint (for --csv), same fields
 };
 
 struct FleetStatus {
@@ -72,6 +111,7 @@ struct FleetStatus {
     std::int64_t generated_at = 0;
     std::uint64_t feed_sequence = 0;
     std::size_t endpoints = 0;
+    std::int64_t stale_after = 0;
     std::vector<ReleaseStatus> releases;  // index order (ascending sequence)
 };
 
@@ -79,12 +119,31 @@ struct ManifestFacts {
     std::string name;
     std::string severity;
     std::uint64_t size = 0;
+    std::int64_t created = 0;  // 0: unknown
+    std::optional<core::Rollout> rollout;
+};
+
+// Rollout state from fleet.db that status shows: latched ring openings per release id (for its
+// current manifest) and halts.
+struct RolloutState {
+    std::map<std::string, std::vector<std::int64_t>> ring_opens;
+    std::vector<HaltRow> halts;
+    std::int64_t stale_after = 300;
 };
 
 FleetStatus build_status(const std::string& repository, const Index& index,
                          const std::map<std::string, ManifestFacts>& manifests,
                          const FleetSnapshot& fleet, std::uint64_t feed_sequence, std::int64_t now,
-                         const core::SiteMap& sites = {});
+                         const core::SiteMap& sites = {}, const RolloutState& rollout = {});
+
+// Nearest-rank percentiles of seconds-to-effective (values need not be sorted).
+TimeToProtection time_to_protection(std::vector<std::int64_t> seconds);
+
+// `status --csv`: one row per endpoint per release (the quarterly compliance report):
+// release,device_id,hostname,site,groups,ring,state,since,last_seen,effective,why.
+// Text from reports is quoted, and a leading = + - @ is neutralised so that a spreadsheet never
+// runs it as a formula.
+std::string status_csv(const FleetStatus& status);
 
 // The JSON document (one line, stable key order).
 std::string status_json(const FleetStatus& status);
@@ -95,10 +154,20 @@ std::string render_status(const FleetStatus& status, bool tty);
 
 // Reads repo.json, index.json, each release's manifest and the fleet database. `db` may be
 // null: then fleet.db is opened if it exists (a repository that was never served has an empty
-// fleet). `sites` null: the sites `serve` last ran with (saved in fleet.db). Errc::not_found if
+// fleet). `sites` null: the sites `serve` last ran with (saved in fleet.db). `stale_after`
+// nullopt: what `serve` last ran with (fleet.db), else kDefaultStaleAfterS. Errc::not_found if
 // the repository is not initialised.
-[[nodiscard]] Result<FleetStatus> collect_status(const RepoPaths& paths, FleetDb* db,
-                                                 std::int64_t now,
-                                                 const core::SiteMap* sites = nullptr);
+[[nodiscard]] Result<FleetStatus> collect_status(
+    const RepoPaths& paths, FleetDb* db, std::int64_t now, const core::SiteMap* sites = nullptr,
+    std::optional<std::int64_t> stale_after = std::nullopt);
+
+// `patchswarm-seeder halt ID [--reason TEXT]` / `resume ID`: record a manual halt (or lift
+// one) in fleet.db, for the release's current manifest. `serve` picks it up within a tick and
+// re-signs the feed; without `serve` running it takes effect when serve starts. Errc::not_found
+// when the id is not published (or, for resume, not halted), Errc::invalid_argument for a bad id.
+[[nodiscard]] Result<void> halt_release(const RepoPaths& paths, const std::string& id,
+                                        const std::string& reason, std::int64_t now);
+[[nodiscard]] Result<void> resume_release(const RepoPaths& paths, const std::string& id,
+                                          std::int64_t now);
 
 }  // namespace patchswarm::seeder

@@ -132,3 +132,33 @@ TEST_CASE("a state.db of the issue 2 trust chain loses its delegation and feed m
     REQUIRE(roots);
     CHECK(roots->empty());
 }
+
+TEST_CASE("state.db keeps deferrals and the reboot request time", "[core]") {
+    test::TempDir dir("ps-store-defer");
+    auto store = EndpointStore::open(dir / "state.db");
+    REQUIRE(store);
+    REQUIRE((*store)->save_release(release("KB1")));
+    auto none = (*store)->deferral("KB1");
+    REQUIRE(none);
+    CHECK_FALSE(none->has_value());
+    REQUIRE((*store)->set_deferral("KB1", 5000, 100));
+    REQUIRE((*store)->set_deferral("KB1", 6000, 101));  // a new deferral replaces the old one
+    auto rec = release("KB1").record;
+    rec.state = core::State::reboot_pending;
+    rec.reboot_requested_at = 4242;
+    REQUIRE((*store)->save_record(rec));
+
+    auto again = EndpointStore::open(dir / "state.db");
+    REQUIRE(again);
+    auto until = (*again)->deferral("KB1");
+    REQUIRE(until);
+    CHECK(until->value_or(0) == 6000);
+    auto r = (*again)->load_release("KB1");
+    REQUIRE(r);
+    REQUIRE(*r);
+    CHECK((*r)->record.reboot_requested_at == 4242);
+    REQUIRE((*again)->clear_deferral("KB1"));
+    auto cleared = (*again)->deferral("KB1");
+    REQUIRE(cleared);
+    CHECK_FALSE(cleared->has_value());
+}

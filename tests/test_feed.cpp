@@ -29,7 +29,8 @@ Feed sample_feed() {
     f.issued = 1763800000;
     f.expires = 1763886400;
     // Order is the seeder's to choose and is kept as is.
-    f.releases = {{"MS10-001", 4, std::string(64, 'b')}, {"MS08-067", 3, std::string(64, 'a')}};
+    f.releases = {{"MS10-001", 4, std::string(64, 'b'), 2},
+                  {"MS08-067", 3, std::string(64, 'a'), std::nullopt}};
     f.halted = {"MS07-001"};
     return f;
 }
@@ -38,7 +39,7 @@ Feed feed_with_releases(std::size_t count) {
     Feed f = sample_feed();
     f.releases.clear();
     for (std::size_t i = 0; i < count; ++i) {
-        f.releases.push_back({"R" + std::to_string(i), i, std::string(64, 'e')});
+        f.releases.push_back({"R" + std::to_string(i), i, std::string(64, 'e'), std::nullopt});
     }
     return f;
 }
@@ -66,6 +67,20 @@ TEST_CASE("a feed survives serialise and parse unchanged", "[core]") {
     auto parsed_empty = parse_feed(serialize_feed(empty));
     REQUIRE(parsed_empty.has_value());
     CHECK(*parsed_empty == empty);
+}
+
+TEST_CASE("open_rings appears in the feed only for staged releases", "[core]") {
+    const std::string text = serialize_feed(sample_feed());
+    CHECK(text.find(R"("manifest_sha256":")" + std::string(64, 'b') + R"(","open_rings":2})") !=
+          std::string::npos);
+    // A release without a staged rollout serialises exactly as before open_rings existed.
+    CHECK(text.find(R"("manifest_sha256":")" + std::string(64, 'a') + R"("})") !=
+          std::string::npos);
+    Feed f = sample_feed();
+    f.releases[0].open_rings = kMaxOpenRings;
+    CHECK(validate_feed(f).has_value());
+    f.releases[0].open_rings = kMaxOpenRings + 1;
+    CHECK_FALSE(validate_feed(f).has_value());
 }
 
 TEST_CASE("the valid feed file parses", "[core]") {
@@ -105,6 +120,11 @@ TEST_CASE("malicious feeds are refused with the right error", "[core]") {
         {"feed_duplicate_halted.json", Errc::malformed, "feed.halted[1]"},
         {"feed_duplicate_key.json", Errc::malformed, "\"sequence\""},
         {"feed_not_json.json", Errc::malformed, "feed"},
+        {"feed_open_rings_zero.json", Errc::malformed, "feed.releases[0].open_rings"},
+        {"feed_open_rings_over_bound.json", Errc::malformed, "feed.releases[0].open_rings"},
+        {"feed_open_rings_negative.json", Errc::malformed, "feed.releases[0].open_rings"},
+        {"feed_open_rings_as_string.json", Errc::malformed, "feed.releases[0].open_rings"},
+        {"feed_open_rings_huge.json", Errc::malformed, "feed.releases[0].open_rings"},
     };
 
     std::set<std::string> covered{"valid_feed.json"};

@@ -929,3 +929,95 @@ TEST_CASE("the zoneinfo adapter refuses bad names before touching the disk", "[z
     CHECK(own.utc_offset("Good", 2000) == 3600);
     std::filesystem::remove_all(dir);
 }
+
+// --- the endpoint's tick and the command-line times ------------------------------------------
+
+TEST_CASE("the endpoint's verdict combines ring, feed, halt, deferral and deadline", "[core]") {
+    Rollout r = staged();
+    r.deadline = kPublished + kDay;
+    const std::vector<std::string> early{"early"};
+    const std::int64_t now = kPublished + kHour;
+
+    // A canary with only ring 0 open installs; an "early" endpoint waits, naming its ring.
+    auto v = endpoint_verdict(&r, posix(), 1u, false, std::nullopt, now, device(1), kNoGroups);
+    CHECK(v.ring == 0);
+    CHECK(v.ring_name == "canary");
+    CHECK(v.install.allowed);
+    v = endpoint_verdict(&r, posix(), 1u, false, std::nullopt, now, device(9), early);
+    CHECK(v.ring == 1);
+    CHECK_FALSE(v.install.allowed);
+    CHECK(v.install.cause == WaitCause::ring_closed);
+    CHECK(v.install.wait_reason == "waiting for rollout ring early to open");
+    // Reboots are not gated by the ring (the install already passed it).
+    CHECK(v.reboot.allowed);
+    // Everyone else is in the implicit last ring.
+    v = endpoint_verdict(&r, posix(), 2u, false, std::nullopt, now, device(9), kNoGroups);
+    CHECK(v.ring == 2);
+    CHECK(v.ring_name == kRestRingName);
+    CHECK_FALSE(v.install.allowed);
+    // No open_rings in the feed: every ring is open.
+    CHECK(
+        endpoint_verdict(&r, posix(), std::nullopt, false, std::nullopt, now, device(9), kNoGroups)
+            .install.allowed);
+    // The signed deadline opens every ring even when the feed still says otherwise...
+    CHECK(endpoint_verdict(&r, posix(), 1u, false, std::nullopt, *r.deadline, device(9), early)
+              .install.allowed);
+    // ...but never lifts a halt, for installs or reboots.
+    v = endpoint_verdict(&r, posix(), 3u, true, std::nullopt, *r.deadline, device(1), kNoGroups);
+    CHECK_FALSE(v.install.allowed);
+    CHECK(v.install.cause == WaitCause::halted);
+    CHECK_FALSE(v.reboot.allowed);
+    // A deferral holds both until the deadline.
+    v = endpoint_verdict(&r, posix(), 3u, false, *r.deadline + kDay, now, device(1), kNoGroups);
+    CHECK(v.install.cause == WaitCause::deferred);
+    CHECK(v.reboot.cause == WaitCause::deferred);
+    CHECK(v.install.next_check_at == r.deadline);
+    // A release without a rollout section: only a halt holds it back.
+    CHECK(endpoint_verdict(nullptr, posix(), std::nullopt, false, std::nullopt, now, device(9),
+                           kNoGroups)
+              .install.allowed);
+    CHECK_FALSE(
+        endpoint_verdict(nullptr, posix(), std::nullopt, true, std::nullopt, now, device(9), early)
+            .install.allowed);
+}
+
+TEST_CASE("command-line times: unix seconds, UTC ISO 8601 and relative", "[core]") {
+    const std::int64_t now = kPublished;
+    CHECK(parse_time_spec("1763800000", now).value_or(-1) == 1763800000);
+    CHECK(parse_time_spec("2025-11-25T03:30:00Z", now).value_or(-1) == utc(2025, 11, 25, 3, 30));
+    CHECK(parse_time_spec("2025-11-25T03:30Z", now).value_or(-1) == utc(2025, 11, 25, 3, 30));
+    CHECK(parse_time_spec("+90s", now).value_or(-1) == now + 90);
+    CHECK(parse_time_spec("+15m", now).value_or(-1) == now + 900);
+    CHECK(parse_time_spec("+48h", now).value_or(-1) == now + 48 * kHour);
+    CHECK(parse_time_spec("+2d", now).value_or(-1) == now + 2 * kDay);
+    CHECK(parse_time_spec("now", now).value_or(-1) == now);
+    CHECK(format_utc(*parse_time_spec("2024-02-29T23:59:59Z", now)) == "2024-02-29T23:59:59Z");
+    for (const char* bad : {"", "+", "+5", "+5y", "-5m", "+-5m", "12ab", "2025-02-30T00:00:00Z",
+                            "2025-11-25T24:00:00Z", "2025-11-25 03:30:00Z", "2025-11-25T03:30:00",
+                            "99999999999999999999", "+999999999999d", "tomorrow"}) {
+        INFO(bad);
+        auto r = parse_time_spec(bad, now);
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error().code == patchswarm::Errc::invalid_argument);
+    }
+}
+
+TEST_CASE("a rollout section parses on its own, strictly", "[core]") {
+    const std::string text =
+        R"({"rings":[{"name":"canary","groups":["canary"],"success_threshold":1,"soak_s":60,)"
+        R"("max_failure_rate":0.2}],"deadline":1763900000,)"
+        R"("windows":[{"group":"office","days":["mon","fri"],"start":"22:00","end":"02:00",)"
+        R"("tz":"Europe/Berlin"}]})";
+    auto r = parse_rollout(text);
+    REQUIRE(r.has_value());
+    REQUIRE(r->rings.size() == 1);
+    CHECK(r->rings[0].max_failure_bp == 2000);
+    CHECK(r->deadline == 1763900000);
+    CHECK(r->windows[0].days == (kMon | kFri));
+    CHECK(parse_rollout(serialize_rollout(*r)).value_or(Rollout{}) == *r);
+    auto unknown = parse_rollout(R"({"rings":[],"windws":[]})");
+    REQUIRE_FALSE(unknown.has_value());
+    CHECK(unknown.error().message.find("rollout.windws") != std::string::npos);
+    CHECK_FALSE(parse_rollout(R"({"rings":[{"name":"a"}],"rings":[]})").has_value());
+    CHECK_FALSE(parse_rollout("[]").has_value());
+}

@@ -426,3 +426,28 @@ TEST_CASE("install commands are split into argv without a shell", "[core]") {
     for (int i = 0; i < 64; ++i) many += " x";
     CHECK_FALSE(split_command_line(many));
 }
+
+TEST_CASE("a rollout policy file is chosen by severity and checked before anything is signed",
+          "[core]") {
+    const std::string per_severity =
+        R"({"emergency":{"rings":[]},"default":{"rings":[{"name":"canary","groups":["c"],)"
+        R"("success_threshold":1,"soak_s":60,"max_failure_rate":0.2}]}})";
+    auto emergency = select_rollout(per_severity, "emergency");
+    REQUIRE(emergency);
+    CHECK(emergency->rings.empty());
+    auto normal = select_rollout(per_severity, "normal");
+    INFO((normal ? "" : normal.error().message));
+    REQUIRE(normal);
+    REQUIRE(normal->rings.size() == 1);
+    CHECK(normal->rings[0].name == "canary");
+    auto plain = select_rollout(R"({"rings":[],"deadline":5})", "low");
+    REQUIRE(plain);
+    CHECK(plain->deadline == 5);
+    for (const char* bad : {R"({"emergency":{},"sometimes":{}})", R"({"emergency":{}})",
+                            R"({"default":{"rings":[{"nmae":"x"}]}})", "[]", "{"}) {
+        INFO(bad);
+        auto r = select_rollout(bad, "normal");
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code == Errc::invalid_argument);
+    }
+}

@@ -232,12 +232,12 @@ TEST_CASE("the feed sequence only grows, across reopening the database", "[core]
 
 TEST_CASE("the status document counts every state and lists who is not effective", "[core]") {
     Index index;
-    index.releases = {{"MS08-067", 3, std::string(64, 'a')}};
+    index.releases = {{"MS08-067", 3, std::string(64, 'a'), std::nullopt}};
     FleetSnapshot fleet;
-    fleet.endpoints = {{"aaaa1111", "desk-1", "10.0.0.2", "b", 1, 50, 1},
-                       {"bbbb2222", "desk-2", "10.0.0.3", "b", 1, 50, 1},
-                       {"cccc3333", "desk-3", "10.0.0.4", "b", 1, 50, 1},
-                       {"dddd4444", "desk-4", "10.0.0.5", "b", 1, 50, 1}};
+    fleet.endpoints = {{"aaaa1111", "desk-1", "10.0.0.2", "b", 1, 50, 1, {}},
+                       {"bbbb2222", "desk-2", "10.0.0.3", "b", 1, 50, 1, {}},
+                       {"cccc3333", "desk-3", "10.0.0.4", "b", 1, 50, 1, {}},
+                       {"dddd4444", "desk-4", "10.0.0.5", "b", 1, 50, 1, {}}};
     auto row = [](std::string dev, core::State s, double p, std::string reason = "") {
         EndpointReleaseRow r;
         r.device_id = std::move(dev);
@@ -254,7 +254,7 @@ TEST_CASE("the status document counts every state and lists who is not effective
                       row("bbbb2222", core::State::downloading, 0.5),
                       row("cccc3333", core::State::failed, 0.1, "install failed\x1b[2J")};
     const std::map<std::string, ManifestFacts> facts = {
-        {"MS08-067", {"KB958644", "emergency", 42}}};
+        {"MS08-067", {"KB958644", "emergency", 42, 0, std::nullopt}}};
 
     const FleetStatus status = build_status("repo", index, facts, fleet, 17, 100);
     REQUIRE(status.releases.size() == 1);
@@ -276,7 +276,7 @@ TEST_CASE("the status document counts every state and lists who is not effective
     CHECK(rel["counts"]["effective"] == 1);
     CHECK(rel["counts"]["failed"] == 1);
     CHECK(rel["counts"]["unreported"] == 1);
-    CHECK(rel["counts"].size() == 10);
+    CHECK(rel["counts"].size() == 11);  // the nine states, unreported and stale
     CHECK(rel["not_effective"][1]["since"].is_null());
     CHECK(rel["severity"] == "emergency");
 
@@ -358,13 +358,13 @@ TEST_CASE("fleet.db keeps LAN and WAN bytes, and adds their columns to an older 
 
 TEST_CASE("the status shows each site's endpoints, effective count and WAN copies", "[core]") {
     Index index;
-    index.releases = {{"MS08-067", 3, std::string(64, 'a')}};
+    index.releases = {{"MS08-067", 3, std::string(64, 'a'), std::nullopt}};
     FleetSnapshot fleet;
-    fleet.endpoints = {{"aaaa1111", "desk-1", "10.77.1.10", "b", 1, 50, 1},
-                       {"bbbb2222", "desk-2", "10.77.1.11", "b", 1, 50, 1},
-                       {"cccc3333", "desk-3", "10.77.2.10", "b", 1, 50, 1},
-                       {"dddd4444", "desk-4", "192.168.9.4", "b", 1, 50, 1},
-                       {"eeee5555", "desk-5", "::ffff:10.77.2.11", "b", 1, 50, 1}};
+    fleet.endpoints = {{"aaaa1111", "desk-1", "10.77.1.10", "b", 1, 50, 1, {}},
+                       {"bbbb2222", "desk-2", "10.77.1.11", "b", 1, 50, 1, {}},
+                       {"cccc3333", "desk-3", "10.77.2.10", "b", 1, 50, 1, {}},
+                       {"dddd4444", "desk-4", "192.168.9.4", "b", 1, 50, 1, {}},
+                       {"eeee5555", "desk-5", "::ffff:10.77.2.11", "b", 1, 50, 1, {}}};
     auto row = [](std::string dev, core::State s, std::optional<std::uint64_t> lan,
                   std::optional<std::uint64_t> wan) {
         EndpointReleaseRow r;
@@ -383,7 +383,7 @@ TEST_CASE("the status shows each site's endpoints, effective count and WAN copie
                       row("dddd4444", core::State::effective, std::nullopt, std::nullopt),
                       row("eeee5555", core::State::effective, 1, 2)};
     const std::map<std::string, ManifestFacts> facts = {
-        {"MS08-067", {"KB958644", "emergency", 1000}}};
+        {"MS08-067", {"KB958644", "emergency", 1000, 0, std::nullopt}}};
     auto sites =
         core::SiteMap::parse({"site1=10.77.1.0/24", "site2=10.77.2.0/24", "site3=10.77.3.0/24"});
     REQUIRE(sites);

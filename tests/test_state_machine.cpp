@@ -645,3 +645,42 @@ TEST_CASE("every state and event keeps the step invariants", "[core]") {
         }
     }
 }
+
+TEST_CASE("reboot_pending asks for a reboot once when allowed, and says why when not", "[core]") {
+    const ReleaseFacts facts{true, true, false};
+    auto s = on_event(record_in(State::installing), facts, install_exit(0, "boot-A"), 200);
+    REQUIRE(s.record.state == State::reboot_pending);
+    CHECK_FALSE(has<cmd::RunReboot>(s));
+
+    SECTION("held back by policy: the reason is recorded and reported, no reboot") {
+        ev::Tick t = tick("boot-A");
+        t.reboot_wait_reason = "reboot outside maintenance window";
+        auto held = on_event(s.record, facts, t, 300);
+        CHECK(held.record.state == State::reboot_pending);
+        CHECK(held.record.reason == "reboot outside maintenance window");
+        CHECK(held.record.entered_at == 200);  // still pending since the install
+        CHECK_FALSE(has<cmd::RunReboot>(held));
+        CHECK(has<cmd::SendReport>(held));
+        // The same reason again changes nothing and sends nothing.
+        auto again = on_event(held.record, facts, t, 301);
+        CHECK_FALSE(again.changed);
+        CHECK(again.commands.empty());
+    }
+    SECTION("allowed: one reboot command, not repeated on the next ticks") {
+        ev::Tick t = tick("boot-A");
+        t.reboot_allowed = true;
+        auto asked = on_event(s.record, facts, t, 300);
+        CHECK(count<cmd::RunReboot>(asked) == 1);
+        CHECK(asked.record.reboot_requested_at == 300);
+        CHECK(asked.changed);  // persisted before the command runs
+        auto next = on_event(asked.record, facts, t, 301);
+        CHECK_FALSE(has<cmd::RunReboot>(next));
+        // A reboot that never happened is asked for again after kRebootRetryS.
+        auto later = on_event(asked.record, facts, t, 300 + kRebootRetryS);
+        CHECK(count<cmd::RunReboot>(later) == 1);
+        // Once the boot id changed, the release is effective and no reboot is asked for.
+        auto rebooted = on_event(asked.record, facts, tick("boot-B"), 400);
+        CHECK(rebooted.record.state == State::effective);
+        CHECK_FALSE(has<cmd::RunReboot>(rebooted));
+    }
+}

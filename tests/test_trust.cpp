@@ -86,7 +86,8 @@ Feed sample_feed(const std::string& manifest_envelope, std::uint64_t sequence = 
     f.sequence = sequence;
     f.issued = kNow - 10;
     f.expires = kNow + 3600;
-    f.releases = {{"MS08-067", 5, crypto::sha256_hex(crypto::as_bytes(manifest_envelope))}};
+    f.releases = {
+        {"MS08-067", 5, crypto::sha256_hex(crypto::as_bytes(manifest_envelope)), std::nullopt}};
     return f;
 }
 
@@ -153,13 +154,14 @@ TEST_CASE("a manifest must be the one the feed named, signed by the release key"
     Keys k;
     const Manifest m = sample_manifest();
     const auto env = seal(crypto::payload_type::manifest, serialize_manifest(m), k.release);
-    const FeedEntry entry{m.id, m.sequence, crypto::sha256_hex(crypto::as_bytes(env))};
+    const FeedEntry entry{m.id, m.sequence, crypto::sha256_hex(crypto::as_bytes(env)),
+                          std::nullopt};
     auto ok = verify_manifest(env, entry, k.root(), kNow, std::nullopt);
     REQUIRE(ok.has_value());
     CHECK(*ok == m);
 
     auto entry_for = [&](const std::string& e) {
-        return FeedEntry{m.id, m.sequence, crypto::sha256_hex(crypto::as_bytes(e))};
+        return FeedEntry{m.id, m.sequence, crypto::sha256_hex(crypto::as_bytes(e)), std::nullopt};
     };
     Manifest expired = m;
     expired.expires = kNow - 1;
@@ -187,7 +189,8 @@ TEST_CASE("a manifest must be the one the feed named, signed by the release key"
     };
     const Row rows[] = {
         {"bytes differ from the hash in the feed", env,
-         FeedEntry{m.id, m.sequence, std::string(64, '0')}, std::nullopt, Errc::hash_mismatch},
+         FeedEntry{m.id, m.sequence, std::string(64, '0'), std::nullopt}, std::nullopt,
+         Errc::hash_mismatch},
         {"signed by the (stolen) feed key", by_feed_key, entry_for(by_feed_key), std::nullopt,
          Errc::bad_signature},
         {"a feed-typed envelope offered as manifest", wrong_type, entry_for(wrong_type),
