@@ -115,7 +115,8 @@ TEST_CASE("malicious manifests and torrents are refused and nothing escapes the 
         seeder.routes_["/v1/releases/" + id + "/manifest"] = env;
         seeder.routes_["/v1/releases/" + id + "/torrent"] =
             std::string(torrent.begin(), torrent.end());
-        feed.releases.push_back({id, sequence, crypto::sha256_hex(crypto::as_bytes(env))});
+        feed.releases.push_back(
+            {id, sequence, crypto::sha256_hex(crypto::as_bytes(env)), std::nullopt});
     };
     auto with_path = [&](const std::string& id, const std::string& path) {
         auto r = real_release(dir.path(), id);

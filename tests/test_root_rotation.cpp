@@ -141,7 +141,8 @@ TEST_CASE("an endpoint follows a feed key rotation and refuses replays after a r
         REQUIRE(feed_key);
         core::Feed forged = feed_of(feed_after_rotation);
         forged.sequence = accepted_feed.get<std::uint64_t>() + 2000;
-        forged.releases = {{"KB1", 1, crypto::sha256_hex(crypto::as_bytes(kb1_v1_manifest))}};
+        forged.releases = {
+            {"KB1", 1, crypto::sha256_hex(crypto::as_bytes(kb1_v1_manifest)), std::nullopt}};
         const crypto::KeyPair keys[] = {*feed_key};
         FakeSeeder replay("127.60.1.4:18080");
         replay.routes_["/v1/feed"] = crypto::serialize_envelope(crypto::sign_envelope(

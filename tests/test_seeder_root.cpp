@@ -259,7 +259,7 @@ TEST_CASE("publish needs a threshold of the root's release keys, and one of two 
     CHECK(two->signatures == 2);
     CHECK(two->threshold == 2);
     const std::string envelope = slurp(s.repo / "releases/KB1/manifest.json");
-    const core::FeedEntry entry{"KB1", two->sequence, two->manifest_sha256};
+    const core::FeedEntry entry{"KB1", two->sequence, two->manifest_sha256, std::nullopt};
     CHECK(core::verify_manifest(envelope, entry, core::trust_of(s.root_doc()), kNow, std::nullopt));
 }
 
@@ -299,7 +299,7 @@ TEST_CASE("a staged release gathers signatures offline and is published at the t
     REQUIRE(index->releases.size() == 2);
     const std::string envelope = slurp(s.repo / "releases/KB1/manifest.json");
     CHECK(crypto::sha256_hex(crypto::as_bytes(envelope)) == done->manifest_sha256);
-    const core::FeedEntry entry{"KB1", done->sequence, done->manifest_sha256};
+    const core::FeedEntry entry{"KB1", done->sequence, done->manifest_sha256, std::nullopt};
     CHECK(core::verify_manifest(envelope, entry, core::trust_of(s.root_doc()), kNow + 60,
                                 std::nullopt));
     CHECK(fs::exists(s.repo / "releases/KB1/payload/KB1/data.bin"));

@@ -36,7 +36,7 @@ ReleaseRecord record_in(State state, std::int64_t entered_at = 100) {
 }
 
 ev::Tick tick(std::string boot_id = "boot-1", bool allowed = true, std::string why = "") {
-    return ev::Tick{std::move(boot_id), allowed, std::move(why)};
+    return ev::Tick{std::move(boot_id), allowed, std::move(why), false, ""};
 }
 
 ev::InstallFinished install_exit(int code, std::string boot_id = "boot-1") {
@@ -56,10 +56,10 @@ std::vector<Event> all_events() {
             ev::InstallFinished{143, true, "", "boot-1"},
             ev::VerifyFinished{true, ""},
             ev::VerifyFinished{false, "still vulnerable"},
-            ev::Tick{"boot-1", true, ""},
-            ev::Tick{"boot-2", true, ""},
-            ev::Tick{"boot-2", false, "outside window"},
-            ev::Tick{"", true, ""},
+            ev::Tick{"boot-1", true, "", false, ""},
+            ev::Tick{"boot-2", true, "", false, ""},
+            ev::Tick{"boot-2", false, "outside window", false, ""},
+            ev::Tick{"", true, "", false, ""},
             ev::Resumed{}};
 }
 

@@ -441,7 +441,7 @@ TEST_CASE("a manifest needs a threshold of distinct release keys, and feed keys 
     const Manifest m = sample_manifest();
     const std::string bytes = serialize_manifest(m);
     auto entry_for = [&](const std::string& e) {
-        return FeedEntry{m.id, m.sequence, crypto::sha256_hex(crypto::as_bytes(e))};
+        return FeedEntry{m.id, m.sequence, crypto::sha256_hex(crypto::as_bytes(e)), std::nullopt};
     };
     const auto two = seal_all(crypto::payload_type::manifest, bytes, {k.release[0], k.release[2]});
     CHECK(verify_manifest(two, entry_for(two), trust, kNow, std::nullopt));
