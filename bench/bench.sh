@@ -213,14 +213,14 @@ EOF
     chmod +x "$w/wait-go.sh" "$w/http-client.sh" "$w/aria2-done.sh"
 }
 
-# bench_baseline MODE SITES HOSTS PAYLOAD_DIR: prints one JSON result line. Runs in a subshell:
-# its EXIT trap (lab.sh's run_teardown) stops every process and deletes the lab whatever happens.
-bench_baseline() (
-    local mode=$1 payload=$4
-    LAB_SITES=$2
-    LAB_HOSTS=$3
-    LAB_WAN_RATE=$B_WAN_RATE
-    LAB_WAN_DELAY=$B_WAN_DELAY
+# bench_lab_begin SITES HOSTS RATE DELAY: sets up a lab of a fresh id and its work folder, with
+# lab.sh's run_teardown as the EXIT trap (it stops every process and deletes the lab and the
+# folder whatever happens). Call it inside a subshell, which the trap then ends.
+bench_lab_begin() {
+    LAB_SITES=$1
+    LAB_HOSTS=$2
+    LAB_WAN_RATE=$3
+    LAB_WAN_DELAY=$4
     LAB_WAN_LOSS=0
     LAB_ID=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
     lab_set_prefix
@@ -236,6 +236,12 @@ bench_baseline() (
     LAB_PID_DIR=$RUN_WORK
     LAB_LOG_DIR=$RUN_WORK/logs
     mkdir -p "$RUN_WORK/logs" "$RUN_WORK/ep"
+}
+
+# bench_baseline MODE SITES HOSTS PAYLOAD_DIR: prints one JSON result line (in a subshell).
+bench_baseline() (
+    local mode=$1 payload=$4
+    bench_lab_begin "$2" "$3" "$B_WAN_RATE" "$B_WAN_DELAY"
     local w=$RUN_WORK
     bench_write_client_scripts "$w"
     cp -a "$payload" "$w/KB-LAB"
@@ -397,21 +403,7 @@ bench_patchswarm() {
 # (unshaped veth through the site bridge), curl from busybox httpd. Prints bytes per second.
 bench_probe_lan() (
     local payload=$1
-    LAB_SITES=1
-    LAB_HOSTS=2
-    LAB_WAN_RATE=none
-    LAB_WAN_DELAY=0
-    LAB_WAN_LOSS=0
-    LAB_ID=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
-    lab_set_prefix
-    lab_assert_free
-    RUN_KEEP=0
-    RUN_WORK=${TMPDIR:-/tmp}/${LAB_PREFIX}-$LAB_ID
-    mkdir "$RUN_WORK"
-    LAB_PIDS=()
-    trap run_teardown EXIT
-    touch "$RUN_WORK/.psl-work"
-    LAB_PID_DIR=$RUN_WORK
+    bench_lab_begin 1 2 none 0
     lab_build
     lab_spawn "${LAB_NSP}s1h1" /dev/null busybox httpd -f -p 10.77.1.10:8080 -h "$payload"
     bench_wait_listen "${LAB_NSP}s1h1" 10.77.1.10 8080
