@@ -467,9 +467,9 @@ int run_status(const StatusArgs& a) {
 
 int main(int argc, char** argv) {
     CLI::App app{"patchswarm-seeder: signs releases and serves them to the fleet."};
-    patchswarm::cli::add_config_option(app, argc, argv,
-                                       {"keygen", "root", "sign", "publish", "serve", "status",
-                                        "halt", "resume"});
+    patchswarm::cli::add_config_option(
+        app, argc, argv,
+        {"keygen", "root", "sign", "publish", "serve", "status", "halt", "resume"});
     app.require_subcommand(1);
 
     KeygenArgs keygen;

@@ -676,7 +676,8 @@ Result<void> commit_release(const RepoPaths& paths, const RepoState& state,
         id,
         staged,
         serialize_repo_info(info),
-        serialize_index(next_index(state.index, {id, staged.manifest.sequence, manifest_sha256, std::nullopt})),
+        serialize_index(
+            next_index(state.index, {id, staged.manifest.sequence, manifest_sha256, std::nullopt})),
     };
     Transaction tx(hooks);
     return commit(tx, plan, *old_repo, *old_index);  // rolled back unless committed
