@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <type_traits>
 
 #include "common/fsutil.hpp"
 #include "common/manifest.hpp"
@@ -34,15 +35,22 @@ bool exists_no_follow(const fs::path& path) {
     return fs::exists(fs::symlink_status(path, ec));
 }
 
-Result<std::vector<crypto::PublicKey>> load_public_keys(std::span<const fs::path> files,
-                                                        std::string_view option) {
-    std::vector<crypto::PublicKey> keys;
+// Loads every key file with `load` (public or secret); the first failure names the option.
+template <typename Loader>
+auto load_keys(std::span<const fs::path> files, std::string_view option, Loader load)
+    -> Result<std::vector<typename std::invoke_result_t<Loader, const fs::path&>::value_type>> {
+    std::vector<typename std::invoke_result_t<Loader, const fs::path&>::value_type> keys;
     for (const auto& file : files) {
-        auto key = crypto::load_public_key(file);
+        auto key = load(file);
         if (!key) return fail(key.error().code, std::string(option) + ": " + key.error().message);
         keys.push_back(*key);
     }
     return keys;
+}
+
+Result<std::vector<crypto::PublicKey>> load_public_keys(std::span<const fs::path> files,
+                                                        std::string_view option) {
+    return load_keys(files, option, [](const fs::path& f) { return crypto::load_public_key(f); });
 }
 
 Result<void> check_expires_days(std::uint32_t days) {
@@ -296,13 +304,7 @@ std::string to_json_line(const RootStatus& st) {
 
 Result<std::vector<crypto::KeyPair>> load_secret_keys(std::span<const fs::path> files,
                                                       std::string_view option) {
-    std::vector<crypto::KeyPair> keys;
-    for (const auto& file : files) {
-        auto key = crypto::load_secret_key(file);
-        if (!key) return fail(key.error().code, std::string(option) + ": " + key.error().message);
-        keys.push_back(*key);
-    }
-    return keys;
+    return load_keys(files, option, [](const fs::path& f) { return crypto::load_secret_key(f); });
 }
 
 Result<std::size_t> merge_signatures(crypto::Envelope& into, const crypto::Envelope& from,
