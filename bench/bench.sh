@@ -372,8 +372,7 @@ bench_baseline() (
         total=$(awk -v a="$total" -v b="$site_t" 'BEGIN { print (b > a) ? b : a }')
     done
     local busy
-    busy=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN{split(a, x, " "); split(b, y, " ");
-        dt = y[2] - x[2]; v = 0; if (dt > 0) v = 100 * (y[1] - x[1]) / dt; printf "%.0f", v}')
+    busy=$(run_cpu_busy_percent "$cpu0" "$cpu1")
     out="{\"mode\":\"$mode\",\"result\":\"$result\",\"sites\":$LAB_SITES,\"hosts\":$LAB_HOSTS"
     out+=",\"endpoints\":$n_total,\"done\":$n_done,\"payload_bytes\":$payload_bytes"
     out+=",\"seconds\":$total,\"per_site\":[$per_site]"

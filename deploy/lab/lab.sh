@@ -849,6 +849,13 @@ run_cpu_sample() {
     awk '/^cpu /{t=0; for(i=2;i<=NF;i++) t+=$i; print t-$5-$6, t; exit}' /proc/stat
 }
 
+# run_cpu_busy_percent SAMPLE0 SAMPLE1: the machine's CPU busy share between two run_cpu_sample
+# readings, in percent.
+run_cpu_busy_percent() {
+    awk -v a="$1" -v b="$2" 'BEGIN{split(a, x, " "); split(b, y, " ");
+        dt = y[2] - x[2]; v = 0; if (dt > 0) v = 100 * (y[1] - x[1]) / dt; printf "%.0f", v}'
+}
+
 # utime+stime (seconds) summed over the given processes (those still there).
 run_cpu_seconds_of() {
     local files=() p
@@ -1099,8 +1106,7 @@ lab_run() {
         from_seeder=$((from_seeder + ${fs:-0}))
     done
     local busy
-    busy=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN{split(a, x, " "); split(b, y, " ");
-        dt = y[2] - x[2]; v = 0; if (dt > 0) v = 100 * (y[1] - x[1]) / dt; printf "%.0f", v}')
+    busy=$(run_cpu_busy_percent "$cpu0" "$cpu1")
     local cores load_now
     cores=$(nproc)
     read -r load_now _ </proc/loadavg
