@@ -18,6 +18,7 @@
 #include "common/sites.hpp"
 #include "common/swarm.hpp"
 #include "crypto/crypto.hpp"
+#include "seeder/dashboard.hpp"
 #include "seeder/feed_service.hpp"
 #include "seeder/fleet_db.hpp"
 #include "seeder/metrics.hpp"
@@ -512,6 +513,7 @@ class Seeder {
         if (auto version = core::root_route_version(req.path)) {
             return http::file_response(paths_.root_version(*version), nullptr, "application/json");
         }
+        if (req.path == "/" || req.path == "/dashboard") return get_dashboard();
         if (req.path == "/v1/status") return get_status();
         if (req.path == "/metrics") return get_metrics();
         if (req.path.starts_with("/v1/releases/")) return get_release_file(req);
@@ -653,6 +655,17 @@ class Seeder {
                          c.from ? core::to_string(*c.from) : std::string_view("new"),
                          core::to_string(c.to));
         }
+    }
+
+    // The page is static: it reads /v1/status itself, so it shows no more than that does.
+    static http::Response get_dashboard() {
+        http::Response res = http::text_response(200, std::string(dashboard_html()));
+        res.content_type = "text/html; charset=utf-8";
+        res.headers["Cache-Control"] = "no-store";
+        res.headers["Content-Security-Policy"] = std::string(kDashboardCsp);
+        res.headers["X-Content-Type-Options"] = "nosniff";
+        res.headers["Referrer-Policy"] = "no-referrer";
+        return res;
     }
 
     http::Response get_status() {

@@ -8,7 +8,8 @@
 // lifetime. On the same tick the staged rollouts are evaluated from fleet.db (rings that may
 // open, auto-halts; halts and resumes by `patchswarm-seeder halt|resume` land there too); when
 // a release's open rings or the halted set change, the feed is re-signed. GET /metrics answers
-// in the Prometheus text format.
+// in the Prometheus text format; GET / and GET /dashboard the read-only dashboard page
+// (seeder/dashboard.hpp), which polls GET /v1/status.
 #pragma once
 
 #include <chrono>

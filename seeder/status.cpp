@@ -165,6 +165,8 @@ ReleaseStatus release_status(const core::FeedEntry& entry, const ManifestFacts* 
         }
         rs.all.push_back(std::move(line));
     }
+    std::sort(to_effective.begin(), to_effective.end());
+    rs.effective_times = to_effective;
     rs.time_to_protection = time_to_protection(std::move(to_effective));
     for (const State s : kStates) {
         const std::string name(core::to_string(s));
@@ -521,7 +523,8 @@ std::string status_json(const FleetStatus& status) {
                               {"first_s", opt(ttp.first)},
                               {"median_s", opt(ttp.median)},
                               {"p95_s", opt(ttp.p95)},
-                              {"last_s", opt(ttp.last)}}}});
+                              {"last_s", opt(ttp.last)}}},
+                            {"effective_times", rs.effective_times}});
     }
     const Json doc = {{"format", 1},
                       {"repository", status.repository},

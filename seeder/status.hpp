@@ -103,6 +103,9 @@ struct ReleaseStatus {
     std::optional<std::int64_t> halted_at;
     bool halt_pending = false;  // auto-halt conditions hold now but serve has not latched it yet
     TimeToProtection time_to_protection;
+    // Seconds from published_at to effective of each endpoint effective now, ascending: the
+    // time-to-protection curve (empty without published_at).
+    std::vector<std::int64_t> effective_times;
     std::vector<EndpointStatus> all;  // every known endpoint (for --csv), same fields
 };
 

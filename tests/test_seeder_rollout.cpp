@@ -303,6 +303,7 @@ TEST_CASE("status shows stale endpoints, why each one waits, rings and time to p
     CHECK(rel["counts"]["stale"] == 1);
     CHECK(rel["published_at"] == kPublished);
     CHECK(rel["time_to_protection"]["p95_s"] == 300);
+    CHECK(rel["effective_times"] == json::array({100, 300}));  // the curve: stale one left out
     CHECK(rel["halted"] == false);
     CHECK(rel["halt"]["latched"] == false);
     CHECK(rel["halt"]["by"] == "auto");
