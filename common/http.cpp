@@ -25,6 +25,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/rate_limit.hpp"
+
 namespace patchswarm::http {
 namespace {
 
@@ -277,7 +279,26 @@ struct ServerState {
     // Open connections, for stop() and max_connections. A session leaves when it closes, even
     // if a pending Respond keeps the object itself alive for longer.
     std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+    // Open connections per client key (core::rate_limit_client), for max_connections_per_client.
+    std::unordered_map<std::string, std::size_t> per_client;
     bool stopped = false;
+
+    // Registers or drops a session; false when the client already has its maximum.
+    bool admit(Session* s, const std::weak_ptr<Session>& w, const std::string& client) {
+        std::size_t& n = per_client[client];
+        if (n >= limits.max_connections_per_client) {
+            if (n == 0) per_client.erase(client);
+            return false;
+        }
+        ++n;
+        sessions.emplace(s, w);
+        return true;
+    }
+    void leave(Session* s, const std::string& client) {
+        if (sessions.erase(s) == 0) return;
+        const auto it = per_client.find(client);
+        if (it != per_client.end() && --it->second == 0) per_client.erase(it);
+    }
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -286,20 +307,27 @@ class Session : public std::enable_shared_from_this<Session> {
         : server_(std::move(server)),
           stream_(std::move(socket)),
           remote_address_(std::move(remote_address)),
+          client_(core::rate_limit_client(remote_address_).value_or(remote_address_)),
           handler_timer_(server_->io) {}
 
-    ~Session() { server_->sessions.erase(this); }
+    ~Session() { server_->leave(this, client_); }
 
-    void start() {
-        server_->sessions.emplace(this, weak_from_this());
+    // False (and the socket is closed) when the client already has its maximum of connections.
+    bool start() {
+        if (!server_->admit(this, weak_from_this(), client_)) {
+            error_code ignored;
+            stream_.socket().close(ignored);
+            return false;
+        }
         do_read();
+        return true;
     }
 
     // Idempotent. Pending operations complete with operation_aborted and find closed_ set.
     void close() {
         if (closed_) return;
         closed_ = true;
-        server_->sessions.erase(this);
+        server_->leave(this, client_);
         handler_timer_.cancel();
         file_.reset();
         stream_.close();
@@ -629,6 +657,7 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::tcp_stream stream_;
     beast::flat_buffer buffer_;
     std::string remote_address_;
+    std::string client_;  // the key of max_connections_per_client
     net::steady_timer handler_timer_;
     std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
     Clock::time_point read_deadline_{};
@@ -826,6 +855,7 @@ class ClientOp : public std::enable_shared_from_this<ClientOp> {
         request_.set(bhttp::field::host, to_bsv(url_.host_header));
         request_.set(bhttp::field::user_agent, to_bsv(kAgent));
         request_.keep_alive(false);  // one exchange per connection keeps the deadline simple
+        for (const auto& [name, value] : req_.headers) request_.set(to_bsv(name), to_bsv(value));
         if (!req_.body.empty() || verb == bhttp::verb::post || verb == bhttp::verb::put ||
             verb == bhttp::verb::patch) {
             request_.set(bhttp::field::content_type, to_bsv(req_.content_type));

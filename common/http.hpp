@@ -65,7 +65,8 @@ using Respond = std::function<void(Response)>;
 using Handler = std::function<void(Request&&, Respond)>;
 
 // A header over max_header_bytes gets 431, a body over max_body_bytes 413, a malformed request
-// 400; each then closes the connection. Connections beyond max_connections are closed at once.
+// 400; each then closes the connection. Connections beyond max_connections, or beyond
+// max_connections_per_client from one client, are closed at once.
 struct ServerLimits {
     std::size_t max_header_bytes = 16 * 1024;
     std::size_t max_body_bytes = 1 << 20;
@@ -74,6 +75,8 @@ struct ServerLimits {
     std::chrono::seconds idle_timeout{60};     // keep-alive between requests
     std::chrono::seconds handler_timeout{90};  // an unanswered request gets 503
     std::size_t max_connections = 4096;
+    // Open connections per client (IPv4 address or IPv6 /64); more are closed at once.
+    std::size_t max_connections_per_client = 64;
 };
 
 class Server {
@@ -102,9 +105,10 @@ struct ClientRequest {
     std::string url;  // http://host:port/path?query  (plain HTTP)
     std::string body;
     std::string content_type = "application/json";
-    std::chrono::milliseconds timeout{10'000};  // whole exchange, connect to last byte
-    std::size_t max_response_bytes = 1 << 20;   // Errc::too_large beyond this
-    std::string local_address;                  // bind the socket here first (optional)
+    std::chrono::milliseconds timeout{10'000};   // whole exchange, connect to last byte
+    std::size_t max_response_bytes = 1 << 20;    // Errc::too_large beyond this
+    std::string local_address;                   // bind the socket here first (optional)
+    std::map<std::string, std::string> headers;  // extra request headers, e.g. Authorization
 };
 
 struct ClientResponse {

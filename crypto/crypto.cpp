@@ -246,6 +246,16 @@ Result<Sha256> sha256_file(const std::filesystem::path& path, std::uint64_t max_
 
 // ---- Ed25519 ---------------------------------------------------------------------------------
 
+Bytes random_bytes(std::size_t n) {
+    Bytes out(n);
+    randombytes_buf(out.data(), out.size());
+    return out;
+}
+
+bool equal_constant_time(ByteView a, ByteView b) {
+    return a.size() == b.size() && sodium_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
 KeyPair generate_keypair() {
     KeyPair kp{};
     crypto_sign_keypair(kp.public_key.data(), kp.secret_key.data());

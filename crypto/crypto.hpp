@@ -37,6 +37,13 @@ std::string to_hex(ByteView bytes);  // lowercase
 std::string to_base64(ByteView bytes);  // standard alphabet, padded
 [[nodiscard]] Result<Bytes> from_base64(std::string_view b64);
 
+// ---- secrets ---------------------------------------------------------------------------------
+// `n` bytes from the system's CSPRNG.
+Bytes random_bytes(std::size_t n);
+// Equality that takes the same time wherever the inputs differ (for secrets such as tokens).
+// Inputs of different lengths are unequal; the length itself is not treated as secret.
+bool equal_constant_time(ByteView a, ByteView b);
+
 // ---- hashing ---------------------------------------------------------------------------------
 using Sha256 = std::array<std::uint8_t, 32>;
 Sha256 sha256(ByteView bytes);

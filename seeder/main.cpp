@@ -326,6 +326,8 @@ struct ServeArgs {
     std::uint32_t feed_expiry_s = 86'400;
     std::uint32_t site_stall_s = 30;
     std::uint32_t stale_after_s = 300;
+    std::string admin_auth = "remote";
+    std::string admin_token_file;
     std::string log_level = "info";
 };
 
@@ -369,6 +371,28 @@ void add_serve(CLI::App& app, ServeArgs& a) {
                     "counted in ring thresholds, never counted effective")
         ->check(CLI::Range(1u, 30u * 86'400u))
         ->capture_default_str();
+    cmd->add_option("--admin-auth", a.admin_auth,
+                    "who must present the admin credential for the dashboard, /v1/status and "
+                    "/metrics: 'remote' (clients beyond loopback) or 'always'")
+        ->check(CLI::IsMember({"remote", "always"}))
+        ->capture_default_str();
+    cmd->add_option("--admin-token-file", a.admin_token_file,
+                    "file holding the admin token, sent as 'Authorization: Bearer TOKEN' or as "
+                    "the HTTP Basic password (default: REPO/keys/admin.token, created with a "
+                    "random token, mode 0600)");
+    cmd->add_option("--rate-limit", a.opts.rate_limit,
+                    "HTTP requests per second per client (IPv4 address or IPv6 /64) once its "
+                    "burst is used; more get 429 (0: no limit)")
+        ->check(CLI::Range(0.0, 1e6))
+        ->capture_default_str();
+    cmd->add_option("--rate-burst", a.opts.rate_burst,
+                    "HTTP requests a quiet client may make at once")
+        ->check(CLI::Range(1.0, 1e7))
+        ->capture_default_str();
+    cmd->add_option("--max-connections-per-client", a.opts.max_connections_per_client,
+                    "open HTTP connections per client; more are closed at once")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{100'000}))
+        ->capture_default_str();
     cmd->add_option("--log-level", a.log_level, "trace, debug, info, warn, error or off")
         ->check(CLI::IsMember(kLogLevels))
         ->capture_default_str();
@@ -380,6 +404,9 @@ int run_serve(ServeArgs& a) {
     a.opts.feed_expiry = std::chrono::seconds(a.feed_expiry_s);
     a.opts.site_stall = std::chrono::seconds(a.site_stall_s);
     a.opts.stale_after = std::chrono::seconds(a.stale_after_s);
+    a.opts.admin_auth =
+        a.admin_auth == "always" ? seeder::AdminAuth::always : seeder::AdminAuth::remote;
+    a.opts.admin_token_file = a.admin_token_file;
     seeder::serve(a.opts);
     return kExitOk;
 }

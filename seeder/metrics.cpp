@@ -134,6 +134,13 @@ std::string render_metrics(const FleetStatus& status, const ServeCounters& count
              as_double(counters.reports_refused));
     w.family("patchswarm_feeds_signed_total", "counter", "Feeds signed by this process.");
     w.sample("patchswarm_feeds_signed_total", {}, as_double(counters.feeds_signed));
+    w.family("patchswarm_http_refused_total", "counter",
+             "HTTP requests refused: over the per-client rate limit (429), or without the admin "
+             "credential (401).");
+    w.sample("patchswarm_http_refused_total", {{"reason", "rate_limited"}},
+             as_double(counters.http_rate_limited));
+    w.sample("patchswarm_http_refused_total", {{"reason", "unauthorized"}},
+             as_double(counters.http_unauthorized));
     w.family("patchswarm_feed_sequence", "gauge", "Sequence of the current feed.");
     w.sample("patchswarm_feed_sequence", {}, as_double(status.feed_sequence));
 

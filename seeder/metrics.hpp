@@ -16,6 +16,8 @@ struct ServeCounters {
     std::uint64_t reports_accepted = 0;
     std::uint64_t reports_refused = 0;
     std::uint64_t feeds_signed = 0;
+    std::uint64_t http_rate_limited = 0;  // requests answered 429
+    std::uint64_t http_unauthorized = 0;  // admin routes answered 401
 };
 
 inline constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
@@ -32,6 +34,7 @@ inline constexpr std::string_view kMetricsContentType = "text/plain; version=0.0
 //   patchswarm_tracker_requests_total                 counter
 //   patchswarm_reports_total{result="accepted"|"refused"}  counter
 //   patchswarm_feeds_signed_total                     counter
+//   patchswarm_http_refused_total{reason="rate_limited"|"unauthorized"}  counter
 //   patchswarm_feed_sequence                          gauge
 //   patchswarm_report_lag_seconds{quantile="0.5"|"1"} gauge: seconds since each known
 //                                                     endpoint's last report

@@ -34,6 +34,8 @@ class RepoPaths {
     std::filesystem::path feed_key_base() const { return keys_dir() / "feed"; }  // .key / .pub
     std::filesystem::path feed_secret_key() const { return keys_dir() / "feed.key"; }
     std::filesystem::path feed_public_key() const { return keys_dir() / "feed.pub"; }
+    // The admin credential of serve's fleet view (seeder/admin_auth.hpp), mode 0600.
+    std::filesystem::path admin_token() const { return keys_dir() / "admin.token"; }
     // The next feed key, created by `root rotate --new-feed-key`; it becomes feed.key when the
     // root naming it is committed.
     std::filesystem::path feed_next_key_base() const { return keys_dir() / "feed-next"; }

@@ -15,6 +15,7 @@
 #include "common/fsutil.hpp"
 #include "common/http.hpp"
 #include "common/manifest.hpp"
+#include "common/rate_limit.hpp"
 #include "common/sites.hpp"
 #include "common/swarm.hpp"
 #include "crypto/crypto.hpp"
@@ -182,7 +183,7 @@ class Seeder {
   public:
     Seeder(asio::io_context& io, const ServeOptions& options, RepoInfo info,
            crypto::KeyPair feed_key, std::uint64_t root_version, std::unique_ptr<FleetDb> db,
-           core::SiteMap sites)
+           core::SiteMap sites, std::string admin_token)
         : io_(io),
           options_(options),
           paths_(options.repo),
@@ -191,7 +192,9 @@ class Seeder {
           db_(std::move(db)),
           feed_(io, *db_, feed_key, FeedOptions{info_.name, options.feed_expiry}),
           tick_timer_(io),
-          root_version_(root_version) {}
+          root_version_(root_version),
+          admin_token_(std::move(admin_token)),
+          limiter_(core::RateLimit{options.rate_limit, options.rate_burst}) {}
 
     // Start-up; throws std::runtime_error.
     void start() {
@@ -258,6 +261,7 @@ class Seeder {
     void start_http() {
         http::ServerLimits limits;
         limits.max_body_bytes = kMaxReportBytes;
+        limits.max_connections_per_client = options_.max_connections_per_client;
         http_ = std::make_unique<http::Server>(
             io_,
             [this](http::Request&& req, http::Respond respond) {
@@ -489,6 +493,14 @@ class Seeder {
     void handle(http::Request&& req, http::Respond respond) {
         spdlog::debug("{} {} from {}", req.method, req.target, req.remote_address);
         try {
+            if (auto refused = rate_limited(req)) return respond(std::move(*refused));
+            if (is_admin_route(req.path) &&
+                !admin_authorized(req, admin_token_, options_.admin_auth)) {
+                ++counters_.http_unauthorized;
+                spdlog::info("{} {} from {}: refused, no admin credential", req.method, req.path,
+                             req.remote_address);
+                return respond(admin_unauthorized());
+            }
             if (req.path == "/v1/feed" && is_read(req)) return get_feed(req, std::move(respond));
             respond(route(req));
         } catch (const std::exception& e) {
@@ -496,6 +508,27 @@ class Seeder {
             spdlog::error("{} {}: {}", req.method, req.path, e.what());
             respond(error_response(500, "internal", "internal error"));
         }
+    }
+
+    // The fleet view: which machines are unpatched is worth knowing to an attacker.
+    static bool is_admin_route(std::string_view path) {
+        return path == "/" || path == "/dashboard" || path == "/v1/status" || path == "/metrics";
+    }
+
+    // 429 with Retry-After once a client has used its burst; a client key that does not parse
+    // (never from a socket) is limited under its raw text.
+    std::optional<http::Response> rate_limited(const http::Request& req) {
+        const std::string client =
+            core::rate_limit_client(req.remote_address).value_or(req.remote_address);
+        const auto decision = limiter_.take(client, core::RateLimiter::Clock::now());
+        if (decision.allowed) return std::nullopt;
+        ++counters_.http_rate_limited;
+        spdlog::debug("{} {} from {}: rate limited", req.method, req.path, req.remote_address);
+        auto res = error_response(429, "rate_limited",
+                                  "too many requests from " + client + "; retry after " +
+                                      std::to_string(decision.retry_after.count()) + " s");
+        res.headers["Retry-After"] = std::to_string(decision.retry_after.count());
+        return res;
     }
 
     static bool is_read(const http::Request& req) {
@@ -714,6 +747,8 @@ class Seeder {
     ServeCounters counters_;
     std::map<std::string, std::string> seeding_;  // id → manifest hash added to the swarm
     bool stopping_ = false;
+    const std::string admin_token_;
+    core::RateLimiter limiter_;
     std::unique_ptr<http::Server> http_;  // last: stopped and destroyed first
 };
 
@@ -776,9 +811,20 @@ void serve(const ServeOptions& options) {
         throw std::runtime_error("fleet.db: " + ok.error().message);
     }
 
+    if (options.rate_limit < 0 || options.rate_burst < 1) {
+        throw std::invalid_argument("--rate-limit must be >= 0 and --rate-burst >= 1");
+    }
+    if (options.max_connections_per_client < 1) {
+        throw std::invalid_argument("--max-connections-per-client must be >= 1");
+    }
+    const auto token_file =
+        options.admin_token_file.empty() ? paths.admin_token() : options.admin_token_file;
+    auto admin_token = load_or_create_admin_token(token_file);
+    if (!admin_token) throw std::runtime_error("admin token: " + admin_token.error().message);
+
     asio::io_context io;
     Seeder seeder(io, options, std::move(repo.info), repo.feed_key, repo.root_version,
-                  std::move(*db), std::move(*sites));
+                  std::move(*db), std::move(*sites), std::move(*admin_token));
     seeder.start();
     asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code& ec, int) {

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "seeder/admin_auth.hpp"
 #include "seeder/tracker.hpp"
 
 namespace patchswarm::seeder {
@@ -40,6 +41,15 @@ struct ServeOptions {
     // An endpoint silent for longer is stale: not reachable for ring thresholds, shown as
     // stale by status (saved in fleet.db for `status`).
     std::chrono::seconds stale_after{300};
+    // The admin credential for the fleet view (dashboard, /v1/status, /metrics): asked of
+    // clients beyond loopback (remote) or of every client (always). The token file defaults to
+    // REPO/keys/admin.token, created on first start.
+    AdminAuth admin_auth = AdminAuth::remote;
+    std::filesystem::path admin_token_file;
+    // Requests per client (IPv4 address or IPv6 /64): sustained rate and burst; 0 = no limit.
+    double rate_limit = 50;
+    double rate_burst = 500;
+    std::size_t max_connections_per_client = 64;
 };
 
 inline constexpr std::size_t kMaxGateways = 1000;

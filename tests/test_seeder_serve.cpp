@@ -1,5 +1,9 @@
 // `patchswarm-seeder serve` as a real process on loopback: the long-poll answered by a publish,
 // the routes with their path checks, the tracker over HTTP, and report intake.
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <catch2/catch.hpp>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -24,11 +28,12 @@ std::string base_url() {
     return "http://" + g_host + ":18080";
 }
 
-Result<http::ClientResponse> get(const std::string& target,
-                                 std::chrono::milliseconds timeout = 10s) {
+Result<http::ClientResponse> get(const std::string& target, std::chrono::milliseconds timeout = 10s,
+                                 const std::string& authorization = "") {
     http::ClientRequest req;
     req.url = base_url() + target;
     req.timeout = timeout;
+    if (!authorization.empty()) req.headers["Authorization"] = authorization;
     return http::request_sync(std::move(req));
 }
 
@@ -65,12 +70,12 @@ struct Seeder {
                     (dir / "payloads" / id).string(), "--install", "./install.sh"});
     }
 
-    void start() {
-        child = std::make_unique<Child>(
-            std::vector<std::string>{PATCHSWARM_SEEDER_BIN, "serve", "--repo",
-                                     (dir / "repo").string(), "--http", g_host + ":18080", "--bt",
-                                     g_host + ":16881", "--log-level", "debug"},
-            dir / "seeder.log");
+    void start(const std::vector<std::string>& extra = {}) {
+        std::vector<std::string> argv{
+            PATCHSWARM_SEEDER_BIN, "serve", "--repo",          (dir / "repo").string(), "--http",
+            g_host + ":18080",     "--bt",  g_host + ":16881", "--log-level",           "debug"};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        child = std::make_unique<Child>(argv, dir / "seeder.log");
         REQUIRE(wait_until(
             [] {
                 auto r = get("/healthz", 1s);
@@ -253,4 +258,109 @@ TEST_CASE("reports are stored once per counter and show in the status", "[net]")
         run({PATCHSWARM_SEEDER_BIN, "status", "--repo", (s.dir / "repo").string(), "--json"});
     REQUIRE(cli.exit_code == 0);
     CHECK(json::parse(cli.output)["releases"][0]["counts"]["downloading"] == 1);
+}
+
+TEST_CASE("the fleet view needs the admin credential; the endpoints' routes do not", "[net]") {
+    Seeder s("127.21.0.6");
+    REQUIRE(s.publish("KB1", "0123456789").exit_code == 0);
+    s.start({"--admin-auth", "always"});
+    const std::string token = read_text(s.dir / "repo/keys/admin.token");
+    REQUIRE(token.size() == 65);  // 64 hex digits and a newline
+    const std::string bearer = "Bearer " + token.substr(0, 64);
+
+    for (const std::string target : {"/", "/dashboard", "/v1/status", "/metrics"}) {
+        INFO(target);
+        auto refused = get(target);
+        REQUIRE(refused);
+        CHECK(refused->status == 401);
+        CHECK(refused->headers["www-authenticate"].starts_with("Basic realm="));
+        CHECK(refused->body.find("patchswarm_") == std::string::npos);
+        auto wrong = get(target, 10s, "Bearer " + std::string(64, '0'));
+        REQUIRE(wrong);
+        CHECK(wrong->status == 401);
+        auto ok = get(target, 10s, bearer);
+        REQUIRE(ok);
+        CHECK(ok->status == 200);
+    }
+    // The browser's way: HTTP Basic with the token as password.
+    auto basic =
+        get("/v1/status", 10s,
+            "Basic " + crypto::to_base64(crypto::as_bytes("admin:" + token.substr(0, 64))));
+    REQUIRE(basic);
+    CHECK(basic->status == 200);
+    CHECK(json::parse(basic->body)["releases"].size() == 1);
+    // Endpoints need none of it.
+    for (const std::string target : {"/healthz", "/v1/feed", "/v1/root/1.json",
+                                     "/v1/releases/KB1/manifest", "/v1/releases/KB1/torrent"}) {
+        INFO(target);
+        auto r = get(target);
+        REQUIRE(r);
+        CHECK(r->status == 200);
+    }
+    auto metrics = get("/metrics", 10s, bearer);
+    REQUIRE(metrics);
+    CHECK(metrics->body.find("patchswarm_http_refused_total{reason=\"unauthorized\"} 8") !=
+          std::string::npos);
+}
+
+TEST_CASE("a client over its request rate gets 429 with Retry-After; others are served", "[net]") {
+    Seeder s("127.21.0.7");
+    s.start({"--rate-limit", "0.5", "--rate-burst", "5", "--max-connections-per-client", "2"});
+    // start() polled /healthz until it answered: count what is left of the burst from here.
+    int ok = 0, limited = 0;
+    std::string retry_after;
+    for (int i = 0; i < 12; ++i) {
+        auto r = get("/healthz");
+        REQUIRE(r);
+        if (r->status == 200) ++ok;
+        if (r->status == 429) {
+            ++limited;
+            retry_after = r->headers["retry-after"];
+            CHECK(json::parse(r->body)["error"] == "rate_limited");
+        }
+    }
+    CHECK(ok <= 5);
+    CHECK(limited >= 7);
+    CHECK(ok + limited == 12);
+    CHECK((retry_after == "1" || retry_after == "2"));
+
+    // Another client (another loopback address) still gets its own burst.
+    http::ClientRequest other;
+    other.url = base_url() + "/healthz";
+    other.local_address = "127.21.0.8";
+    auto r = http::request_sync(std::move(other));
+    REQUIRE(r);
+    CHECK(r->status == 200);
+
+    // Connections per client: two held open (idle), the third is closed without an answer.
+    namespace net = boost::asio;
+    net::io_context io;
+    const net::ip::tcp::endpoint server(net::ip::make_address(g_host), 18080);
+    const net::ip::tcp::endpoint client(net::ip::make_address("127.21.0.9"), 0);
+    std::vector<net::ip::tcp::socket> held;
+    for (int i = 0; i < 3; ++i) {
+        net::ip::tcp::socket sock(io);
+        sock.open(net::ip::tcp::v4());
+        sock.bind(client);
+        sock.connect(server);
+        held.push_back(std::move(sock));
+    }
+    const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    boost::system::error_code ec;
+    net::write(held[2], net::buffer(request), ec);
+    std::string answer(256, '\0');
+    const std::size_t n = held[2].read_some(net::buffer(answer), ec);  // closed: EOF or reset
+    CHECK(n == 0);
+    CHECK(ec);
+    // Closing one of the two makes room again.
+    held[0].close();
+    CHECK(wait_until(
+        [&] {
+            http::ClientRequest again;
+            again.url = base_url() + "/healthz";
+            again.local_address = "127.21.0.9";
+            auto res = http::request_sync(std::move(again));
+            return res && res->status == 200;
+        },
+        10s));
 }
