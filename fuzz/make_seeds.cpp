@@ -22,6 +22,7 @@
 
 namespace fs = std::filesystem;
 namespace crypto = patchswarm::crypto;
+namespace core = patchswarm::core;
 namespace fz = patchswarm::fuzz;
 using Json = nlohmann::ordered_json;
 
@@ -124,15 +125,15 @@ int main(int argc, char** argv) {
         const std::string rollout = read_file(data / "manifests" / "valid_rollout.json");
         const std::string feed_doc = read_file(data / "feeds" / "valid_feed.json");
         // A root naming the throwaway keys: device key as root key, release and feed keys.
-        core::RootDocument root;
-        root.expires = 1795336000;
+        core::RootDocument root_document;
+        root_document.expires = 1795336000;
         const crypto::PublicKey root_keys[] = {device.public_key};
         const crypto::PublicKey release_keys[] = {release.public_key};
         const crypto::PublicKey feed_keys[] = {feed.public_key};
-        root.root = core::add_role_keys(root, root_keys, 1);
-        root.release = core::add_role_keys(root, release_keys, 1);
-        root.feed = core::add_role_keys(root, feed_keys, 1);
-        const std::string root_doc = core::serialize_root(root);
+        root_document.root = core::add_role_keys(root_document, root_keys, 1);
+        root_document.release = core::add_role_keys(root_document, release_keys, 1);
+        root_document.feed = core::add_role_keys(root_document, feed_keys, 1);
+        const std::string root_doc = core::serialize_root(root_document);
         write_file(corpus / "feed" / "generated_root.json", root_doc);
 
         const fs::path env = corpus / "envelope";
