@@ -63,6 +63,30 @@ std::string to_hex(const lt::sha256_hash& h) {
     return out;
 }
 
+// Settings against hostile peers and URLs (docs/SECURITY.md), set explicitly so that neither a
+// libtorrent upgrade nor a default we misread weakens them.
+void harden(lt::settings_pack& pack) {
+    // Web seed and tracker URLs come from signed torrents, but a redirect or a peer's claim must
+    // not make us talk to local services: libtorrent's SSRF checks (no query strings towards
+    // local addresses, no redirects to them), no internationalised host names (look-alikes), no
+    // outgoing peer connections to privileged ports (a peer list naming 22 or 25).
+    pack.set_bool(lt::settings_pack::ssrf_mitigation, true);
+    pack.set_bool(lt::settings_pack::allow_idna, false);
+    pack.set_bool(lt::settings_pack::no_connect_privileged_ports, true);
+    pack.set_bool(lt::settings_pack::validate_https_trackers, true);
+    // Bounded peer bookkeeping: a tracker or peer flooding us with addresses fills a fixed table.
+    pack.set_int(lt::settings_pack::connections_limit, 400);
+    pack.set_int(lt::settings_pack::max_peerlist_size, 2000);
+    pack.set_int(lt::settings_pack::max_paused_peerlist_size, 500);
+    // Requests a peer may queue with us.
+    pack.set_int(lt::settings_pack::max_allowed_in_request_queue, 2000);
+    // We always hold the torrent file: metadata from peers (ut_metadata) is never needed, so
+    // what a peer offers is capped like our own torrent files are.
+    pack.set_int(lt::settings_pack::max_metadata_size, 1 << 20);
+    pack.set_int(lt::settings_pack::max_piece_count, kMaxPieces);
+    pack.set_int(lt::settings_pack::metadata_token_limit, kMaxDecodeTokens);
+}
+
 lt::load_torrent_limits torrent_limits() {
     lt::load_torrent_limits limits;
     limits.max_buffer_size = kMaxTorrentBytes;
@@ -335,6 +359,7 @@ class SessionImpl final : public Session {
         pack.set_int(lt::settings_pack::alert_queue_size, 200'000);
         pack.set_int(lt::settings_pack::upload_rate_limit, settings_.upload_rate_limit);
         pack.set_int(lt::settings_pack::download_rate_limit, settings_.download_rate_limit);
+        harden(pack);
 
         lt::session_params params(std::move(pack));
         params.disk_io_constructor = lt::posix_disk_io_constructor;

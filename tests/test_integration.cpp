@@ -1,6 +1,7 @@
 // End-to-end tests with the real binaries on loopback: a seeder, several endpoints, real
 // libtorrent swarms, real HTTP and SQLite. Each test case uses its own 127.N.0.x addresses.
 #include <catch2/catch.hpp>
+#include <sstream>
 
 #include "crypto/crypto.hpp"
 #include "support/fleet.hpp"
@@ -170,6 +171,19 @@ TEST_CASE("a tampered payload on one peer is never installed anywhere", "[integr
         kConverge));
     CHECK(f.state(1, "KB3") == "downloading");
     CHECK(f.install_count(1, "KB3") == 0);
+    // ... and the peer that sent them is banned (libtorrent's peer_ban_alert, logged by address).
+    REQUIRE(wait_until(
+        [&] {
+            std::istringstream log(f.log_of_endpoint(1));
+            for (std::string line; std::getline(log, line);) {
+                if (line.find("banned peer") != std::string::npos &&
+                    line.find(f.endpoint_address(0) + ":") != std::string::npos) {
+                    return true;
+                }
+            }
+            return false;
+        },
+        kConverge));
 
     // HQ comes back: the honest source fills the rest and only correct bytes are installed.
     f.start_seeder();
