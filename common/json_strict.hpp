@@ -53,11 +53,17 @@ inline int nesting_depth(std::string_view text) {
     return deepest;
 }
 
-// Parses exactly one JSON value. Rejects syntax errors, trailing bytes, invalid UTF-8, nesting
-// deeper than kMaxDepth, and any object that repeats a key: two parsers that resolve a duplicate
-// differently (first wins / last wins) would read different documents behind one signature.
-// `what` names the document in error messages.
+// Parses exactly one JSON value. Rejects NUL bytes, syntax errors, trailing bytes, invalid UTF-8,
+// nesting deeper than kMaxDepth, and any object that repeats a key: two parsers that resolve a
+// duplicate differently (first wins / last wins) would read different documents behind one
+// signature. `what` names the document in error messages.
 [[nodiscard]] inline Result<Json> parse(std::string_view text, std::string_view what) {
+    // nlohmann's lexer takes a NUL byte for the end of input and ignores whatever follows it, so
+    // `{...}\0<anything>` would parse as `{...}`: many byte strings for one signed document (found
+    // by fuzz_envelope). JSON has no place for a raw NUL, so it is refused outright.
+    if (text.find('\0') != std::string_view::npos) {
+        return fail(Errc::malformed, std::string(what) + ": NUL byte in the document");
+    }
     if (nesting_depth(text) > kMaxDepth) {
         return fail(Errc::malformed, std::string(what) + ": nested too deeply");
     }

@@ -348,6 +348,9 @@ TEST_CASE("parse_envelope refuses malformed and oversized envelopes", "[crypto]"
          R"({"payload_type":")" + type +
              R"(","payload":"ZG9j","payload":"ZXZpbA==","signatures":[]})",
          Errc::malformed},
+        // nlohmann stops at a NUL: without the check this parsed as `good` (fuzz_envelope).
+        {"bytes after a NUL", good_text + std::string("\0garbage", 8), Errc::malformed},
+        {"NUL alone after the document", good_text + std::string(1, '\0'), Errc::malformed},
     };
     for (const auto& row : rows) {
         INFO(row.what);
