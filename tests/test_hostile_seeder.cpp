@@ -78,26 +78,36 @@ std::vector<std::string> listing(const fs::path& dir, const fs::path& skip) {
     return out;
 }
 
+// The repository's keys, and the pinned root naming them: root signs roots, release signs
+// manifests, feed signs feeds.
+struct Keys {
+    crypto::KeyPair root = crypto::generate_keypair();
+    crypto::KeyPair release = crypto::generate_keypair();
+    crypto::KeyPair feed = crypto::generate_keypair();
+
+    explicit Keys(const fs::path& root_file) {
+        core::RootDocument doc;
+        doc.expires = now_unix() + 86400;
+        const crypto::PublicKey root_pub[] = {root.public_key};
+        const crypto::PublicKey release_pub[] = {release.public_key};
+        const crypto::PublicKey feed_pub[] = {feed.public_key};
+        doc.root = core::add_role_keys(doc, root_pub, 1);
+        doc.release = core::add_role_keys(doc, release_pub, 1);
+        doc.feed = core::add_role_keys(doc, feed_pub, 1);
+        patchswarm::test::write_text(
+            root_file, seal(crypto::payload_type::root, core::serialize_root(doc), root));
+    }
+};
+
 }  // namespace
 
 TEST_CASE("malicious manifests and torrents are refused and nothing escapes the state folder",
           "[integration]") {
     TempDir dir("ps-hostile");
-    const auto release_key = crypto::generate_keypair();
-    const auto feed_key = crypto::generate_keypair();
+    const Keys keys(dir / "root.json");
+    const auto& release_key = keys.release;
+    const auto& feed_key = keys.feed;
     const auto stranger = crypto::generate_keypair();
-    const auto root_key = crypto::generate_keypair();
-    // The pinned root: root_key signs roots, release_key manifests, feed_key feeds.
-    core::RootDocument root;
-    root.expires = now_unix() + 86400;
-    const crypto::PublicKey root_pub[] = {root_key.public_key};
-    const crypto::PublicKey release_pub[] = {release_key.public_key};
-    const crypto::PublicKey feed_pub[] = {feed_key.public_key};
-    root.root = core::add_role_keys(root, root_pub, 1);
-    root.release = core::add_role_keys(root, release_pub, 1);
-    root.feed = core::add_role_keys(root, feed_pub, 1);
-    patchswarm::test::write_text(
-        dir / "root.json", seal(crypto::payload_type::root, core::serialize_root(root), root_key));
 
     FakeSeeder seeder("127.20.0.1:18080");
     core::Feed feed;
@@ -138,6 +148,12 @@ TEST_CASE("malicious manifests and torrents are refused and nothing escapes the 
         auto r = real_release(dir.path(), "stranger");
         publish("stranger", core::serialize_manifest(r.manifest), stranger, r.torrent);
         expect["stranger"] = "signature";
+    }
+    {
+        // The stolen online key tries to introduce a release of its own.
+        auto r = real_release(dir.path(), "feedsigned");
+        publish("feedsigned", core::serialize_manifest(r.manifest), feed_key, r.torrent);
+        expect["feedsigned"] = "signature";
     }
     {
         auto r = real_release(dir.path(), "expired");
@@ -202,4 +218,65 @@ TEST_CASE("malicious manifests and torrents are refused and nothing escapes the 
     CHECK(after == before);
     CHECK_FALSE(fs::exists(dir / "PWNED"));
     CHECK_FALSE(fs::exists(dir / "escape.sh"));
+}
+
+TEST_CASE("an expired feed is refused and changes nothing; the fresh one is then accepted",
+          "[integration]") {
+    TempDir dir("ps-hostile");
+    const Keys keys(dir / "root.json");
+    FakeSeeder seeder("127.20.0.3:18080");
+    auto r = real_release(dir.path(), "KB-FROZEN");
+    const auto manifest =
+        seal(crypto::payload_type::manifest, core::serialize_manifest(r.manifest), keys.release);
+    seeder.routes_["/v1/releases/KB-FROZEN/manifest"] = manifest;
+    seeder.routes_["/v1/releases/KB-FROZEN/torrent"] =
+        std::string(r.torrent.begin(), r.torrent.end());
+    core::Feed feed;
+    feed.repository = "repo";
+    feed.sequence = 5;
+    feed.releases.push_back(
+        {"KB-FROZEN", 1, crypto::sha256_hex(crypto::as_bytes(manifest)), std::nullopt});
+    // A freeze attack: a correctly signed feed whose time is up, replayed an hour later.
+    feed.issued = now_unix() - 7200;
+    feed.expires = now_unix() - 3600;
+    seeder.routes_["/v1/feed"] =
+        seal(crypto::payload_type::feed, core::serialize_feed(feed), keys.feed);
+    seeder.start();
+
+    const fs::path state = dir / "endpoint";
+    Child agent({PATCHSWARM_DAEMON_BIN, "run", "--state-dir", state.string(), "--seeder",
+                 seeder.url(), "--trust", (dir / "root.json").string(), "--bt", "127.20.0.11:16881",
+                 "--no-lsd", "--heartbeat", "1", "--poll-wait", "1"},
+                dir / "agent.log");
+    auto status = [&] {
+        auto res = patchswarm::test::run(
+            {PATCHSWARM_DAEMON_BIN, "status", "--state-dir", state.string(), "--json"});
+        return nlohmann::json::parse(res.output, nullptr, false);
+    };
+    INFO(patchswarm::test::read_text(dir / "agent.log"));
+    REQUIRE(wait_until(
+        [&] {
+            const auto log = patchswarm::test::read_text(dir / "agent.log");
+            return log.find("feed rejected") != std::string::npos &&
+                   log.find("(expired)") != std::string::npos;
+        },
+        std::chrono::seconds(30)));
+    const auto frozen = status();
+    REQUIRE(frozen.is_object());
+    CHECK(frozen["releases"].empty());
+    CHECK_FALSE(fs::exists(state / "releases" / "KB-FROZEN"));
+
+    // The same feed, fresh: now the release is known (so the refusal above was the expiry).
+    feed.sequence = 6;
+    feed.issued = now_unix() - 10;
+    feed.expires = now_unix() + 3600;
+    seeder.set_route("/v1/feed",
+                     seal(crypto::payload_type::feed, core::serialize_feed(feed), keys.feed));
+    CHECK(wait_until(
+        [&] {
+            const auto s = status();
+            return s.is_object() && !s["releases"].empty() && s["releases"][0]["id"] == "KB-FROZEN";
+        },
+        std::chrono::seconds(30)));
+    agent.stop();
 }

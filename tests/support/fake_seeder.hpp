@@ -4,7 +4,9 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <catch2/catch.hpp>
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
@@ -35,7 +37,16 @@ class FakeSeeder {
     void start() {
         thread_ = std::thread([this] { io_.run(); });
     }
-    std::map<std::string, std::string> routes_;  // set before start()
+    std::map<std::string, std::string> routes_;  // set before start(); after it, set_route()
+    // Replaces one document while the server runs (on its thread, so no request sees half of it).
+    void set_route(const std::string& path, std::string body) {
+        std::promise<void> done;
+        boost::asio::post(io_, [&] {
+            routes_[path] = std::move(body);
+            done.set_value();
+        });
+        done.get_future().wait();
+    }
     const std::string& url() const { return url_; }
 
   private:
