@@ -15,27 +15,15 @@ mb=${DEMO_PAYLOAD_MB:-32}
 http_port=${DEMO_HTTP_PORT:-8080}
 bt_port=${DEMO_BT_PORT:-6881}
 work=${DEMO_DIR:-/tmp/patchswarm-demo}
-bin=$PWD/build
-seeder="$bin/seeder/patchswarm-seeder"
-agent="$bin/daemon/patchswarmd"
+# shellcheck source=scripts/demo-lib.sh
+. scripts/demo-lib.sh
 url="http://127.0.0.1:$http_port"
-
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 rm -rf "$work" && mkdir -p "$work"
 echo "== demo folder: $work (logs: $work/*.log)"
 
 echo "== HQ: root and release keys, the root document, a sample emergency patch ($mb MiB)"
-"$seeder" keygen --out "$work/keys/root" >/dev/null
-"$seeder" keygen --out "$work/keys/release" >/dev/null
-"$seeder" root init --repo "$work/repo" --root-pub "$work/keys/root.pub" \
-  --release-pub "$work/keys/release.pub" --key "$work/keys/root.key" >/dev/null
+demo_repo "$work"
 mkdir -p "$work/KB958644"
 head -c "$((mb * 1024 * 1024))" /dev/urandom >"$work/KB958644/patch.bin"
 cat >"$work/KB958644/install.sh" <<'SH'
@@ -54,10 +42,7 @@ echo "== HQ: starting the seeder on $url"
 "$seeder" serve --repo "$work/repo" --http "127.0.0.1:$http_port" --bt "127.0.0.1:$bt_port" \
   >"$work/seeder.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$http_port") 2>/dev/null && break
-  sleep 0.1
-done
+demo_wait_port "127.0.0.1" "$http_port"
 
 echo "== $n desktops: starting patchswarmd on 127.0.0.2-$((n + 1))"
 for i in $(seq 1 "$n"); do

@@ -16,21 +16,12 @@ scripts/setup.sh patchswarm-seeder patchswarmd
 work=${ROLLOUT_DIR:-/tmp/patchswarm-rollout}
 deadline_s=${ROLLOUT_DEADLINE_S:-90}
 shots=${ROLLOUT_SCREENSHOT_DIR:-$work}
-bin=$PWD/build
-seeder="$bin/seeder/patchswarm-seeder"
-agent="$bin/daemon/patchswarmd"
+# shellcheck source=scripts/demo-lib.sh
+. scripts/demo-lib.sh
 hq=127.90.0.1
 url="http://$hq:8080"
 id=MS26-0142
 n=12
-
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 group_of() {  # desk-1,2: it (canaries); desk-3..6: finance (window closed); the rest: sales
   if (($1 <= 2)); then echo it; elif (($1 <= 6)); then echo finance; else echo sales; fi
@@ -40,10 +31,7 @@ rm -rf "$work" && mkdir -p "$work" "$shots"
 echo "== rollout demo folder: $work (logs: $work/*.log)"
 
 echo "== HQ: keys, root document, a 4 MiB emergency patch that needs a reboot"
-"$seeder" keygen --out "$work/keys/root" >/dev/null
-"$seeder" keygen --out "$work/keys/release" >/dev/null
-"$seeder" root init --repo "$work/repo" --root-pub "$work/keys/root.pub" \
-  --release-pub "$work/keys/release.pub" --key "$work/keys/root.key" >/dev/null
+demo_repo "$work"
 mkdir -p "$work/KB5031356"
 head -c $((4 << 20)) /dev/urandom >"$work/KB5031356/patch.bin"
 cat >"$work/KB5031356/install.sh" <<'SH'
@@ -79,10 +67,7 @@ t_publish=$(date +%s)
   --site office=127.90.0.0/24 \
   >"$work/seeder.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/$hq/8080") 2>/dev/null && break
-  sleep 0.1
-done
+demo_wait_port "$hq" "8080"
 
 echo "== $n desktops (it: 1-2, finance: 3-6, sales: 7-12); the reboot command changes the boot id"
 for i in $(seq 1 "$n"); do
