@@ -274,7 +274,11 @@ function render(doc) {
 
 async function poll() {
   try {
-    const res = await fetch("/v1/status", {cache: "no-store"});
+    // location.origin, not a relative URL: when the page was opened with user and token in its
+    // URL, fetch() refuses any URL resolved against it. The browser still
+    // sends the Basic credentials it used for the page (same origin).
+    const res = await fetch(location.origin + "/v1/status",
+                            {cache: "no-store", credentials: "same-origin"});
     if (!res.ok) throw new Error("GET /v1/status: HTTP " + res.status);
     render(await res.json());
     document.getElementById("error").textContent = "";

@@ -135,17 +135,23 @@ bool browser_required() {
     return v && std::string(v) == "1";
 }
 
-}  // namespace
-
-TEST_CASE("the dashboard shows a converged fleet in a real browser, endpoint names as text",
-          "[browser][integration]") {
+// The browser to test with; empty (after a warning) when the test is to be skipped.
+std::string chromium_or_skip() {
     const std::string chromium = find_chromium();
     if (chromium.empty()) {
         if (browser_required())
             FAIL("PATCHSWARM_REQUIRE_BROWSER=1 but no chromium: scripts/setup.sh installs it");
         WARN("SKIPPED: no chromium on PATH (apt-get install chromium, or set PATCHSWARM_CHROMIUM)");
-        return;
     }
+    return chromium;
+}
+
+}  // namespace
+
+TEST_CASE("the dashboard shows a converged fleet in a real browser, endpoint names as text",
+          "[browser][integration]") {
+    const std::string chromium = chromium_or_skip();
+    if (chromium.empty()) return;
 
     Fleet f("127.70.0");
     const fs::path payload = f.dir() / "payloads" / "p1";
@@ -299,4 +305,55 @@ TEST_CASE("the dashboard shows a converged fleet in a real browser, endpoint nam
     fs::copy_file(shot, stable, fs::copy_options::overwrite_existing, ec);
     CHECK_FALSE(ec);
     std::cout << "dashboard screenshot: " << stable.string() << "\n";
+}
+
+TEST_CASE("behind the admin credential the browser shows the dashboard only with the token",
+          "[browser][integration]") {
+    const std::string chromium = chromium_or_skip();
+    if (chromium.empty()) return;
+    Fleet f("127.70.1");
+    REQUIRE(f.publish(kRelease, f.make_payload(kRelease, 64 << 10, 71)).exit_code == 0);
+    f.start_seeder({"--admin-auth", "always"});
+    // serve writes the token file before it listens: once /healthz answers, the file is there.
+    REQUIRE(wait_until(
+        [&] {
+            http::ClientRequest req;
+            req.url = f.seeder_url() + "/healthz";
+            req.timeout = 2s;
+            auto r = http::request_sync(std::move(req));
+            return r && r->status == 200;
+        },
+        30s));
+    const std::string token = read_text(f.dir() / "repo/keys/admin.token").substr(0, 64);
+    const fs::path scratch = f.dir() / "browser";
+    fs::create_directories(scratch);
+    const std::string host = f.seeder_url().substr(7);  // without "http://"
+
+    // As an admin opens it: credentials in the URL (or typed into the login prompt).
+    auto argv = browser_argv(chromium, scratch / "profile-admin");
+    argv.push_back("--virtual-time-budget=8000");
+    argv.push_back("--dump-dom");
+    argv.push_back("http://admin:" + token + "@" + host + "/");
+    const auto admin = run_browser(argv, scratch, "admin", 90s);
+    INFO("chromium stderr: " << admin.err.substr(0, 3000));
+    REQUIRE(admin.finished);
+    INFO("DOM: " << admin.out.substr(0, 5000));
+    CHECK(admin.out.find("data-loaded=\"1\"") != std::string::npos);
+    CHECK(testid_text(admin.out, "error").empty());
+    CHECK(testid_text(admin.out, "release-id") == kRelease);
+
+    // A stranger gets the 401 answer (Chromium shows no page at all), not the page nor its data.
+    const auto refusals = [&] {
+        return occurrences(read_text(f.dir() / "seeder.log"), "refused, no admin credential");
+    };
+    const std::size_t refused_before = refusals();
+    auto stranger_argv = browser_argv(chromium, scratch / "profile-stranger");
+    stranger_argv.push_back("--virtual-time-budget=4000");
+    stranger_argv.push_back("--dump-dom");
+    stranger_argv.push_back(f.seeder_url() + "/");
+    const auto stranger = run_browser(stranger_argv, scratch, "stranger", 90s);
+    REQUIRE(stranger.finished);
+    CHECK(refusals() > refused_before);
+    CHECK(stranger.out.find("data-loaded") == std::string::npos);
+    CHECK(stranger.out.find(kRelease) == std::string::npos);
 }
