@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/http.hpp"
+#include "support/process.hpp"
 
 namespace http = patchswarm::http;
 namespace net = boost::asio;
@@ -259,23 +260,7 @@ std::string get_request(const std::string& target, const std::string& extra_head
     return "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra_headers + "\r\n";
 }
 
-// A scratch folder removed at the end of the test.
-class TempDir {
-  public:
-    TempDir() {
-        std::string pattern = (fs::temp_directory_path() / "test_http.XXXXXX").string();
-        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-        path_ = pattern;
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        fs::remove_all(path_, ignored);
-    }
-    const fs::path& path() const { return path_; }
-
-  private:
-    fs::path path_;
-};
+using patchswarm::test::TempDir;  // a scratch folder removed at the end of the test
 
 std::string hundred_bytes() {
     std::string content;
@@ -504,7 +489,7 @@ TEST_CASE("HEAD gets the headers of GET without the body", "[net]") {
 }
 
 TEST_CASE("file ranges are served exactly on one keep-alive connection", "[net]") {
-    TempDir dir;
+    TempDir dir("ps-http");
     const std::string content = hundred_bytes();
     ServerThread server({}, write_file(dir.path() / "payload.bin", content));
     RawClient raw(server.port());
@@ -552,7 +537,7 @@ TEST_CASE("file ranges are served exactly on one keep-alive connection", "[net]"
 }
 
 TEST_CASE("a large file is streamed whole and by range", "[net]") {
-    TempDir dir;
+    TempDir dir("ps-http");
     std::string content(3 * 1024 * 1024 + 17, '\0');
     for (std::size_t i = 0; i < content.size(); ++i)
         content[i] = static_cast<char>((i * 7919) >> 3);
@@ -573,7 +558,7 @@ TEST_CASE("a large file is streamed whole and by range", "[net]") {
 }
 
 TEST_CASE("file_response refuses what is not a regular file and parses ranges", "[net]") {
-    TempDir dir;
+    TempDir dir("ps-http");
     const auto file = write_file(dir.path() / "f.bin", hundred_bytes());
     const auto empty = write_file(dir.path() / "empty.bin", "");
     fs::create_directory(dir.path() / "folder");

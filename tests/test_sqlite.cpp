@@ -13,28 +13,14 @@
 #include <vector>
 
 #include "common/sqlite.hpp"
+#include "support/process.hpp"
 
 using namespace patchswarm;
 namespace fs = std::filesystem;
 
 namespace {
 
-class TempDir {
-  public:
-    TempDir() {
-        std::string pattern = (fs::temp_directory_path() / "patchswarm-sqlite-XXXXXX").string();
-        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-        path_ = pattern;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    fs::path file(const char* name) const { return path_ / name; }
-
-  private:
-    fs::path path_;
-};
+using patchswarm::test::TempDir;
 
 std::unique_ptr<Db> open_ok(const fs::path& path) {
     auto db = Db::open(path);
@@ -61,8 +47,8 @@ std::int64_t query_int(Db& db, std::string_view sql) {
 }  // namespace
 
 TEST_CASE("a database opens with WAL, full sync, a busy timeout and foreign keys", "[core]") {
-    TempDir dir;
-    auto db = open_ok(dir.file("state.db"));
+    TempDir dir("ps-sqlite");
+    auto db = open_ok((dir / "state.db"));
     auto mode = value_or_fail(db->prepare("PRAGMA journal_mode"));
     REQUIRE(value_or_fail(mode.step()));
     CHECK(mode.column_text(0) == "wal");
@@ -72,16 +58,16 @@ TEST_CASE("a database opens with WAL, full sync, a busy timeout and foreign keys
 }
 
 TEST_CASE("opening a path that cannot be a database is an Errc::database error", "[core]") {
-    TempDir dir;
-    const auto r = Db::open(dir.file("missing-folder") / "state.db");
+    TempDir dir("ps-sqlite");
+    const auto r = Db::open((dir / "missing-folder") / "state.db");
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().code == Errc::database);
     CHECK(r.error().message.find("unable to open") != std::string::npos);
 }
 
 TEST_CASE("values of every type round-trip through binds and columns", "[core]") {
-    TempDir dir;
-    auto db = open_ok(dir.file("state.db"));
+    TempDir dir("ps-sqlite");
+    auto db = open_ok((dir / "state.db"));
     ok(db->exec("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, s TEXT, b BLOB, z TEXT)"));
 
     const std::int64_t big = std::numeric_limits<std::int64_t>::max();
@@ -120,8 +106,8 @@ TEST_CASE("values of every type round-trip through binds and columns", "[core]")
 }
 
 TEST_CASE("SQL errors come back as Errc::database with SQLite's message", "[core]") {
-    TempDir dir;
-    auto db = open_ok(dir.file("state.db"));
+    TempDir dir("ps-sqlite");
+    auto db = open_ok((dir / "state.db"));
     ok(
         db->exec("CREATE TABLE parent (id INTEGER PRIMARY KEY);"
                  "CREATE TABLE child (id INTEGER PRIMARY KEY,"
@@ -161,8 +147,8 @@ TEST_CASE("SQL errors come back as Errc::database with SQLite's message", "[core
 }
 
 TEST_CASE("a transaction commits on success and rolls back on failure", "[core]") {
-    TempDir dir;
-    auto db = open_ok(dir.file("state.db"));
+    TempDir dir("ps-sqlite");
+    auto db = open_ok((dir / "state.db"));
     ok(db->exec("CREATE TABLE t (v INTEGER NOT NULL)"));
     auto insert = [&db](std::int64_t v) -> Result<void> {
         auto stmt = db->prepare("INSERT INTO t (v) VALUES (?)");
@@ -213,8 +199,8 @@ TEST_CASE("a transaction commits on success and rolls back on failure", "[core]"
 }
 
 TEST_CASE("committed data is there after reopening the file", "[core]") {
-    TempDir dir;
-    const auto path = dir.file("state.db");
+    TempDir dir("ps-sqlite");
+    const auto path = (dir / "state.db");
     {
         auto db = open_ok(path);
         ok(db->exec("CREATE TABLE releases (id TEXT PRIMARY KEY, state TEXT)"));
@@ -229,16 +215,16 @@ TEST_CASE("committed data is there after reopening the file", "[core]") {
 }
 
 TEST_CASE("a statement may outlive its database handle", "[core]") {
-    TempDir dir;
-    auto db = open_ok(dir.file("state.db"));
+    TempDir dir("ps-sqlite");
+    auto db = open_ok((dir / "state.db"));
     auto stmt = value_or_fail(db->prepare("SELECT 1"));
     db.reset();  // close_v2 defers the close until the statement is finalized
     SUCCEED();
 }
 
 TEST_CASE("two connections in two threads wait for each other instead of failing", "[core]") {
-    TempDir dir;
-    const auto path = dir.file("state.db");
+    TempDir dir("ps-sqlite");
+    const auto path = (dir / "state.db");
     {
         auto db = open_ok(path);
         ok(
@@ -289,8 +275,8 @@ TEST_CASE("two connections in two threads wait for each other instead of failing
 }
 
 TEST_CASE("a reader does not block a writer in WAL mode", "[core]") {
-    TempDir dir;
-    const auto path = dir.file("state.db");
+    TempDir dir("ps-sqlite");
+    const auto path = (dir / "state.db");
     auto writer = open_ok(path);
     ok(writer->exec("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1);"));
     auto reader = open_ok(path);
