@@ -214,6 +214,12 @@ Sha256 sha256(ByteView bytes) {
     return out;
 }
 
+Bytes random_bytes(std::size_t n) {
+    Bytes out(n);
+    if (n > 0) randombytes_buf(out.data(), n);
+    return out;
+}
+
 std::string sha256_hex(ByteView bytes) {
     return to_hex(sha256(bytes));
 }

@@ -41,6 +41,8 @@ std::string to_base64(ByteView bytes);  // standard alphabet, padded
 using Sha256 = std::array<std::uint8_t, 32>;
 Sha256 sha256(ByteView bytes);
 std::string sha256_hex(ByteView bytes);
+// `n` bytes from the system CSPRNG (libsodium randombytes_buf).
+Bytes random_bytes(std::size_t n);
 
 // Incremental SHA-256 for files and streams. Not thread-safe; one owner feeds it.
 class Sha256Stream {
@@ -103,6 +105,8 @@ inline constexpr std::string_view feed = "application/vnd.patchswarm.feed+json";
 inline constexpr std::string_view delegation = "application/vnd.patchswarm.delegation+json";
 inline constexpr std::string_view report = "application/vnd.patchswarm.report+json";
 inline constexpr std::string_view root = "application/vnd.patchswarm.root+json";
+// An endpoint asking to be enrolled (docs/PROTOCOL.md, "Enrolment"), signed by its device key.
+inline constexpr std::string_view enrolment = "application/vnd.patchswarm.enrolment+json";
 }  // namespace payload_type
 
 // Bound on signatures per envelope, so verification work per document stays small.
