@@ -150,7 +150,11 @@ Result<Ptr<X509>> build(EVP_PKEY* subject_key, std::string_view cn, std::int64_t
             : add_ext(cert.get(), issuer_cert, NID_basic_constraints, "critical,CA:FALSE") &&
                   add_ext(cert.get(), issuer_cert, NID_key_usage,
                           "critical,digitalSignature,keyAgreement") &&
-                  add_ext(cert.get(), issuer_cert, NID_ext_key_usage, "serverAuth,clientAuth");
+                  add_ext(cert.get(), issuer_cert, NID_ext_key_usage, "serverAuth,clientAuth") &&
+                  // libtorrent accepts a peer of an SSL torrent only if one of its DNS names
+                  // (or else its CN) is the torrent's name or "*": one certificate serves every
+                  // release of the fleet.
+                  add_ext(cert.get(), issuer_cert, NID_subject_alt_name, "DNS:*");
     if (!ok) return fail(Errc::internal, "certificate extensions");
     if (X509_sign(cert.get(), issuer_key, EVP_sha256()) <= 0) {
         return fail(Errc::internal, "X509_sign failed");
