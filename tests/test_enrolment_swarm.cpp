@@ -37,20 +37,6 @@ std::string repo(const Fleet& f) {
     return (f.dir() / "repo").string();
 }
 
-// `token create` prints the token on stdout, a note on stderr (both captured): the pst_ line.
-std::string create_token(const Fleet& f, std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {PATCHSWARM_SEEDER_BIN, "token", "create", "--repo", repo(f)};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    const auto r = run(argv);
-    REQUIRE(r.exit_code == 0);
-    std::istringstream lines(r.output);
-    for (std::string line; std::getline(lines, line);) {
-        if (line.starts_with("pst_")) return line;
-    }
-    FAIL("no token in: " << r.output);
-    return {};
-}
-
 std::string token_list(const Fleet& f) {
     return run({PATCHSWARM_SEEDER_BIN, "token", "list", "--repo", repo(f)}).output;
 }
@@ -85,14 +71,13 @@ struct Stranger {
 TEST_CASE("only enrolled endpoints take part: strangers get no payload byte", "[integration]") {
     patchswarm::crypto::init();
     Fleet f("127.80.0");
-    const auto ca = run({PATCHSWARM_SEEDER_BIN, "ca", "init", "--repo", repo(f)});
-    REQUIRE(ca.exit_code == 0);
+    f.init_ca();
     CHECK((fs::status(f.dir() / "repo/keys/fleet-ca.key").permissions() & fs::perms::group_all) ==
           fs::perms::none);
     const auto payload = f.make_payload("r1", 3 * 1024 * 1024, 7);
     const auto pub = f.publish("r1", payload);
     REQUIRE(pub.exit_code == 0);
-    const std::string token = create_token(f, {"--uses", "2", "--label", "two desks"});
+    const std::string token = f.create_token({"--uses", "2", "--label", "two desks"});
 
     f.start_seeder({"--log-level", "debug", "--gateways", "1", "--site-stall", "300"});
     // No web seed fallback for the enrolled ones: they must finish over the SSL swarm. With one
@@ -191,7 +176,7 @@ TEST_CASE("only enrolled endpoints take part: strangers get no payload byte", "[
 
     // Enrolment refusals change nothing: the token is used up, another is unknown, one expired.
     const std::string before = token_list(f);
-    const std::string expired = create_token(f, {"--expires", "1000000000"});
+    const std::string expired = f.create_token({"--expires", "1000000000"});
     const std::string after_create = token_list(f);
     for (const std::string& tok : {token, std::string("pst_0000"), expired}) {
         const auto r =
@@ -206,7 +191,7 @@ TEST_CASE("only enrolled endpoints take part: strangers get no payload byte", "[
     CHECK(before.find("used-up  used 2, left 0") != std::string::npos);
 
     // A fresh token enrols that device.
-    const std::string fresh = create_token(f);
+    const std::string fresh = f.create_token();
     const auto ok =
         run({PATCHSWARM_DAEMON_BIN, "enroll", "--state-dir", (f.dir() / "ep9").string(), "--seeder",
              f.seeder_url(), "--token", fresh, "--bt", "127.80.0.19:16881"});
