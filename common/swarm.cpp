@@ -363,6 +363,9 @@ class SessionImpl final : public Session {
         if (!session_->is_listening()) {
             return fail(Errc::network, "cannot listen on " + settings_.listen);
         }
+        if (!settings_.ssl_listen.empty() && session_->ssl_listen_port() == 0) {
+            return fail(Errc::network, "cannot listen (SSL) on " + settings_.ssl_listen);
+        }
 
         std::weak_ptr<Pump> weak = pump_;
         auto self = this;

@@ -141,7 +141,7 @@ struct Callbacks {
 
 class Session {
   public:
-    // Errc::network if the listen address cannot be used.
+    // Errc::network if the listen address (or the SSL listen address) cannot be used.
     [[nodiscard]] static Result<std::unique_ptr<Session>> create(boost::asio::io_context& io,
                                                                  Settings settings,
                                                                  Callbacks callbacks);

@@ -171,9 +171,13 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         retry.max_attempts = static_cast<std::uint32_t>(cfg.max_attempts);
         retry.backoff_base_s = cfg.backoff_base_s;
         load_feed_memory();
-        auto identity = load_tls_identity(cfg.state_dir);
-        if (!identity) throw std::runtime_error("enrolment: " + identity.error().message);
-        tls = std::move(*identity);
+        // An expired or damaged certificate must not stop the agent: it keeps reporting and
+        // following the feed, and says why it cannot join SSL swarms (re-enrol to fix).
+        if (auto identity = load_tls_identity(cfg.state_dir); identity) {
+            tls = std::move(*identity);
+        } else {
+            spdlog::error("enrolment unusable, re-enrol: {}", identity.error().message);
+        }
         if (!tls) spdlog::info("not enrolled: SSL torrents of an enrolled fleet get no peers");
         open_session();
         load_releases();

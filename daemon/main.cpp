@@ -279,12 +279,9 @@ int main(int argc, char** argv) {
             for (const auto& r : *ranges) cfg.site_ranges.push_back(r.to_string());
         }
         if (!enroll_token.empty()) {
+            // Not enrolled yet, or the certificate expired or was damaged: enrol (again).
             auto identity = patchswarm::daemon::load_tls_identity(cfg.state_dir);
-            if (!identity) {
-                std::cerr << "patchswarmd: " << identity.error().message << "\n";
-                return kExitFailure;
-            }
-            if (!*identity) {
+            if (!identity || !*identity) {
                 patchswarm::daemon::EnrolOptions o;
                 o.state_dir = cfg.state_dir;
                 o.seeder = cfg.seeders.front();
@@ -293,7 +290,10 @@ int main(int argc, char** argv) {
                 o.local_address = bind_host(cfg.bt_listen);
                 // The seeder may be starting alongside (lab, demo, tests).
                 o.retry_for = std::chrono::seconds(60);
-                if (int rc = run_enroll(std::move(o)); rc != kExitOk) return rc;
+                const bool had_certificate = !identity;  // expired or damaged
+                // A first enrolment that fails is a configuration error; a failed renewal (a
+                // one-time token is used up) leaves the agent running without SSL swarms.
+                if (int rc = run_enroll(std::move(o)); rc != kExitOk && !had_certificate) return rc;
             }
         }
         return run_agent(std::move(cfg), log_level);

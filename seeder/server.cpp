@@ -476,7 +476,15 @@ class Seeder {
                 continue;
             }
             torrents.emplace(release->announce_hash, entry.id);
-            if (release->ssl) ssl_torrents.insert(release->announce_hash);
+            if (release->ssl) {
+                ssl_torrents.insert(release->announce_hash);
+                if (!ca_) {
+                    spdlog::error(
+                        "release {} is an SSL torrent but {} is missing: no peer can "
+                        "connect to this seeder for it",
+                        entry.id, fleet_ca_cert(paths_).string());
+                }
+            }
             loaded.emplace(entry.id, std::move(*release));
         }
         tracker_->set_torrents(std::move(torrents));
@@ -665,7 +673,7 @@ class Seeder {
         auto reply = tracker_->announce(*a, tracker::Clock::now());
         // Peers of an SSL torrent announce their SSL listen port; the seeder's own entry must
         // be its SSL port too (its plain port refuses SSL torrents).
-        if (reply && ssl_torrents_.contains(a->info_hash)) {
+        if (reply && ssl_port_ != 0 && ssl_torrents_.contains(a->info_hash)) {
             for (auto& p : reply->peers) {
                 if (p.peer_id.empty() && p.address == tracker_->seeder())
                     p.address.port = ssl_port_;
