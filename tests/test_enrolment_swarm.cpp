@@ -198,4 +198,30 @@ TEST_CASE("only enrolled endpoints take part: strangers get no payload byte", "[
     INFO(ok.output);
     CHECK(ok.exit_code == 0);
     CHECK(fs::exists(f.dir() / "ep9/tls.crt"));
+
+    // The web seed tells an enrolled address from a stranger's (an enrolled one may still be
+    // refused as "not a gateway" of its site, never as "not enrolled").
+    const std::string file_url =
+        f.seeder_url() + "/v1/payload/r1/" + summary->name + "/data/patch.bin";
+    const auto from = [&](const std::string& address) {
+        return patchswarm::http::request_sync({.url = file_url,
+                                               .content_type = "",
+                                               .max_response_bytes = 8 << 20,
+                                               .local_address = address});
+    };
+    const auto stranger_get = from("127.80.0.98");
+    REQUIRE(stranger_get);
+    CHECK(stranger_get->status == 403);
+    CHECK(stranger_get->body.find("not_enrolled") != std::string::npos);
+    const auto enrolled_get = from("127.80.0.19");
+    REQUIRE(enrolled_get);
+    INFO(enrolled_get->status << " " << enrolled_get->body.substr(0, 200));
+    CHECK(enrolled_get->body.find("not_enrolled") == std::string::npos);
+    CHECK((enrolled_get->status == 200 ||
+           enrolled_get->body.find("not_a_gateway") != std::string::npos));
+
+    // The device enrolled with `patchswarmd enroll` runs like the others (state dir ep9,
+    // address 127.80.0.19) and completes over the SSL swarm.
+    f.start_endpoint(9, {"--webseed-after", "3600"});
+    CHECK(f.wait_state(9, "r1", "effective", kConverge));
 }
