@@ -58,7 +58,8 @@ std::string ssl_listen_of(const AgentConfig& cfg) {
     } catch (const std::exception&) {
         return {};
     }
-    return cfg.bt_listen.substr(0, colon) + ":" + std::to_string(port == 0 ? 0 : port + 1);
+    return cfg.bt_listen.substr(0, colon) + ":" +
+           std::to_string(port <= 0 || port >= 65535 ? 0 : port + 1);
 }
 
 // Host part of "http://host:port/..." for counting bytes from the seeder.

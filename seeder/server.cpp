@@ -157,7 +157,8 @@ std::string ssl_listen_for(const ServeOptions& options) {
     if (!parsed) throw std::runtime_error("--bt is not ip:port");
     const std::string host =
         parsed->v6 ? "[" + tracker::ip_to_string(*parsed) + "]" : tracker::ip_to_string(*parsed);
-    return host + ":" + std::to_string(parsed->port == 0 ? 0 : parsed->port + 1);
+    return host + ":" +
+           std::to_string(parsed->port == 0 || parsed->port == 65535 ? 0 : parsed->port + 1);
 }
 
 // The seeder's own certificate: a fresh key each start, issued by the fleet CA.
