@@ -223,5 +223,7 @@ TEST_CASE("only enrolled endpoints take part: strangers get no payload byte", "[
     // The device enrolled with `patchswarmd enroll` runs like the others (state dir ep9,
     // address 127.80.0.19) and completes over the SSL swarm.
     f.start_endpoint(9, {"--webseed-after", "3600"});
-    CHECK(f.wait_state(9, "r1", "effective", kConverge));
+    const bool nine = f.wait_state(9, "r1", "effective", kConverge);
+    INFO(dump_logs(f, {9}));
+    CHECK(nine);
 }
