@@ -35,6 +35,7 @@
 #include "common/fsutil.hpp"
 #include "common/manifest.hpp"
 #include "common/sites.hpp"
+#include "common/x509.hpp"
 
 namespace patchswarm::swarm {
 
@@ -141,6 +142,7 @@ Result<TorrentSummary> summarize(const lt::torrent_info& ti,
     TorrentSummary out;
     out.bytes = bytes;
     out.infohash_v2 = to_hex(ti.info_hashes().v2);
+    out.ssl_root_cert = std::string(ti.ssl_cert());
     out.name = ti.name();
     if (auto ok = core::validate_relative_path(out.name); !ok) {
         return fail(Errc::unsafe_path, "torrent name: " + ok.error().message);
@@ -317,8 +319,18 @@ class SessionImpl final : public Session {
                         "at most " + std::to_string(kMaxPeerClasses) + " peer classes");
         }
 
+        if (!settings_.ssl_certificate.empty()) {
+            auto dh = x509::dh_params_pem();
+            if (!dh) return std::unexpected(dh.error());
+            dh_params_ = std::move(*dh);
+        }
+
         lt::settings_pack pack;
-        pack.set_str(lt::settings_pack::listen_interfaces, settings_.listen);
+        // An "s" suffix makes a listen socket TLS: SSL torrents accept peers only there.
+        pack.set_str(lt::settings_pack::listen_interfaces,
+                     settings_.ssl_listen.empty()
+                         ? settings_.listen
+                         : settings_.listen + "," + settings_.ssl_listen + "s");
         // Each endpoint has its own address (one 127.0.0.x per session in tests, one host per
         // address in the lab); bind outgoing connections to it so peers see who we are.
         if (auto host = listen_host(settings_.listen)) {
@@ -375,6 +387,9 @@ class SessionImpl final : public Session {
         // call is queued behind that.
         if (!session_->is_listening()) {
             return fail(Errc::network, "cannot listen on " + settings_.listen);
+        }
+        if (!settings_.ssl_listen.empty() && session_->ssl_listen_port() == 0) {
+            return fail(Errc::network, "cannot listen (SSL) on " + settings_.ssl_listen);
         }
 
         std::weak_ptr<Pump> weak = pump_;
@@ -508,6 +523,14 @@ class SessionImpl final : public Session {
         entry.seed = p.seed;
         entries_.emplace(p.id, std::move(entry));
         ids_[h] = p.id;
+        if (!ti->ssl_cert().empty()) {
+            if (settings_.ssl_certificate.empty()) {
+                spdlog::warn("swarm {}: SSL torrent but no certificate (not enrolled): no peers",
+                             p.id);
+            } else {
+                set_certificate(h);
+            }
+        }
         for (const auto& ep : peers) h.connect_peer(ep);
 
         // A torrent that is complete the moment it is added (nothing to check) may post no
@@ -589,6 +612,14 @@ class SessionImpl final : public Session {
     }
 
     std::uint16_t listen_port() const override { return session_->listen_port(); }
+    std::uint16_t ssl_listen_port() const override {
+        return settings_.ssl_listen.empty() ? 0 : session_->ssl_listen_port();
+    }
+
+    void set_certificate(lt::torrent_handle h) {
+        h.set_ssl_certificate_buffer(settings_.ssl_certificate, settings_.ssl_private_key,
+                                     dh_params_);
+    }
 
   private:
     // Bytes of one block, held until the piece passes its hash check.
@@ -849,6 +880,14 @@ class SessionImpl final : public Session {
             report_error(a->handle, a->message());
         } else if (auto* a = lt::alert_cast<lt::file_error_alert>(alert)) {
             report_error(a->handle, a->message());
+        } else if (auto* a = lt::alert_cast<lt::torrent_need_cert_alert>(alert)) {
+            // Posted for every SSL torrent when it starts, even after set_ssl_certificate.
+            if (!id_of(a->handle)) return;
+            if (settings_.ssl_certificate.empty()) {
+                spdlog::debug("swarm: {} (no certificate: not enrolled)", a->message());
+            } else {
+                set_certificate(a->handle);
+            }
         } else if (auto* a = lt::alert_cast<lt::listen_failed_alert>(alert)) {
             spdlog::warn("swarm: {}", a->message());
         } else if (auto* a = lt::alert_cast<lt::peer_disconnected_alert>(alert)) {
@@ -870,12 +909,13 @@ class SessionImpl final : public Session {
     std::unordered_map<lt::torrent_handle, std::string> ids_;
     int outstanding_resume_ = 0;
     bool draining_ = false;
+    std::string dh_params_;                 // PEM, for set_ssl_certificate_buffer
     std::unique_ptr<lt::session> session_;  // last member: destroyed first
 };
 
 }  // namespace
 
-Result<TorrentSummary> create_torrent(const fs::path& payload) {
+Result<TorrentSummary> create_torrent(const fs::path& payload, const std::string& ssl_root_cert) {
     std::error_code fec;
     fs::path root = fs::absolute(payload, fec);
     if (fec) return fail(Errc::io, "payload " + payload.string() + ": " + fec.message());
@@ -892,6 +932,7 @@ Result<TorrentSummary> create_torrent(const fs::path& payload) {
         // Same payload, same bytes: no wall-clock date in the torrent.
         ct.set_creation_date(0);
         ct.set_creator("patchswarm");
+        if (!ssl_root_cert.empty()) ct.set_root_cert(ssl_root_cert);
         lt::error_code ec;
         lt::set_piece_hashes(ct, root.parent_path().string(), ec);
         if (ec) return fail(Errc::io, "hashing " + root.string() + ": " + ec.message());

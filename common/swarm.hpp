@@ -36,11 +36,16 @@ struct TorrentSummary {
     std::string name;                 // top-level name (folder or file)
     bool single_file = false;
     std::vector<TorrentFile> files;  // sorted by path, pad files excluded
+    // An SSL torrent carries the CA (PEM) whose certificates its peers must present.
+    std::string ssl_root_cert;
 };
 
 // Builds a BitTorrent v2-only torrent of a file or folder (v2: per-file SHA-256 merkle trees).
-// Symlinks and special files in the payload are refused (Errc::unsafe_path).
-[[nodiscard]] Result<TorrentSummary> create_torrent(const std::filesystem::path& payload);
+// Symlinks and special files in the payload are refused (Errc::unsafe_path). With
+// `ssl_root_cert` (a CA certificate PEM) the torrent is an SSL torrent: libtorrent then talks to
+// its peers only over TLS, each side presenting a certificate issued by that CA.
+[[nodiscard]] Result<TorrentSummary> create_torrent(const std::filesystem::path& payload,
+                                                    const std::string& ssl_root_cert = {});
 
 // Parses an untrusted .torrent with explicit load limits (size, decode depth/tokens, pieces).
 // Errc::malformed / Errc::too_large; Errc::unsafe_path if a file path is not a safe relative
@@ -86,6 +91,13 @@ struct Settings {
     // seeder's address on to its whole site, and the seeder, connected to every site's
     // gateways, would hand their addresses across sites.
     bool peer_exchange = false;
+    // SSL torrents: the TLS listen address ("127.0.0.2:6882", port 0: any free port; empty: no
+    // SSL listen socket), and this session's certificate and private key (PEM), issued by the
+    // fleet CA, presented for every SSL torrent. Without a certificate an SSL torrent gets no
+    // peers (libtorrent refuses plain connections for it).
+    std::string ssl_listen;
+    std::string ssl_certificate;
+    std::string ssl_private_key;
 };
 
 struct AddParams {
@@ -129,7 +141,7 @@ struct Callbacks {
 
 class Session {
   public:
-    // Errc::network if the listen address cannot be used.
+    // Errc::network if the listen address (or the SSL listen address) cannot be used.
     [[nodiscard]] static Result<std::unique_ptr<Session>> create(boost::asio::io_context& io,
                                                                  Settings settings,
                                                                  Callbacks callbacks);
@@ -159,6 +171,8 @@ class Session {
     // for shutdown.
     virtual void save_resume_data_and_wait(std::chrono::milliseconds timeout) = 0;
     virtual std::uint16_t listen_port() const = 0;
+    // The bound SSL listen port, 0 without one.
+    virtual std::uint16_t ssl_listen_port() const { return 0; }
 };
 
 }  // namespace patchswarm::swarm

@@ -110,6 +110,8 @@ inline constexpr std::string_view feed = "application/vnd.patchswarm.feed+json";
 inline constexpr std::string_view delegation = "application/vnd.patchswarm.delegation+json";
 inline constexpr std::string_view report = "application/vnd.patchswarm.report+json";
 inline constexpr std::string_view root = "application/vnd.patchswarm.root+json";
+// An endpoint asking to be enrolled (docs/PROTOCOL.md, "Enrolment"), signed by its device key.
+inline constexpr std::string_view enrolment = "application/vnd.patchswarm.enrolment+json";
 }  // namespace payload_type
 
 // Bound on signatures per envelope, so verification work per document stays small.

@@ -22,6 +22,7 @@
 #include "common/trust.hpp"
 #include "crypto/crypto.hpp"
 #include "daemon/endpoint_store.hpp"
+#include "daemon/enrol.hpp"
 #include "daemon/payload_stager.hpp"
 #include "daemon/relay.hpp"
 
@@ -44,6 +45,21 @@ std::int64_t now_unix() {
 std::string host_of(const std::string& host_port) {
     const auto colon = host_port.rfind(':');
     return colon == std::string::npos ? host_port : host_port.substr(0, colon);
+}
+
+// bt_ssl_listen, or bt_listen's host with the next port.
+std::string ssl_listen_of(const AgentConfig& cfg) {
+    if (!cfg.bt_ssl_listen.empty()) return cfg.bt_ssl_listen;
+    const auto colon = cfg.bt_listen.rfind(':');
+    if (colon == std::string::npos) return {};
+    int port = 0;
+    try {
+        port = std::stoi(cfg.bt_listen.substr(colon + 1));
+    } catch (const std::exception&) {
+        return {};
+    }
+    return cfg.bt_listen.substr(0, colon) + ":" +
+           std::to_string(port <= 0 || port >= 65535 ? 0 : port + 1);
 }
 
 // Host part of "http://host:port/..." for counting bytes from the seeder.
@@ -117,6 +133,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     bool stopping = false;
     int ticks_since_resume_save = 0;
     std::string bind_address;
+    std::optional<TlsIdentity> tls;  // set when enrolled
     asio::steady_timer tick_timer;
     asio::steady_timer heartbeat_timer;
     asio::steady_timer poll_retry_timer;
@@ -155,6 +172,14 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         retry.max_attempts = static_cast<std::uint32_t>(cfg.max_attempts);
         retry.backoff_base_s = cfg.backoff_base_s;
         load_feed_memory();
+        // An expired or damaged certificate must not stop the agent: it keeps reporting and
+        // following the feed, and says why it cannot join SSL swarms (re-enrol to fix).
+        if (auto identity = load_tls_identity(cfg.state_dir); identity) {
+            tls = std::move(*identity);
+        } else {
+            spdlog::error("enrolment unusable, re-enrol: {}", identity.error().message);
+        }
+        if (!tls) spdlog::info("not enrolled: SSL torrents of an enrolled fleet get no peers");
         open_session();
         load_releases();
         if (!cfg.relay_listen.empty()) start_relay();
@@ -252,6 +277,11 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         // Only HQ (the first --seeder) counts as "the seeder"; relays are peers like any other.
         s.seeder_addresses.push_back(url_host(cfg.seeders.front()));
         s.site_ranges = cfg.site_ranges;
+        if (tls) {
+            s.ssl_listen = ssl_listen_of(cfg);
+            s.ssl_certificate = tls->cert_pem;
+            s.ssl_private_key = tls->key_pem;
+        }
         if (cfg.wan_limit > 0) {
             // Everything outside the site is WAN, capped each way; the site's own ranges are
             // uncapped and always unchoked, as libtorrent's "local" class would have them.

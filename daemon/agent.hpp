@@ -25,6 +25,9 @@ struct AgentConfig {
     // anchor. Later versions are fetched from the seeder and kept in state.db.
     std::filesystem::path trust_root;
     std::string bt_listen = "0.0.0.0:6881";
+    // SSL torrents (enrolled endpoints only): TLS listen address; empty: bt_listen's host with
+    // its port + 1 (any free port when bt_listen's port is 0).
+    std::string bt_ssl_listen;
     std::string relay_listen;  // optional "ip:port": serve the signed feed/manifests to peers
     std::filesystem::path boot_id_file = "/proc/sys/kernel/random/boot_id";
     std::string name;  // reported host name; defaults to gethostname()
@@ -50,7 +53,8 @@ struct AgentConfig {
 
 class Agent {
   public:
-    // Opens the state directory (creating the device key on first start). Throws
+    // Opens the state directory (creating the device key on first start) and, when the endpoint
+    // is enrolled (daemon/enrol.hpp), its TLS identity for SSL torrents. Throws
     // std::runtime_error with a one-line message on start-up failure.
     Agent(boost::asio::io_context& io, AgentConfig config);
     ~Agent();

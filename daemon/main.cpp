@@ -1,5 +1,6 @@
 // patchswarmd: the endpoint agent and its local CLI. main() only parses options and wires.
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
@@ -16,6 +17,7 @@
 #include "common/term.hpp"
 #include "crypto/crypto.hpp"
 #include "daemon/agent.hpp"
+#include "daemon/enrol.hpp"
 #include "daemon/status_view.hpp"
 
 namespace {
@@ -37,6 +39,31 @@ int run_agent(patchswarm::daemon::AgentConfig cfg, const std::string& log_level)
     });
     agent.start();
     io.run();
+    return kExitOk;
+}
+
+std::string host_name(const std::string& configured) {
+    if (!configured.empty()) return configured;
+    char buf[256] = {};
+    ::gethostname(buf, sizeof buf - 1);
+    return buf;
+}
+
+// The host of "ip:port" when it is one specific address (the agent binds its HTTP client there).
+std::string bind_host(const std::string& listen) {
+    const auto colon = listen.rfind(':');
+    const std::string host = colon == std::string::npos ? listen : listen.substr(0, colon);
+    return host == "0.0.0.0" || host == "::" || host == "[::]" ? std::string() : host;
+}
+
+int run_enroll(patchswarm::daemon::EnrolOptions o) {
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+    auto id = patchswarm::daemon::enroll(o);
+    if (!id) {
+        std::cerr << "patchswarmd: " << id.error().message << "\n";
+        return kExitFailure;
+    }
+    std::cout << "enrolled: certificate in " << (o.state_dir / "tls.crt").string() << "\n";
     return kExitOk;
 }
 
@@ -95,7 +122,7 @@ int main(int argc, char** argv) {
     CLI::App app{
         "patchswarmd: the patchswarm endpoint agent. Learns of signed releases, fetches\n"
         "them from LAN peers, verifies every byte, installs and reports."};
-    patchswarm::cli::add_config_option(app, argc, argv, {"run", "status", "defer"});
+    patchswarm::cli::add_config_option(app, argc, argv, {"run", "status", "defer", "enroll"});
     app.require_subcommand(1);
 
     patchswarm::daemon::AgentConfig cfg;
@@ -115,6 +142,12 @@ int main(int argc, char** argv) {
         ->check(CLI::ExistingFile);
     run->add_option("--bt", cfg.bt_listen, "BitTorrent listen address ip:port")
         ->capture_default_str();
+    run->add_option("--bt-ssl", cfg.bt_ssl_listen,
+                    "SSL BitTorrent listen address ip:port for an enrolled fleet's SSL torrents "
+                    "(default: --bt's address, --bt's port + 1)");
+    std::string enroll_token;
+    run->add_option("--enroll-token", enroll_token,
+                    "enrol at start with this token unless already enrolled (see enroll)");
     run->add_option("--relay", cfg.relay_listen,
                     "also serve the signed feed and manifests to LAN peers on ip:port");
     run->add_option("--name", cfg.name, "name reported to the seeder (default: host name)");
@@ -165,6 +198,24 @@ int main(int argc, char** argv) {
     run->add_option("--log-level", log_level, "trace, debug, info, warn, error")
         ->capture_default_str();
 
+    patchswarm::daemon::EnrolOptions enrol;
+    std::string enrol_bt;
+    auto* enroll = app.add_subcommand(
+        "enroll",
+        "enrol this endpoint with the seeder using a token from `patchswarm-seeder token "
+        "create`: registers the device key and stores the endpoint's TLS certificate "
+        "(tls.key, tls.crt, fleet-ca.pem in the state folder)");
+    enroll->add_option("--state-dir", enrol.state_dir, "folder for this endpoint's state")
+        ->required();
+    enroll->add_option("--seeder", enrol.seeder, "seeder base URL (the first of run's --seeder)")
+        ->required();
+    enroll->add_option("--token", enrol.token, "enrolment token")->required();
+    enroll->add_option("--name", enrol.hostname,
+                       "name reported to the seeder (default: host name)");
+    enroll->add_option("--bt", enrol_bt,
+                       "run's --bt address: the request is sent from its IP (the web seed serves "
+                       "the addresses endpoints enrolled or reported from)");
+
     std::string status_dir;
     bool as_json = false;
     auto* status = app.add_subcommand("status", "show this endpoint's releases and states");
@@ -195,6 +246,12 @@ int main(int argc, char** argv) {
         patchswarm::crypto::init();
         if (*status) return show_status(status_dir, as_json);
         if (*defer) return run_defer(defer_dir, defer_id, defer_until, defer_clear);
+        if (*enroll) {
+            while (!enrol.seeder.empty() && enrol.seeder.back() == '/') enrol.seeder.pop_back();
+            enrol.hostname = host_name(enrol.hostname);
+            enrol.local_address = bind_host(enrol_bt);
+            return run_enroll(std::move(enrol));
+        }
         for (const auto& g : cfg.groups) {
             if (auto ok = patchswarm::core::validate_group_name(g); !ok) {
                 std::cerr << "patchswarmd: --group '" << g << "': " << ok.error().message << "\n";
@@ -220,6 +277,24 @@ int main(int argc, char** argv) {
                 return kExitUsage;
             }
             for (const auto& r : *ranges) cfg.site_ranges.push_back(r.to_string());
+        }
+        if (!enroll_token.empty()) {
+            // Not enrolled yet, or the certificate expired or was damaged: enrol (again).
+            auto identity = patchswarm::daemon::load_tls_identity(cfg.state_dir);
+            if (!identity || !*identity) {
+                patchswarm::daemon::EnrolOptions o;
+                o.state_dir = cfg.state_dir;
+                o.seeder = cfg.seeders.front();
+                o.token = enroll_token;
+                o.hostname = host_name(cfg.name);
+                o.local_address = bind_host(cfg.bt_listen);
+                // The seeder may be starting alongside (lab, demo, tests).
+                o.retry_for = std::chrono::seconds(60);
+                const bool had_certificate = !identity;  // expired or damaged
+                // A first enrolment that fails is a configuration error; a failed renewal (a
+                // one-time token is used up) leaves the agent running without SSL swarms.
+                if (int rc = run_enroll(std::move(o)); rc != kExitOk && !had_certificate) return rc;
+            }
         }
         return run_agent(std::move(cfg), log_level);
     } catch (const std::exception& e) {

@@ -33,6 +33,10 @@ echo "KB958644 installed at $(date -u +%FT%TZ)" >"$PATCHSWARM_STATE_DIR/KB958644
 exit 0
 SH
 
+echo "== HQ: fleet CA (SSL torrents: only enrolled desktops join the swarm) and an enrolment token"
+"$seeder" ca init --repo "$work/repo" >/dev/null
+token=$("$seeder" token create --repo "$work/repo" --uses "$n" --label demo 2>/dev/null)
+
 echo "== HQ: publishing MS08-067 (severity emergency, reboot required)"
 start=$(date +%s.%N)
 "$seeder" publish --repo "$work/repo" --key "$work/keys/release.key" --id MS08-067 \
@@ -51,7 +55,7 @@ for i in $(seq 1 "$n"); do
   echo "boot-1" >"$ep/boot_id"
   "$agent" run --state-dir "$ep" --seeder "$url" --trust "$work/repo/root/1.json" \
     --bt "127.0.0.$((i + 1)):$bt_port" --name "desk-$i" --boot-id-file "$ep/boot_id" \
-    --heartbeat 2 >"$work/desk-$i.log" 2>&1 &
+    --heartbeat 2 --enroll-token "$token" >"$work/desk-$i.log" 2>&1 &
   pids+=($!)
 done
 

@@ -11,9 +11,11 @@
 #include <string>
 
 #include "common/cli_config.hpp"
+#include "common/rollout.hpp"
 #include "common/sites.hpp"
 #include "common/term.hpp"
 #include "crypto/crypto.hpp"
+#include "seeder/enrolment.hpp"
 #include "seeder/publish.hpp"
 #include "seeder/repo.hpp"
 #include "seeder/root_admin.hpp"
@@ -349,6 +351,9 @@ void add_serve(CLI::App& app, ServeArgs& a) {
     cmd->add_option("--bt-public", a.opts.bt_public,
                     "address the tracker gives peers for this seeder (default: --bt; needed when "
                     "--bt is 0.0.0.0)");
+    cmd->add_option("--bt-ssl", a.opts.bt_ssl,
+                    "SSL BitTorrent listen address host:port, used when the repository has a "
+                    "fleet CA (default: --bt's host, --bt's port + 1)");
     cmd->add_option("--feed-expiry", a.feed_expiry_s,
                     "feed lifetime in seconds; re-signed at half of it")
         ->check(CLI::Range(60u, 604'800u))
@@ -408,6 +413,112 @@ int run_serve(ServeArgs& a) {
         a.admin_auth == "always" ? seeder::AdminAuth::always : seeder::AdminAuth::remote;
     a.opts.admin_token_file = a.admin_token_file;
     seeder::serve(a.opts);
+    return kExitOk;
+}
+
+// ---- ca / token (enrolment) ------------------------------------------------------------------
+
+struct EnrolArgs {
+    std::string repo;
+    std::string ca_name = "patchswarm fleet CA";
+    std::int64_t uses = 1;
+    std::string expires;
+    std::string label;
+    std::string revoke_id;
+    CLI::App* ca_init = nullptr;
+    CLI::App* create = nullptr;
+    CLI::App* list = nullptr;
+    CLI::App* revoke = nullptr;
+};
+
+void add_enrolment(CLI::App& app, EnrolArgs& a) {
+    auto* ca = app.add_subcommand(
+        "ca",
+        "The fleet CA. A repository with one publishes SSL torrents and serves enrolled "
+        "endpoints only (swarm, web seed, reports)");
+    ca->require_subcommand(1);
+    a.ca_init = ca->add_subcommand(
+        "init",
+        "create keys/fleet-ca.key (0600) and keys/fleet-ca.pem unless they exist: enrolment is "
+        "on from then (releases published before stay plain torrents)");
+    a.ca_init->add_option("--repo", a.repo, "repository folder")->required();
+    a.ca_init->add_option("--name", a.ca_name, "the CA's common name")->capture_default_str();
+
+    auto* token = app.add_subcommand(
+        "token", "Enrolment tokens for `patchswarmd enroll --token` / `run --enroll-token`");
+    token->require_subcommand(1);
+    a.create = token->add_subcommand("create", "print a new token once (only its hash is stored)");
+    a.create->add_option("--repo", a.repo, "repository folder")->required();
+    a.create->add_option("--uses", a.uses, "how many endpoints may enrol with it")
+        ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000}))
+        ->capture_default_str();
+    a.create->add_option("--expires", a.expires,
+                         "when it stops working: +N with s, m, h or d, unix seconds or UTC "
+                         "(default: never)");
+    a.create->add_option("--label", a.label, "a note shown by token list");
+    a.list = token->add_subcommand("list", "list tokens (id, state, uses, expiry, label)");
+    a.list->add_option("--repo", a.repo, "repository folder")->required();
+    a.revoke = token->add_subcommand("revoke", "revoke a token by its id (token list)");
+    a.revoke->add_option("ID", a.revoke_id, "token id or a prefix of at least 6 characters")
+        ->required();
+    a.revoke->add_option("--repo", a.repo, "repository folder")->required();
+}
+
+int run_enrolment(const EnrolArgs& a) {
+    const seeder::RepoPaths paths(a.repo);
+    if (a.ca_init->parsed()) {
+        auto made = seeder::init_fleet_ca(paths, a.ca_name);
+        if (!made) return fail_with(made.error());
+        std::cout << (*made ? "created " : "kept existing ")
+                  << seeder::fleet_ca_cert(paths).string() << "\n";
+        return kExitOk;
+    }
+    auto db = seeder::EnrolmentDb::open(paths.fleet_db());
+    if (!db) return fail_with(db.error());
+    const std::int64_t now = now_unix();
+    if (a.create->parsed()) {
+        auto ca = seeder::load_fleet_ca(paths);
+        if (!ca) return fail_with(ca.error());
+        if (!*ca) {
+            return fail_with(
+                Error{Errc::invalid_argument, "the repository has no fleet CA: run ca init first"});
+        }
+        std::int64_t expires = 0;
+        if (!a.expires.empty()) {
+            auto t = patchswarm::core::parse_time_spec(a.expires, now);
+            if (!t) {
+                return fail_with(Error{Errc::invalid_argument, "--expires: " + t.error().message});
+            }
+            expires = *t;
+        }
+        auto token = (*db)->create_token(a.uses, expires, a.label, now);
+        if (!token) return fail_with(token.error());
+        std::cout << token->token << "\n";
+        std::cerr << "token " << token->id << ": " << a.uses << " use(s), "
+                  << (expires ? "expires " + patchswarm::core::format_utc(expires)
+                              : std::string("never expires"))
+                  << "; it is not shown again\n";
+        return kExitOk;
+    }
+    if (a.list->parsed()) {
+        auto rows = (*db)->tokens();
+        if (!rows) return fail_with(rows.error());
+        for (const auto& t : *rows) {
+            const bool expired = t.expires_at != 0 && now >= t.expires_at;
+            const char* state = t.revoked         ? "revoked"
+                                : t.uses_left < 1 ? "used-up"
+                                : expired         ? "expired"
+                                                  : "active";
+            std::cout << t.id << "  " << state << "  used " << t.used << ", left " << t.uses_left
+                      << "  expires "
+                      << (t.expires_at ? patchswarm::core::format_utc(t.expires_at)
+                                       : std::string("never"))
+                      << "  " << t.label << "\n";
+        }
+        return kExitOk;
+    }
+    if (auto ok = (*db)->revoke(a.revoke_id); !ok) return fail_with(ok.error());
+    std::cout << a.revoke_id << ": revoked\n";
     return kExitOk;
 }
 
@@ -496,7 +607,7 @@ int main(int argc, char** argv) {
     CLI::App app{"patchswarm-seeder: signs releases and serves them to the fleet."};
     patchswarm::cli::add_config_option(
         app, argc, argv,
-        {"keygen", "root", "sign", "publish", "serve", "status", "halt", "resume"});
+        {"keygen", "root", "sign", "publish", "serve", "status", "halt", "resume", "ca", "token"});
     app.require_subcommand(1);
 
     KeygenArgs keygen;
@@ -506,6 +617,7 @@ int main(int argc, char** argv) {
     ServeArgs serve;
     StatusArgs status;
     HaltArgs halt, resume;
+    EnrolArgs enrol;
     add_keygen(app, keygen);
     add_root(app, root);
     add_sign(app, sign);
@@ -513,6 +625,7 @@ int main(int argc, char** argv) {
     add_serve(app, serve);
     add_status(app, status);
     add_halt(app, halt, resume);
+    add_enrolment(app, enrol);
 
     try {
         app.parse(argc, argv);
@@ -534,6 +647,7 @@ int main(int argc, char** argv) {
         if (app.got_subcommand("publish")) return run_publish(publish);
         if (app.got_subcommand("serve")) return run_serve(serve);
         if (app.got_subcommand("status")) return run_status(status);
+        if (app.got_subcommand("ca") || app.got_subcommand("token")) return run_enrolment(enrol);
         if (app.got_subcommand("halt")) {
             auto ok = seeder::halt_release(seeder::RepoPaths(halt.repo), halt.id, halt.reason,
                                            now_unix());

@@ -20,6 +20,7 @@
 #include "common/swarm.hpp"
 #include "crypto/crypto.hpp"
 #include "seeder/command_line.hpp"
+#include "seeder/enrolment.hpp"
 #include "seeder/repo.hpp"
 #include "seeder/root_admin.hpp"
 
@@ -361,7 +362,16 @@ Result<StagedRelease> stage_release(const RepoPaths& paths, const PublishRequest
     }
     if (copier.files().empty()) return fail(Errc::invalid_argument, "payload has no files");
 
-    auto torrent = swarm::create_torrent(payload_root / in.name);
+    // A repository with a fleet CA publishes SSL torrents: only enrolled endpoints (holding a
+    // certificate from that CA) can join the swarm. The torrent, and so the CA, is bound by the
+    // signed manifest's info-hash.
+    std::string fleet_ca;
+    if (auto ca = read_file(fleet_ca_cert(paths), x509::kMaxPemBytes); ca) {
+        fleet_ca = std::move(*ca);
+    } else if (ca.error().code != Errc::not_found) {
+        return fail(ca.error().code, "fleet CA: " + ca.error().message);
+    }
+    auto torrent = swarm::create_torrent(payload_root / in.name, fleet_ca);
     if (!torrent) return fail(torrent.error().code, "torrent: " + torrent.error().message);
     if (!in.single_file && torrent->single_file) {
         if (auto ok = flatten_single_file_folder(payload_root, in.name, torrent->name); !ok) {

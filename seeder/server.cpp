@@ -10,6 +10,7 @@
 #include <charconv>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <stdexcept>
 
 #include "common/fsutil.hpp"
@@ -18,8 +19,10 @@
 #include "common/rate_limit.hpp"
 #include "common/sites.hpp"
 #include "common/swarm.hpp"
+#include "common/x509.hpp"
 #include "crypto/crypto.hpp"
 #include "seeder/dashboard.hpp"
+#include "seeder/enrolment.hpp"
 #include "seeder/feed_service.hpp"
 #include "seeder/fleet_db.hpp"
 #include "seeder/metrics.hpp"
@@ -98,6 +101,7 @@ FileStamp stamp_of(const fs::path& path) {
 // A release as the seeder serves it: checked once when index.json names it.
 struct LoadedRelease {
     std::string announce_hash;  // first 20 bytes of the v2 info-hash
+    bool ssl = false;           // an SSL torrent: peers meet on the SSL listen port
     std::vector<std::uint8_t> torrent;
     std::int64_t created = 0;  // the manifest's: ring 0 opens then
     std::optional<core::Rollout> rollout;
@@ -126,6 +130,7 @@ Result<LoadedRelease> load_release(const RepoPaths& paths, const core::FeedEntry
     auto hash = tracker::announce_hash(summary->infohash_v2);
     if (!hash) return std::unexpected(hash.error());
     release.announce_hash = std::move(*hash);
+    release.ssl = !summary->ssl_root_cert.empty();
     return release;
 }
 
@@ -144,6 +149,28 @@ tracker::PeerAddress seeder_bt_address(const ServeOptions& options, std::uint16_
             "--bt listens on all addresses; give --bt-public with the address peers should use");
     }
     return address;
+}
+
+// --bt-ssl, or --bt's host with the next port (any free port when --bt's port is 0).
+std::string ssl_listen_for(const ServeOptions& options) {
+    if (!options.bt_ssl.empty()) return options.bt_ssl;
+    const auto parsed = tracker::parse_host_port(options.bt, true);
+    if (!parsed) throw std::runtime_error("--bt is not ip:port");
+    const std::string host =
+        parsed->v6 ? "[" + tracker::ip_to_string(*parsed) + "]" : tracker::ip_to_string(*parsed);
+    return host + ":" +
+           std::to_string(parsed->port == 0 || parsed->port == 65535 ? 0 : parsed->port + 1);
+}
+
+// The seeder's own certificate: a fresh key each start, issued by the fleet CA.
+x509::KeyAndCert seeder_certificate(const x509::KeyAndCert& ca) {
+    auto key = x509::generate_key();
+    if (!key) throw std::runtime_error("seeder TLS key: " + key.error().message);
+    auto pub = x509::public_key_of(*key);
+    if (!pub) throw std::runtime_error("seeder TLS key: " + pub.error().message);
+    auto cert = x509::issue(ca, *pub, "patchswarm-seeder", kEndpointCertDays);
+    if (!cert) throw std::runtime_error("seeder certificate: " + cert.error().message);
+    return {std::move(*key), std::move(*cert)};
 }
 
 constexpr std::int64_t kRootExpiryWarning = 30 * 86'400;
@@ -183,7 +210,8 @@ class Seeder {
   public:
     Seeder(asio::io_context& io, const ServeOptions& options, RepoInfo info,
            crypto::KeyPair feed_key, std::uint64_t root_version, std::unique_ptr<FleetDb> db,
-           core::SiteMap sites, std::string admin_token)
+           core::SiteMap sites, std::string admin_token, std::optional<x509::KeyAndCert> ca,
+           std::unique_ptr<EnrolmentDb> enrolment)
         : io_(io),
           options_(options),
           paths_(options.repo),
@@ -193,6 +221,8 @@ class Seeder {
           feed_(io, *db_, feed_key, FeedOptions{info_.name, options.feed_expiry}),
           tick_timer_(io),
           root_version_(root_version),
+          ca_(std::move(ca)),
+          enrolment_(std::move(enrolment)),
           admin_token_(std::move(admin_token)),
           limiter_(core::RateLimit{options.rate_limit, options.rate_burst}) {}
 
@@ -229,6 +259,12 @@ class Seeder {
         // seeder is connected to every site's gateways and would tell each about the others.
         settings.enable_lsd = false;
         settings.peer_exchange = false;
+        if (ca_) {
+            const auto own = seeder_certificate(*ca_);
+            settings.ssl_listen = ssl_listen_for(options_);
+            settings.ssl_certificate = own.cert_pem;
+            settings.ssl_private_key = own.key_pem;
+        }
         if (options_.site_upload_limit > 0) {
             for (const auto& site : sites_.sites()) {
                 swarm::PeerClassSpec spec;
@@ -256,6 +292,11 @@ class Seeder {
         table.gateways = options_.gateways;
         table.site_stall = options_.site_stall;
         tracker_.emplace(seeder_bt_address(options_, session_->listen_port()), table, sites_);
+        ssl_port_ = session_->ssl_listen_port();
+        if (ca_) {
+            spdlog::info("enrolment required (fleet CA {}): SSL torrents on port {}",
+                         fleet_ca_cert(paths_).string(), ssl_port_);
+        }
     }
 
     void start_http() {
@@ -432,6 +473,7 @@ class Seeder {
     void apply_releases() {
         std::map<std::string, std::string> torrents;  // announce hash → id
         std::map<std::string, LoadedRelease> loaded;
+        std::set<std::string> ssl_torrents;
         for (const auto& entry : releases_) {
             auto release = load_release(paths_, entry);
             if (!release) {
@@ -439,9 +481,19 @@ class Seeder {
                 continue;
             }
             torrents.emplace(release->announce_hash, entry.id);
+            if (release->ssl) {
+                ssl_torrents.insert(release->announce_hash);
+                if (!ca_) {
+                    spdlog::error(
+                        "release {} is an SSL torrent but {} is missing: no peer can "
+                        "connect to this seeder for it",
+                        entry.id, fleet_ca_cert(paths_).string());
+                }
+            }
             loaded.emplace(entry.id, std::move(*release));
         }
         tracker_->set_torrents(std::move(torrents));
+        ssl_torrents_ = std::move(ssl_torrents);
         rollouts_.clear();
         for (const auto& [id, release] : loaded) {
             rollouts_.emplace(id, ReleasePolicy{release.created, release.rollout});
@@ -540,6 +592,10 @@ class Seeder {
             if (req.method != "POST") return method_not_allowed();
             return post_report(req);
         }
+        if (req.path == "/v1/enroll") {
+            if (req.method != "POST") return method_not_allowed();
+            return post_enroll(req);
+        }
         if (!is_read(req)) return method_not_allowed();
         if (req.path == "/healthz") return http::text_response(200, "ok");
         if (req.path == "/announce") return announce(req);
@@ -611,6 +667,18 @@ class Seeder {
         const auto from = tracker::make_address(req.remote_address, 0);
         const auto access = from ? tracker_->seeder_access(id, *from, tracker::Clock::now())
                                  : tracker::SeederAccess::refused;
+        if (enrolment_) {
+            // With enrolment on, the web seed serves only addresses an enrolled device enrolled
+            // or last reported from: a stranger on the LAN gets neither the swarm (TLS) nor this.
+            auto known = enrolment_->is_enrolled_address(req.remote_address);
+            if (!known) return error_response(known.error(), 503);
+            if (!*known) {
+                spdlog::warn("web seed {} refused to {}: not an enrolled endpoint's address", id,
+                             req.remote_address);
+                return error_response(403, "not_enrolled",
+                                      "the web seed serves enrolled endpoints only");
+            }
+        }
         if (!tracker::allowed(access)) {
             const std::string site = from ? tracker_->site_of(*from) : "?";
             spdlog::debug("web seed {} refused to {} (site {}): not a gateway, site progressing",
@@ -637,6 +705,14 @@ class Seeder {
         }
         ++counters_.tracker_requests;
         auto reply = tracker_->announce(*a, tracker::Clock::now());
+        // Peers of an SSL torrent announce their SSL listen port; the seeder's own entry must
+        // be its SSL port too (its plain port refuses SSL torrents).
+        if (reply && ssl_port_ != 0 && ssl_torrents_.contains(a->info_hash)) {
+            for (auto& p : reply->peers) {
+                if (p.peer_id.empty() && p.address == tracker_->seeder())
+                    p.address.port = ssl_port_;
+            }
+        }
         res.body = reply ? tracker::bencode_reply(*reply, a->compact)
                          : tracker::bencode_failure(reply.error().message);
         if (reply && spdlog::should_log(spdlog::level::debug)) log_answer(*a, *reply);
@@ -660,12 +736,62 @@ class Seeder {
                       id ? *id : "?", peers);
     }
 
+    http::Response post_enroll(const http::Request& req) {
+        if (!enrolment_ || !ca_) {
+            return error_response(404, "not_found",
+                                  "enrolment is off: the repository has no fleet CA (ca init)");
+        }
+        auto request = parse_enrolment(req.body);
+        if (!request) {
+            spdlog::warn("enrolment from {} refused: {}", req.remote_address,
+                         request.error().message);
+            return error_response(request.error(), report_status_for(request.error().code));
+        }
+        const std::int64_t now = now_unix();
+        if (request->sent_at < now - kEnrolmentClockSkew ||
+            request->sent_at > now + kEnrolmentClockSkew) {
+            return error_response(400, "expired",
+                                  "enrolment sent_at is more than " +
+                                      std::to_string(kEnrolmentClockSkew) +
+                                      "s from the seeder's clock");
+        }
+        // Issued before the token is spent, so a bad key costs no use of it.
+        auto cert =
+            x509::issue(*ca_, request->tls_public_key, request->device_id, kEndpointCertDays);
+        if (!cert) {
+            spdlog::warn("enrolment from {} refused: {}", req.remote_address, cert.error().message);
+            return error_response(400, "malformed", "tls_public_key: " + cert.error().message);
+        }
+        if (auto ok = enrolment_->redeem(*request, req.remote_address, now); !ok) {
+            spdlog::warn("enrolment of {} ({}) from {} refused: {}",
+                         request->device_id.substr(0, 8), request->hostname, req.remote_address,
+                         ok.error().message);
+            return error_response(ok.error(), report_status_for(ok.error().code));
+        }
+        spdlog::info("endpoint {} ({}) enrolled from {}", request->device_id.substr(0, 8),
+                     request->hostname, req.remote_address);
+        const nlohmann::json body = {{"certificate", *cert}, {"ca", ca_->cert_pem}};
+        return http::json_response(200, body.dump());
+    }
+
     http::Response post_report(const http::Request& req) {
         auto report = parse_report(req.body);
         if (!report) ++counters_.reports_refused;
         if (!report) {
             spdlog::warn("report from {} refused: {}", req.remote_address, report.error().message);
             return error_response(report.error(), report_status_for(report.error().code));
+        }
+        if (enrolment_) {
+            auto enrolled = enrolment_->is_enrolled(report->device_id, report->device_key);
+            if (!enrolled) return error_response(enrolled.error(), 503);
+            if (!*enrolled) {
+                ++counters_.reports_refused;
+                spdlog::warn("report from {} ({}) refused: device not enrolled",
+                             report->device_id.substr(0, 8), req.remote_address);
+                return error_response(403, "not_enrolled",
+                                      "device " + report->device_id +
+                                          " is not enrolled (patchswarmd enroll --token)");
+            }
         }
         auto outcome = db_->apply_report(*report, req.remote_address, now_unix());
         if (!outcome) {
@@ -733,6 +859,10 @@ class Seeder {
     std::unique_ptr<swarm::Session> session_;
     asio::steady_timer tick_timer_;
     std::uint64_t root_version_ = 0;
+    std::optional<x509::KeyAndCert> ca_;      // set: enrolment required
+    std::unique_ptr<EnrolmentDb> enrolment_;  // set iff ca_
+    std::set<std::string> ssl_torrents_;      // announce hashes of SSL torrents
+    std::uint16_t ssl_port_ = 0;
     std::uint64_t refused_root_ = 0;  // last root version whose feed key is missing (logged once)
     FileStamp roots_stamp_;
     FileStamp index_stamp_;
@@ -821,10 +951,19 @@ void serve(const ServeOptions& options) {
         options.admin_token_file.empty() ? paths.admin_token() : options.admin_token_file;
     auto admin_token = load_or_create_admin_token(token_file);
     if (!admin_token) throw std::runtime_error("admin token: " + admin_token.error().message);
+    auto ca = load_fleet_ca(paths);
+    if (!ca) throw std::runtime_error(ca.error().message);
+    std::unique_ptr<EnrolmentDb> enrolment;
+    if (*ca) {
+        auto edb = EnrolmentDb::open(paths.fleet_db());
+        if (!edb) throw std::runtime_error("fleet.db: " + edb.error().message);
+        enrolment = std::move(*edb);
+    }
 
     asio::io_context io;
     Seeder seeder(io, options, std::move(repo.info), repo.feed_key, repo.root_version,
-                  std::move(*db), std::move(*sites), std::move(*admin_token));
+                  std::move(*db), std::move(*sites), std::move(*admin_token), std::move(*ca),
+                  std::move(enrolment));
     seeder.start();
     asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code& ec, int) {

@@ -30,6 +30,9 @@ struct ServeOptions {
     // Address the tracker hands to peers for the seeder itself (default: --bt, with the port
     // actually bound). Required when --bt listens on 0.0.0.0 or ::.
     std::string bt_public;
+    // SSL (TLS) BitTorrent listen address, used when the repository has a fleet CA (SSL
+    // torrents). Default: --bt's host with --bt's port + 1.
+    std::string bt_ssl;
     std::chrono::seconds feed_expiry{86'400};
     // Sites, "NAME=CIDR[,CIDR...]" each (common/sites.hpp); addresses outside them form one
     // site per /24 (IPv6: /64).

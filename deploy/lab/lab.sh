@@ -877,6 +877,13 @@ lab_run() {
     grep -qE -- '--site( |$)' <<<"$serve_help" && seeder_sites=true
     grep -qE -- '--site-ranges' <<<"$daemon_help" && endpoint_ranges=true
     grep -qE -- '--wan-limit' <<<"$daemon_help" && endpoint_wan_limit=true
+    # Enrolment (SSL torrents, enrolled endpoints only) whenever the binaries support it, unless
+    # LAB_ENROL=0 (e.g. to compare with plain torrents).
+    local enrolment=false
+    if [[ ${LAB_ENROL:-1} != 0 ]] && grep -qE -- '--enroll-token' <<<"$daemon_help" &&
+        "$RUN_SEEDER_BIN" ca --help >/dev/null 2>&1; then
+        enrolment=true
+    fi
     if [[ -n $RUN_WAN_LIMIT && $endpoint_wan_limit == false ]]; then
         lab_usage_error "--wan-limit: this patchswarmd has no --wan-limit option"
     fi
@@ -908,6 +915,14 @@ lab_run() {
         --release-pub "$RUN_WORK/keys/release.pub" --key "$RUN_WORK/keys/root.key" \
         >"$RUN_WORK/logs/root.log" 2>&1 ||
         lab_fail "root init failed: $(cat "$RUN_WORK/logs/root.log")"
+    local enrol_token=""
+    if [[ $enrolment == true ]]; then
+        "$RUN_SEEDER_BIN" ca init --repo "$RUN_WORK/repo" >"$RUN_WORK/logs/ca.log" 2>&1 ||
+            lab_fail "ca init failed: $(cat "$RUN_WORK/logs/ca.log")"
+        enrol_token=$("$RUN_SEEDER_BIN" token create --repo "$RUN_WORK/repo" \
+            --uses $((LAB_SITES * LAB_HOSTS)) --label lab 2>>"$RUN_WORK/logs/ca.log") ||
+            lab_fail "token create failed: $(cat "$RUN_WORK/logs/ca.log")"
+    fi
     local pl="$RUN_WORK/payload/KB-LAB"
     if [[ -n $RUN_PAYLOAD_DIR ]]; then
         mkdir -p "$RUN_WORK/payload"
@@ -983,6 +998,7 @@ lab_run() {
                 --seeder http://10.77.0.2:8080 --trust "$RUN_WORK/repo/root/1.json"
                 --bt "$ip:6881" --heartbeat 2 --name "$name")
             [[ $endpoint_ranges == true ]] && agent+=(--site-ranges "10.77.$s.0/24")
+            [[ -n $enrol_token ]] && agent+=(--enroll-token "$enrol_token")
             [[ -n $RUN_WAN_LIMIT ]] && agent+=(--wan-limit "$RUN_WAN_LIMIT")
             agent+=("${RUN_DAEMON_OPTS[@]}")
             lab_spawn "${LAB_NSP}$name" "$RUN_WORK/logs/$name.log" "${agent[@]}"

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -115,6 +116,28 @@ class Fleet {
                                          "./install.sh"};
         argv.insert(argv.end(), extra.begin(), extra.end());
         return run(argv);
+    }
+
+    // Enrolment: `ca init` makes releases published from then on SSL torrents that only
+    // enrolled endpoints can join; start those with {"--enroll-token", create_token()}.
+    void init_ca() {
+        const auto r =
+            run({PATCHSWARM_SEEDER_BIN, "ca", "init", "--repo", (dir_ / "repo").string()});
+        if (r.exit_code != 0) throw std::runtime_error("ca init failed: " + r.output);
+    }
+    // `token create` with extra options (e.g. --uses 2); returns the token.
+    std::string create_token(std::vector<std::string> extra = {}) const {
+        std::vector<std::string> argv = {PATCHSWARM_SEEDER_BIN, "token", "create", "--repo",
+                                         (dir_ / "repo").string()};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        const auto r = run(argv);
+        if (r.exit_code != 0) throw std::runtime_error("token create failed: " + r.output);
+        // The token is printed on stdout, a note on stderr; both are captured.
+        std::istringstream lines(r.output);
+        for (std::string line; std::getline(lines, line);) {
+            if (line.starts_with("pst_")) return line;
+        }
+        throw std::runtime_error("no token in: " + r.output);
     }
 
     void start_seeder(std::vector<std::string> extra = {}) {
