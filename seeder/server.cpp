@@ -296,6 +296,13 @@ class Seeder {
         if (ca_) {
             spdlog::info("enrolment required (fleet CA {}): SSL torrents on port {}",
                          fleet_ca_cert(paths_).string(), ssl_port_);
+        } else {
+            spdlog::warn(
+                "enrolment is OFF (no fleet CA): any machine that reaches this seeder can join "
+                "the swarm, download payloads and post reports. Turn it on with "
+                "`patchswarm-seeder ca init --repo {}` before publishing, and give endpoints "
+                "tokens from `token create`",
+                paths_.root().string());
         }
     }
 
