@@ -76,7 +76,7 @@ struct ServerLimits {
     std::chrono::seconds handler_timeout{90};  // an unanswered request gets 503
     std::size_t max_connections = 4096;
     // Open connections per client (IPv4 address or IPv6 /64); more are closed at once.
-    std::size_t max_connections_per_client = 64;
+    std::size_t max_connections_per_client = 1024;
 };
 
 class Server {

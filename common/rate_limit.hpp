@@ -25,8 +25,8 @@ namespace patchswarm::core {
 std::optional<std::string> rate_limit_client(std::string_view address);
 
 struct RateLimit {
-    double per_second = 50;  // sustained requests per second per client; 0 disables limiting
-    double burst = 500;      // bucket size: requests a quiet client may make at once
+    double per_second = 200;  // sustained requests per second per client; 0 disables limiting
+    double burst = 2000;      // bucket size: requests a quiet client may make at once
     std::size_t max_clients = 100'000;
 };
 

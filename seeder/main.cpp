@@ -387,7 +387,8 @@ void add_serve(CLI::App& app, ServeArgs& a) {
                     "random token, mode 0600)");
     cmd->add_option("--rate-limit", a.opts.rate_limit,
                     "HTTP requests per second per client (IPv4 address or IPv6 /64) once its "
-                    "burst is used; more get 429 (0: no limit)")
+                    "burst is used; more get 429 (0: no limit). A site behind one NAT address is "
+                    "one client: about 0.06 requests/s per endpoint there")
         ->check(CLI::Range(0.0, 1e6))
         ->capture_default_str();
     cmd->add_option("--rate-burst", a.opts.rate_burst,
@@ -395,7 +396,8 @@ void add_serve(CLI::App& app, ServeArgs& a) {
         ->check(CLI::Range(1.0, 1e7))
         ->capture_default_str();
     cmd->add_option("--max-connections-per-client", a.opts.max_connections_per_client,
-                    "open HTTP connections per client; more are closed at once")
+                    "open HTTP connections per client; more are closed at once (each endpoint "
+                    "holds one feed long-poll: a NATed site needs one per endpoint)")
         ->check(CLI::Range(std::size_t{1}, std::size_t{100'000}))
         ->capture_default_str();
     cmd->add_option("--log-level", a.log_level, "trace, debug, info, warn, error or off")

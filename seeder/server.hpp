@@ -50,9 +50,12 @@ struct ServeOptions {
     AdminAuth admin_auth = AdminAuth::remote;
     std::filesystem::path admin_token_file;
     // Requests per client (IPv4 address or IPv6 /64): sustained rate and burst; 0 = no limit.
-    double rate_limit = 50;
-    double rate_burst = 500;
-    std::size_t max_connections_per_client = 64;
+    // A branch behind one NAT address is one client: its endpoints' long-polls, reports and
+    // announces add up (1000 endpoints: about 60 requests/s, 1000 open long-polls), hence the
+    // generous defaults; raise them for bigger NATed sites, or give the site a relay.
+    double rate_limit = 200;
+    double rate_burst = 2000;
+    std::size_t max_connections_per_client = 1024;
 };
 
 inline constexpr std::size_t kMaxGateways = 1000;
