@@ -15,7 +15,8 @@ demo_cleanup() {
 trap demo_cleanup EXIT
 trap 'exit 130' INT TERM
 
-# demo_repo WORK: root and release keys in WORK/keys, the repository with root v1 in WORK/repo.
+# demo_repo WORK: root and release keys in WORK/keys, the repository with root v1 and its fleet
+# CA in WORK/repo.
 demo_repo() {
   "$seeder" keygen --out "$1/keys/root" >/dev/null
   "$seeder" keygen --out "$1/keys/release" >/dev/null

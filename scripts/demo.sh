@@ -33,8 +33,7 @@ echo "KB958644 installed at $(date -u +%FT%TZ)" >"$PATCHSWARM_STATE_DIR/KB958644
 exit 0
 SH
 
-echo "== HQ: fleet CA (SSL torrents: only enrolled desktops join the swarm) and an enrolment token"
-"$seeder" ca init --repo "$work/repo" >/dev/null
+echo "== HQ: an enrolment token (root init made the fleet CA: only enrolled desktops join)"
 token=$("$seeder" token create --repo "$work/repo" --uses "$n" --label demo 2>/dev/null)
 
 echo "== HQ: publishing MS08-067 (severity emergency, reboot required)"

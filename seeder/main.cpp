@@ -182,6 +182,8 @@ int run_publish(PublishArgs& a) {
 
 // ---- root ------------------------------------------------------------------------------------
 
+constexpr const char* kFleetCaName = "patchswarm fleet CA";
+
 struct RootArgs {
     std::string repo;
     std::vector<std::string> root_pubs, release_pubs, keys, merge;
@@ -189,6 +191,7 @@ struct RootArgs {
     std::optional<std::string> feed_pub, repo_name;
     std::uint32_t expires_days = seeder::kDefaultRootExpiresDays;
     bool new_feed_key = false;
+    bool no_fleet_ca = false;
     CLI::App* init = nullptr;
     CLI::App* rotate = nullptr;
     CLI::App* sign = nullptr;
@@ -206,7 +209,14 @@ void add_root(CLI::App& app, RootArgs& a) {
         "for a rotation, a threshold of the previous version's root keys too); then it is "
         "committed as root/N.json. Prints the version's state as one JSON line.");
     root->require_subcommand(1);
-    a.init = root->add_subcommand("init", "stage (and sign) root version 1 of a new repository");
+    a.init = root->add_subcommand(
+        "init",
+        "stage (and sign) root version 1 of a new repository, and create its fleet CA (only "
+        "enrolled endpoints take part: see ca, token and patchswarmd enroll)");
+    a.init->add_flag("--no-fleet-ca", a.no_fleet_ca,
+                     "no fleet CA: releases are plain torrents any machine that reaches the "
+                     "swarm can join, and the seeder takes reports from any device (ca init "
+                     "turns enrolment on later)");
     a.rotate = root->add_subcommand("rotate",
                                     "stage version N+1: the current roles with the changes given");
     a.sign = root->add_subcommand(
@@ -274,6 +284,12 @@ int run_root(const RootArgs& a) {
         r.sign_keys = paths_of(a.keys);
         r.repo_name = a.repo_name;
         status = seeder::root_init(r, now_unix());
+        if (status && !a.no_fleet_ca) {
+            const seeder::RepoPaths paths(a.repo);
+            if (auto made = seeder::init_fleet_ca(paths, kFleetCaName); !made) {
+                return fail_with(made.error());
+            }
+        }
     } else if (*a.rotate) {
         seeder::RootRotateRequest r;
         r.repo = a.repo;
@@ -422,7 +438,7 @@ int run_serve(ServeArgs& a) {
 
 struct EnrolArgs {
     std::string repo;
-    std::string ca_name = "patchswarm fleet CA";
+    std::string ca_name = kFleetCaName;
     std::int64_t uses = 1;
     std::string expires;
     std::string label;

@@ -175,12 +175,27 @@ TEST_CASE("the dashboard shows a converged fleet in a real browser, endpoint nam
     // The third endpoint carries a name that is HTML; its install fails.
     write_text(f.state_dir(3) / "fail-install", "");
     write_text(f.boot_id_file(3), "boot-1\n");
-    patchswarm::test::Child hostile(
-        {PATCHSWARM_DAEMON_BIN, "run", "--state-dir", f.state_dir(3).string(), "--seeder",
-         f.seeder_url(), "--trust", f.pinned_root().string(), "--bt",
-         f.endpoint_address(3) + ":16881", "--boot-id-file", f.boot_id_file(3).string(),
-         "--heartbeat", "1", "--poll-wait", "5", "--name", kHostile},
-        f.dir() / "ep3.log");
+    patchswarm::test::Child hostile({PATCHSWARM_DAEMON_BIN,
+                                     "run",
+                                     "--state-dir",
+                                     f.state_dir(3).string(),
+                                     "--seeder",
+                                     f.seeder_url(),
+                                     "--trust",
+                                     f.pinned_root().string(),
+                                     "--bt",
+                                     f.endpoint_address(3) + ":16881",
+                                     "--boot-id-file",
+                                     f.boot_id_file(3).string(),
+                                     "--heartbeat",
+                                     "1",
+                                     "--poll-wait",
+                                     "5",
+                                     "--name",
+                                     kHostile,
+                                     "--enroll-token",
+                                     f.fleet_token()},
+                                    f.dir() / "ep3.log");
     // The seeder's view: two effective, the hostile one listed as needing attention.
     json release;
     const bool reported = wait_until(

@@ -71,6 +71,7 @@ struct Stranger {
 TEST_CASE("only enrolled endpoints take part: strangers get no payload byte", "[integration]") {
     patchswarm::crypto::init();
     Fleet f("127.80.0");
+    f.auto_enrol = false;  // who enrols, and how, is what this test is about
     f.init_ca();
     CHECK((fs::status(f.dir() / "repo/keys/fleet-ca.key").permissions() & fs::perms::group_all) ==
           fs::perms::none);

@@ -130,6 +130,7 @@ TEST_CASE("an endpoint started after the seeder stopped completes from its peers
     f.start_endpoint(1);
     REQUIRE(f.wait_state(0, "KB2", "effective", kConverge));
     REQUIRE(f.wait_state(1, "KB2", "effective", kConverge));
+    f.enroll(2);  // it starts while HQ is away: enrolled (once) before
     f.stop_seeder();
 
     // HQ is gone: endpoint 2 learns the release from endpoint 0's relay and finds its peers
@@ -154,6 +155,7 @@ TEST_CASE("a tampered payload on one peer is never installed anywhere", "[integr
 
     // Endpoint 0 turns hostile: its seeded copy is corrupted in the middle, and HQ goes away, so
     // it is the only source.
+    f.enroll(1);  // it starts while HQ is away: enrolled (once) before
     f.stop_seeder();
     {
         const fs::path bin = f.state_dir(0) / "releases/KB3/download/KB3/data/patch.bin";

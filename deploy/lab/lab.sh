@@ -911,8 +911,12 @@ lab_run() {
         "$RUN_SEEDER_BIN" keygen --out "$RUN_WORK/keys/$k" >>"$RUN_WORK/logs/keygen.log" 2>&1 ||
             lab_fail "keygen failed: $(cat "$RUN_WORK/logs/keygen.log")"
     done
+    local no_ca=()
+    # root init makes a fleet CA unless told not to (older binaries have no such flag).
+    [[ $enrolment == false ]] && "$RUN_SEEDER_BIN" root init --help 2>&1 | grep -q -- --no-fleet-ca &&
+        no_ca=(--no-fleet-ca)
     "$RUN_SEEDER_BIN" root init --repo "$RUN_WORK/repo" --root-pub "$RUN_WORK/keys/root.pub" \
-        --release-pub "$RUN_WORK/keys/release.pub" --key "$RUN_WORK/keys/root.key" \
+        --release-pub "$RUN_WORK/keys/release.pub" --key "$RUN_WORK/keys/root.key" "${no_ca[@]}" \
         >"$RUN_WORK/logs/root.log" 2>&1 ||
         lab_fail "root init failed: $(cat "$RUN_WORK/logs/root.log")"
     local enrol_token=""

@@ -2,6 +2,7 @@
 // uses its own 127.N.0.x addresses so tests can run in parallel without port clashes.
 #pragma once
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -140,6 +141,23 @@ class Fleet {
         throw std::runtime_error("no token in: " + r.output);
     }
 
+    // start_endpoint() passes every endpoint the fleet token (see there); false for tests of
+    // endpoints that never enrolled.
+    bool auto_enrol = true;
+    // One token for the whole test fleet, created on first use.
+    const std::string& fleet_token() {
+        if (fleet_token_.empty()) fleet_token_ = create_token({"--uses", "1000"});
+        return fleet_token_;
+    }
+
+    // Enrols endpoint i now (`patchswarmd enroll`), for one that starts while HQ is away.
+    void enroll(int i) {
+        const auto r =
+            run({PATCHSWARM_DAEMON_BIN, "enroll", "--state-dir", state_dir(i).string(), "--seeder",
+                 seeder_url(), "--token", fleet_token(), "--bt", endpoint_address(i) + ":16881"});
+        if (r.exit_code != 0) throw std::runtime_error("enroll failed: " + r.output);
+    }
+
     void start_seeder(std::vector<std::string> extra = {}) {
         std::vector<std::string> argv = {PATCHSWARM_SEEDER_BIN,
                                          "serve",
@@ -184,6 +202,14 @@ class Fleet {
             "--log-level",
             "debug"};
         argv.insert(argv.end(), extra.begin(), extra.end());
+        // The repository has a fleet CA (root init makes one): an endpoint takes part only once
+        // enrolled, so each gets the fleet's test token unless the test says otherwise.
+        const bool has_token =
+            std::find(extra.begin(), extra.end(), "--enroll-token") != extra.end();
+        if (auto_enrol && !has_token && fs::exists(dir_ / "repo/keys/fleet-ca.pem")) {
+            argv.push_back("--enroll-token");
+            argv.push_back(fleet_token());
+        }
         endpoints_[i] = std::make_unique<Child>(argv, dir_ / ("ep" + std::to_string(i) + ".log"));
     }
     Child& endpoint(int i) { return *endpoints_.at(i); }
@@ -242,6 +268,7 @@ class Fleet {
     std::unique_ptr<Child> seeder_;
     std::map<int, std::unique_ptr<Child>> endpoints_;
     int boots_ = 1;
+    std::string fleet_token_;
 };
 
 }  // namespace patchswarm::test
