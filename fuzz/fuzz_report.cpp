@@ -49,12 +49,6 @@ void check_accepted(const seeder::Report& r) {
     }
 }
 
-std::string signed_envelope(std::string_view type, const crypto::Bytes& payload,
-                            const crypto::KeyPair& key) {
-    const crypto::KeyPair keys[] = {key};
-    return crypto::serialize_envelope(crypto::sign_envelope(type, payload, keys));
-}
-
 // The accepted payload signed by a key other than its device key, or under another type.
 void check_binding(const crypto::Bytes& payload, const seeder::Report& accepted) {
     const crypto::KeyPair& other =

@@ -48,6 +48,13 @@ inline bool is_lower_hex(std::string_view s, std::size_t length) {
     return true;
 }
 
+// `payload` as an envelope of `type` signed by `key` (for harnesses that sign mutated payloads).
+inline std::string signed_envelope(std::string_view type, const crypto::Bytes& payload,
+                                   const crypto::KeyPair& key) {
+    const crypto::KeyPair keys[] = {key};
+    return crypto::serialize_envelope(crypto::sign_envelope(type, payload, keys));
+}
+
 inline bool has_control_char(std::string_view s) {
     for (char c : s) {
         const auto u = static_cast<unsigned char>(c);

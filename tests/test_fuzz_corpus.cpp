@@ -15,6 +15,7 @@
 // The harnesses are compiled into this test rather than linked: each fuzz_<target>.cpp defines
 // libFuzzer's entry point unless PATCHSWARM_FUZZ_REPLAY is set.
 #define PATCHSWARM_FUZZ_REPLAY 1
+#include "fuzz/fuzz_enrolment.cpp"
 #include "fuzz/fuzz_envelope.cpp"
 #include "fuzz/fuzz_feed.cpp"
 #include "fuzz/fuzz_manifest.cpp"
@@ -34,9 +35,10 @@ struct Target {
 };
 
 constexpr Target kTargets[] = {
-    {"envelope", patchswarm::fuzz::envelope_one}, {"manifest", patchswarm::fuzz::manifest_one},
-    {"feed", patchswarm::fuzz::feed_one},         {"report", patchswarm::fuzz::report_one},
-    {"tracker", patchswarm::fuzz::tracker_one},   {"torrent", patchswarm::fuzz::torrent_one},
+    {"envelope", patchswarm::fuzz::envelope_one},   {"manifest", patchswarm::fuzz::manifest_one},
+    {"feed", patchswarm::fuzz::feed_one},           {"report", patchswarm::fuzz::report_one},
+    {"tracker", patchswarm::fuzz::tracker_one},     {"torrent", patchswarm::fuzz::torrent_one},
+    {"enrolment", patchswarm::fuzz::enrolment_one},
 };
 
 const fs::path kFuzzDir = PATCHSWARM_FUZZ_CORPUS;

@@ -1,0 +1,73 @@
+// libFuzzer target for seeder::parse_enrolment, the parser behind POST /v1/enroll (the one
+// request a device sends before HQ knows it). Input, two forms (as for fuzz_report):
+// - "P" followed by an enrolment *payload*: the harness signs it with the throwaway device key,
+//   so mutations reach the payload decoder behind the signature check;
+// - anything else: the raw request body (an enrolment envelope).
+// Beyond "no crash": an accepted request names its own device key, its fields are within their
+// bounds, and the same payload signed by another key, or under another payload type, is refused.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "common/x509.hpp"
+#include "crypto/crypto.hpp"
+#include "fuzz/fuzz_support.hpp"
+#include "seeder/enrolment.hpp"
+#include "seeder/report.hpp"
+
+namespace patchswarm::fuzz {
+
+namespace enrolment_detail {
+
+bool is_refusal(Errc code) {
+    return code == Errc::malformed || code == Errc::too_large || code == Errc::bad_signature;
+}
+
+void check_accepted(const seeder::EnrolmentRequest& r) {
+    FUZZ_CHECK(r.device_id == seeder::device_id_for(r.device_key));
+    FUZZ_CHECK(r.tls_public_key.size() <= x509::kMaxPemBytes);
+    FUZZ_CHECK(!r.token.empty() && r.token.size() <= 128 && !has_control_char(r.token));
+    FUZZ_CHECK(r.hostname.size() <= seeder::kMaxHostnameBytes && !has_control_char(r.hostname));
+}
+
+void check_binding(const crypto::Bytes& payload, const seeder::EnrolmentRequest& accepted) {
+    const crypto::KeyPair& other =
+        accepted.device_key == release_key().public_key ? feed_key() : release_key();
+    FUZZ_CHECK(
+        !seeder::parse_enrolment(signed_envelope(crypto::payload_type::enrolment, payload, other))
+             .has_value());
+    FUZZ_CHECK(!seeder::parse_enrolment(
+                    signed_envelope(crypto::payload_type::report, payload, device_key()))
+                    .has_value());
+}
+
+}  // namespace enrolment_detail
+
+bool enrolment_one(const std::uint8_t* data, std::size_t size) {
+    using namespace enrolment_detail;
+    ensure_init();
+    const bool sign_payload = size > 0 && data[0] == 'P';
+    std::string body;
+    crypto::Bytes payload;
+    if (sign_payload) {
+        payload.assign(data + 1, data + size);
+        body = signed_envelope(crypto::payload_type::enrolment, payload, device_key());
+    } else {
+        body.assign(as_text(data, size));
+    }
+    auto req = seeder::parse_enrolment(body);
+    if (!req) {
+        FUZZ_CHECK(is_refusal(req.error().code) && !req.error().message.empty());
+        return false;
+    }
+    check_accepted(*req);
+    if (sign_payload) {
+        FUZZ_CHECK(req->device_key == device_key().public_key);
+        check_binding(payload, *req);
+    }
+    return true;
+}
+
+}  // namespace patchswarm::fuzz
+
+PATCHSWARM_FUZZ_ENTRY(enrolment_one)
