@@ -45,27 +45,10 @@ void check_binding(const crypto::Bytes& payload, const seeder::EnrolmentRequest&
 
 bool enrolment_one(const std::uint8_t* data, std::size_t size) {
     using namespace enrolment_detail;
-    ensure_init();
-    const bool sign_payload = size > 0 && data[0] == 'P';
-    std::string body;
-    crypto::Bytes payload;
-    if (sign_payload) {
-        payload.assign(data + 1, data + size);
-        body = signed_envelope(crypto::payload_type::enrolment, payload, device_key());
-    } else {
-        body.assign(as_text(data, size));
-    }
-    auto req = seeder::parse_enrolment(body);
-    if (!req) {
-        FUZZ_CHECK(is_refusal(req.error().code) && !req.error().message.empty());
-        return false;
-    }
-    check_accepted(*req);
-    if (sign_payload) {
-        FUZZ_CHECK(req->device_key == device_key().public_key);
-        check_binding(payload, *req);
-    }
-    return true;
+    return device_signed_one(
+        data, size, crypto::payload_type::enrolment,
+        [](const std::string& body) { return seeder::parse_enrolment(body); }, is_refusal,
+        check_accepted, check_binding);
 }
 
 }  // namespace patchswarm::fuzz

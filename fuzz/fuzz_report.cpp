@@ -64,27 +64,10 @@ void check_binding(const crypto::Bytes& payload, const seeder::Report& accepted)
 
 bool report_one(const std::uint8_t* data, std::size_t size) {
     using namespace report_detail;
-    ensure_init();
-    const bool sign_payload = size > 0 && data[0] == 'P';
-    std::string body;
-    crypto::Bytes payload;
-    if (sign_payload) {
-        payload.assign(data + 1, data + size);
-        body = signed_envelope(crypto::payload_type::report, payload, device_key());
-    } else {
-        body.assign(as_text(data, size));
-    }
-    auto report = seeder::parse_report(body);
-    if (!report) {
-        FUZZ_CHECK(is_refusal(report.error().code) && !report.error().message.empty());
-        return false;
-    }
-    check_accepted(*report);
-    if (sign_payload) {
-        FUZZ_CHECK(report->device_key == device_key().public_key);
-        check_binding(payload, *report);
-    }
-    return true;
+    return device_signed_one(
+        data, size, crypto::payload_type::report,
+        [](const std::string& body) { return seeder::parse_report(body); }, is_refusal,
+        check_accepted, check_binding);
 }
 
 }  // namespace patchswarm::fuzz

@@ -90,6 +90,38 @@ inline const crypto::KeyPair& device_key() {
     return key;
 }
 
+// The two input forms of the targets for device-signed requests (report, enrolment): "P" and
+// a payload, which is signed here as `type` with the throwaway device key so that mutations
+// reach the decoder behind the signature check, or else the raw request body. `parse(body)`
+// returns a Result whose value has a `device_key`; a refusal must satisfy `is_refusal(code)` and
+// carry a message; an accepted value goes to `check(value)` and, when the harness signed it, to
+// `bind(payload, value)`. Returns whether the parser accepted the input.
+template <typename Parse, typename Check, typename Bind>
+bool device_signed_one(const std::uint8_t* data, std::size_t size, std::string_view type,
+                       Parse parse, bool (*is_refusal)(Errc), Check check, Bind bind) {
+    ensure_init();
+    const bool sign_payload = size > 0 && data[0] == 'P';
+    std::string body;
+    crypto::Bytes payload;
+    if (sign_payload) {
+        payload.assign(data + 1, data + size);
+        body = signed_envelope(type, payload, device_key());
+    } else {
+        body.assign(as_text(data, size));
+    }
+    auto value = parse(body);
+    if (!value) {
+        FUZZ_CHECK(is_refusal(value.error().code) && !value.error().message.empty());
+        return false;
+    }
+    check(*value);
+    if (sign_payload) {
+        FUZZ_CHECK(value->device_key == device_key().public_key);
+        bind(payload, *value);
+    }
+    return true;
+}
+
 }  // namespace patchswarm::fuzz
 
 // Each target defines `bool patchswarm::fuzz::<name>_one(const std::uint8_t*, std::size_t)`,
