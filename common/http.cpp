@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/rate_limit.hpp"
+#include "common/text.hpp"
 
 namespace patchswarm::http {
 namespace {
@@ -72,12 +73,6 @@ bool iequals(std::string_view a, std::string_view b) {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
                return ascii_lower(x) == ascii_lower(y);
            });
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
 }
 
 int hex_value(char c) {
@@ -445,6 +440,7 @@ class Session : public std::enable_shared_from_this<Session> {
         }
         req.body = std::move(message.body());
         req.remote_address = remote_address_;
+        req.client = client_;
 
         const std::uint64_t generation = ++generation_;
         awaiting_response_ = true;

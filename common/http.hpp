@@ -29,6 +29,7 @@ struct Request {
     std::map<std::string, std::string> headers;  // field names lowercased
     std::string body;
     std::string remote_address;  // peer IP as text
+    std::string client;  // rate-limit key of the peer: core::rate_limit_client(remote_address)
 };
 
 struct FileRange {

@@ -10,10 +10,7 @@ namespace patchswarm::core {
 std::optional<std::string> rate_limit_client(std::string_view address) {
     const auto ip = parse_ip(address);
     if (!ip) return std::nullopt;
-    if (!ip->v6) return to_string(*ip);
-    Cidr net{*ip, 64};
-    std::fill(net.network.bytes.begin() + 8, net.network.bytes.end(), std::uint8_t{0});
-    return net.to_string();
+    return ip->v6 ? network_of(*ip, 64).to_string() : to_string(*ip);
 }
 
 double RateLimiter::refill(Bucket& b, Clock::time_point now) const {

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <set>
 
+#include "common/text.hpp"
+
 namespace patchswarm::core {
 
 namespace {
@@ -16,12 +18,6 @@ constexpr int kAutoPrefixV6 = 64;
 
 int max_prefix(const IpAddress& a) {
     return a.v6 ? 128 : 32;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
 }
 
 // Keeps the first `prefix` bits of `a`, zeroing the rest.

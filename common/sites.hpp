@@ -103,6 +103,10 @@ class SiteMap {
     std::vector<Site> sites_;
 };
 
+// The network of `address` with `prefix` bits (clamped to the address's length), e.g. the /64
+// an IPv6 host sits in.
+Cidr network_of(const IpAddress& address, int prefix);
+
 // "auto:10.9.8.0/24" for IPv4, "auto:2001:db8:1:2::/64" for IPv6.
 std::string auto_site_name(const IpAddress& address);
 bool is_auto_site(std::string_view name);

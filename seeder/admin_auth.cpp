@@ -5,21 +5,15 @@
 
 #include "common/fsutil.hpp"
 #include "common/sites.hpp"
+#include "common/text.hpp"
 #include "crypto/crypto.hpp"
 
 namespace patchswarm::seeder {
 
 namespace {
 
-bool is_space(char c) {
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-    return s;
-}
+// Spaces, tabs and line ends: an editor's newline after the token is not part of it.
+constexpr std::string_view kBlanks = " \t\r\n";
 
 Result<std::string> check_token(std::string_view token, const std::filesystem::path& file) {
     if (token.size() < kMinAdminTokenBytes || token.size() > kMaxAdminTokenBytes) {
@@ -42,13 +36,13 @@ Result<std::string> check_token(std::string_view token, const std::filesystem::p
 std::string presented_token(const http::Request& req) {
     const auto it = req.headers.find("authorization");
     if (it == req.headers.end()) return {};
-    const std::string_view value = trim(it->second);
+    const std::string_view value = trim(it->second, kBlanks);
     const auto space = value.find(' ');
     if (space == std::string_view::npos) return {};
     std::string scheme(value.substr(0, space));
     std::transform(scheme.begin(), scheme.end(), scheme.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    const std::string_view credentials = trim(value.substr(space + 1));
+    const std::string_view credentials = trim(value.substr(space + 1), kBlanks);
     if (scheme == "bearer") return std::string(credentials);
     if (scheme != "basic") return {};
     const auto decoded = crypto::from_base64(credentials);
@@ -62,7 +56,7 @@ std::string presented_token(const http::Request& req) {
 
 Result<std::string> load_or_create_admin_token(const std::filesystem::path& file) {
     auto existing = read_file(file, kMaxAdminTokenBytes + 64);
-    if (existing) return check_token(trim(*existing), file);
+    if (existing) return check_token(trim(*existing, kBlanks), file);
     if (existing.error().code != Errc::not_found) return std::unexpected(existing.error());
     const std::string token = crypto::to_hex(crypto::random_bytes(32));
     std::error_code ec;

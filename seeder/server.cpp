@@ -574,11 +574,10 @@ class Seeder {
         return path == "/" || path == "/dashboard" || path == "/v1/status" || path == "/metrics";
     }
 
-    // 429 with Retry-After once a client has used its burst; a client key that does not parse
-    // (never from a socket) is limited under its raw text.
+    // 429 with Retry-After once a client (req.client, the HTTP server's per-connection key)
+    // has used its burst.
     std::optional<http::Response> rate_limited(const http::Request& req) {
-        const std::string client =
-            core::rate_limit_client(req.remote_address).value_or(req.remote_address);
+        const std::string& client = req.client;
         const auto decision = limiter_.take(client, core::RateLimiter::Clock::now());
         if (decision.allowed) return std::nullopt;
         ++counters_.http_rate_limited;
