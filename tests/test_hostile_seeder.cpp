@@ -220,7 +220,7 @@ TEST_CASE("malicious manifests and torrents are refused and nothing escapes the 
     CHECK_FALSE(fs::exists(dir / "escape.sh"));
 }
 
-TEST_CASE("an expired feed is refused and changes nothing; the fresh one is then accepted",
+TEST_CASE("an expired feed is refused and changes nothing, the fresh one is then accepted",
           "[integration]") {
     TempDir dir("ps-hostile");
     const Keys keys(dir / "root.json");

@@ -608,7 +608,7 @@ TEST_CASE("file_response refuses what is not a regular file and parses ranges", 
     CHECK(whole_empty.file->length == 0);
 }
 
-TEST_CASE("two requests share one keep-alive connection; Connection: close ends it", "[net]") {
+TEST_CASE("two requests share one keep-alive connection, Connection: close ends it", "[net]") {
     ServerThread server;
     RawClient raw(server.port());
     raw.send(get_request("/echo?n=1"));

@@ -62,7 +62,7 @@ TEST_CASE("the client table is bounded: refilled clients are forgotten, a flood 
     CHECK(limiter.tracked() == 1);
 }
 
-TEST_CASE("an IPv6 client is its /64; IPv4 is the address, mapped or not", "[core]") {
+TEST_CASE("an IPv6 client is its /64, IPv4 is the address, mapped or not", "[core]") {
     CHECK(rate_limit_client("10.1.2.3") == "10.1.2.3");
     CHECK(rate_limit_client("::ffff:10.1.2.3") == "10.1.2.3");
     CHECK(rate_limit_client("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64");

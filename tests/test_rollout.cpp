@@ -274,7 +274,7 @@ TEST_CASE("stale endpoints count neither as reachable nor as effective", "[core]
     CHECK(p.waiting_for == "ring canary: no reachable endpoint");
 }
 
-TEST_CASE("a ring with no members succeeds when it opens; a latched ring stays open", "[core]") {
+TEST_CASE("a ring with no members succeeds when it opens, a latched ring stays open", "[core]") {
     crypto::init();
     const Rollout r = staged();
     // Nobody in canary or early: canary succeeds at publish, early opens after 1 h, the rest
@@ -791,7 +791,7 @@ std::string tiny_tzif(std::string_view footer, std::int64_t at = 1000) {
 
 }  // namespace
 
-TEST_CASE("TZif bytes decode into offsets; damaged files are refused", "[core]") {
+TEST_CASE("TZif bytes decode into offsets, damaged files are refused", "[core]") {
     auto tz = parse_tzif(bytes_of(tiny_tzif("<+01>-1")));
     REQUIRE(tz.has_value());
     CHECK(tz->utc_offset(999) == 0);

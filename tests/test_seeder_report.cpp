@@ -291,7 +291,7 @@ TEST_CASE("the status document counts every state and lists who is not effective
 
 // ---- sites -----------------------------------------------------------------------------------
 
-TEST_CASE("reports may carry LAN and WAN bytes; older reports without them are accepted",
+TEST_CASE("reports may carry LAN and WAN bytes, older reports without them are accepted",
           "[core]") {
     const auto key = device_key(1);
     json with = release_json("KB1", "downloading");

@@ -105,7 +105,7 @@ TEST_CASE("the seeder opens the next ring after success plus soak and latches it
     CHECK(ro.progress.rings[0].effective == 0);
 }
 
-TEST_CASE("two install failures among five canaries halt; a resume forgives them", "[core]") {
+TEST_CASE("two install failures among five canaries halt, a resume forgives them", "[core]") {
     const core::Rollout r = canary_rollout();
     const std::int64_t now = kPublished + 1000;
     FleetSnapshot f = canary_fleet(now);
@@ -217,7 +217,7 @@ TEST_CASE("fleet.db keeps halts, resumes and ring openings, and migrates older f
           std::optional<std::string>("42"));
 }
 
-TEST_CASE("reports carry groups and failed phases; bad groups are refused", "[core]") {
+TEST_CASE("reports carry groups and failed phases, bad groups are refused", "[core]") {
     std::array<std::uint8_t, 32> seed{};
     seed.fill(9);
     const auto key = crypto::keypair_from_seed(seed);

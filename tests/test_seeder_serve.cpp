@@ -260,7 +260,7 @@ TEST_CASE("reports are stored once per counter and show in the status", "[net]")
     CHECK(json::parse(cli.output)["releases"][0]["counts"]["downloading"] == 1);
 }
 
-TEST_CASE("the fleet view needs the admin credential; the endpoints' routes do not", "[net]") {
+TEST_CASE("the fleet view needs the admin credential, the endpoints' routes do not", "[net]") {
     Seeder s("127.21.0.6");
     REQUIRE(s.publish("KB1", "0123456789").exit_code == 0);
     s.start({"--admin-auth", "always"});
@@ -303,7 +303,7 @@ TEST_CASE("the fleet view needs the admin credential; the endpoints' routes do n
           std::string::npos);
 }
 
-TEST_CASE("a client over its request rate gets 429 with Retry-After; others are served", "[net]") {
+TEST_CASE("a client over its request rate gets 429 with Retry-After, others are served", "[net]") {
     Seeder s("127.21.0.7");
     s.start({"--rate-limit", "0.5", "--rate-burst", "5", "--max-connections-per-client", "2"});
     // start() polled /healthz until it answered: count what is left of the burst from here.
