@@ -18,6 +18,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <limits>
@@ -27,6 +28,7 @@
 
 #include "common/rate_limit.hpp"
 #include "common/text.hpp"
+#include "crypto/crypto.hpp"
 
 namespace patchswarm::http {
 namespace {
@@ -1029,6 +1031,24 @@ class ClientOp : public std::enable_shared_from_this<ClientOp> {
 }  // namespace
 
 // ---- public functions ------------------------------------------------------------------------
+
+std::optional<std::pair<std::string, std::string>> basic_credentials(const Request& req) {
+    const auto it = req.headers.find("authorization");
+    if (it == req.headers.end()) return std::nullopt;
+    const std::string_view value = trim(it->second, " \t");
+    const auto space = value.find(' ');
+    if (space == std::string_view::npos) return std::nullopt;
+    std::string scheme(value.substr(0, space));
+    std::transform(scheme.begin(), scheme.end(), scheme.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (scheme != "basic") return std::nullopt;
+    const auto decoded = crypto::from_base64(trim(value.substr(space + 1), " \t"));
+    if (!decoded) return std::nullopt;
+    const std::string pair(decoded->begin(), decoded->end());
+    const auto colon = pair.find(':');
+    if (colon == std::string::npos) return std::nullopt;
+    return std::pair{pair.substr(0, colon), pair.substr(colon + 1)};
+}
 
 Response text_response(int status, std::string body) {
     Response res;

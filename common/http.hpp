@@ -46,6 +46,10 @@ struct Response {
     std::optional<FileRange> file;  // when set, the body is streamed from this file range
 };
 
+// The user name and password of an `Authorization: Basic` header (RFC 7617), nullopt when the
+// request has none or it does not decode to "user:password".
+std::optional<std::pair<std::string, std::string>> basic_credentials(const Request& req);
+
 Response text_response(int status, std::string body);  // text/plain; charset=utf-8
 Response json_response(int status, std::string body);
 

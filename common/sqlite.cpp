@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cctype>
 #include <utility>
 
@@ -161,6 +162,33 @@ Db::~Db() {
 
 int Db::changes() const {
     return sqlite3_changes(db_);
+}
+
+Result<void> Db::add_missing_columns(std::string_view table,
+                                     std::initializer_list<Column> columns) {
+    // In a write transaction: two processes opening the same file at once (serve starting while
+    // `token create` runs) must not both see a column missing and both add it.
+    return transaction([&]() -> Result<void> {
+        std::vector<std::string> present;
+        auto stmt = prepare("SELECT name FROM pragma_table_info(?1)");
+        if (!stmt) return std::unexpected(stmt.error());
+        stmt->bind(1, table);
+        for (;;) {
+            auto row = stmt->step();
+            if (!row) return std::unexpected(row.error());
+            if (!*row) break;
+            present.push_back(stmt->column_text(0));
+        }
+        for (const auto& c : columns) {
+            if (std::find(present.begin(), present.end(), c.name) != present.end()) continue;
+            if (auto ok = exec("ALTER TABLE " + std::string(table) + " ADD COLUMN " +
+                               std::string(c.name) + " " + std::string(c.declaration));
+                !ok) {
+                return ok;
+            }
+        }
+        return {};
+    });
 }
 
 Result<void> Db::exec(std::string_view sql) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -71,6 +72,17 @@ class Db {
     [[nodiscard]] Result<void> transaction(const std::function<Result<void>()>& fn);
     // Rows changed by the last INSERT, UPDATE or DELETE on this connection.
     int changes() const;
+
+    struct Column {
+        std::string_view name;
+        std::string_view declaration;  // e.g. "INTEGER NOT NULL DEFAULT 0"
+    };
+    // Schema migration: adds each column `table` does not have yet (CREATE TABLE IF NOT EXISTS
+    // leaves an older table as it was), in one write transaction, so concurrent openers of one
+    // file do not race. Names and declarations are the caller's constants. Not inside
+    // transaction().
+    [[nodiscard]] Result<void> add_missing_columns(std::string_view table,
+                                                   std::initializer_list<Column> columns);
 
   private:
     explicit Db(sqlite3* db) : db_(db) {}

@@ -616,6 +616,14 @@ class SessionImpl final : public Session {
         return settings_.ssl_listen.empty() ? 0 : session_->ssl_listen_port();
     }
 
+    void set_ssl_identity(const std::string& cert_pem, const std::string& key_pem) override {
+        settings_.ssl_certificate = cert_pem;
+        settings_.ssl_private_key = key_pem;
+        for (auto& [id, entry] : entries_) {
+            if (!entry.ti->ssl_cert().empty()) set_certificate(entry.handle);
+        }
+    }
+
     void set_certificate(lt::torrent_handle h) {
         h.set_ssl_certificate_buffer(settings_.ssl_certificate, settings_.ssl_private_key,
                                      dh_params_);

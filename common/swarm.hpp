@@ -173,6 +173,9 @@ class Session {
     virtual std::uint16_t listen_port() const = 0;
     // The bound SSL listen port, 0 without one.
     virtual std::uint16_t ssl_listen_port() const { return 0; }
+    // Replaces the TLS certificate and key (a renewal) for every SSL torrent, now and later;
+    // connections already open keep the old one. Needs a session created with ssl_listen.
+    virtual void set_ssl_identity(const std::string& cert_pem, const std::string& key_pem) = 0;
 };
 
 }  // namespace patchswarm::swarm

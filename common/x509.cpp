@@ -197,13 +197,13 @@ Result<KeyAndCert> make_ca(std::string_view common_name, int days) {
 }
 
 Result<std::string> issue(const KeyAndCert& ca, std::string_view public_key_pem,
-                          std::string_view common_name, int days) {
+                          std::string_view common_name, std::int64_t lifetime_s) {
     if (!valid_name(common_name)) {
         return fail(Errc::invalid_argument, "certificate name must be 1.." +
                                                 std::to_string(kMaxCommonNameBytes) +
                                                 " printable ASCII characters");
     }
-    if (days < 1) return fail(Errc::invalid_argument, "validity must be at least a day");
+    if (lifetime_s < 10) return fail(Errc::invalid_argument, "validity must be at least 10 s");
     auto ca_key = read_private(ca.key_pem);
     if (!ca_key) return fail(ca_key.error().code, "CA key: " + ca_key.error().message);
     auto ca_cert = read_cert(ca.cert_pem);
@@ -215,8 +215,9 @@ Result<std::string> issue(const KeyAndCert& ca, std::string_view public_key_pem,
     }
     const std::int64_t now = now_unix();
     const std::int64_t ca_end = to_unix(X509_get0_notAfter(ca_cert->get()));
-    const std::int64_t end = std::min<std::int64_t>(now + days * kDay, ca_end);
-    auto cert = build(subject->get(), common_name, now - kHour, end, ca_cert->get(), ca_key->get(),
+    const std::int64_t end = std::min<std::int64_t>(now + lifetime_s, ca_end);
+    auto cert = build(subject->get(), common_name, now - kBackdateSeconds, end, ca_cert->get(),
+                      ca_key->get(),
                       /*is_ca=*/false);
     if (!cert) return std::unexpected(cert.error());
     std::string pem = cert_pem(cert->get());
@@ -238,7 +239,7 @@ Result<CertInfo> inspect(std::string_view pem) {
 }
 
 Result<void> check(std::string_view cert_text, std::string_view ca_text, std::string_view key_text,
-                   std::int64_t now) {
+                   std::optional<std::int64_t> now) {
     auto cert = read_cert(cert_text);
     if (!cert) return std::unexpected(cert.error());
     auto ca = read_cert(ca_text);
@@ -247,8 +248,8 @@ Result<void> check(std::string_view cert_text, std::string_view ca_text, std::st
     if (!ca_key || X509_verify(cert->get(), ca_key) != 1) {
         return fail(Errc::bad_signature, "certificate is not signed by this CA");
     }
-    if (now < to_unix(X509_get0_notBefore(cert->get())) ||
-        now > to_unix(X509_get0_notAfter(cert->get()))) {
+    if (now && (*now < to_unix(X509_get0_notBefore(cert->get())) ||
+                *now > to_unix(X509_get0_notAfter(cert->get())))) {
         return fail(Errc::expired, "certificate is not valid now");
     }
     if (!key_text.empty()) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -31,12 +32,17 @@ struct KeyAndCert {
 // A new self-signed CA (its own key), CN `common_name`, valid from now - 1 h for `days`.
 [[nodiscard]] Result<KeyAndCert> make_ca(std::string_view common_name, int days);
 
+// Certificates are valid from this long before they are issued, so that a peer whose clock is a
+// little behind does not refuse a fresh one.
+inline constexpr std::int64_t kBackdateSeconds = 3600;
+
 // A leaf certificate for `public_key_pem` (SubjectPublicKeyInfo PEM), CN `common_name` (printable
-// ASCII, spaces allowed, at most kMaxCommonNameBytes), signed by the CA, valid from now - 1 h for
-// `days` (never past the CA's own expiry). Errc::malformed for bad PEM, Errc::invalid_argument for
-// a bad name.
+// ASCII, spaces allowed, at most kMaxCommonNameBytes), signed by the CA, valid from
+// now - kBackdateSeconds until now + `lifetime_s` (never past the CA's own expiry). Endpoint
+// certificates are short-lived and renewed (docs/SECURITY.md, "Revocation"). Errc::malformed for
+// bad PEM, Errc::invalid_argument for a bad name or a lifetime under 10 s.
 [[nodiscard]] Result<std::string> issue(const KeyAndCert& ca, std::string_view public_key_pem,
-                                        std::string_view common_name, int days);
+                                        std::string_view common_name, std::int64_t lifetime_s);
 
 struct CertInfo {
     std::string common_name;
@@ -46,10 +52,11 @@ struct CertInfo {
 // Parses one certificate PEM (bounded). Errc::too_large / Errc::malformed.
 [[nodiscard]] Result<CertInfo> inspect(std::string_view cert_pem);
 
-// Does `cert_pem` chain directly to `ca_pem` (signature), is it valid at `now`, and does its
-// public key match `key_pem` (when given)? Errc::bad_signature, Errc::expired, Errc::malformed.
+// Does `cert_pem` chain directly to `ca_pem` (signature), is it valid at `now` (unless nullopt),
+// and does its public key match `key_pem` (when given)? Errc::bad_signature, Errc::expired,
+// Errc::malformed.
 [[nodiscard]] Result<void> check(std::string_view cert_pem, std::string_view ca_pem,
-                                 std::string_view key_pem, std::int64_t now);
+                                 std::string_view key_pem, std::optional<std::int64_t> now);
 
 // RFC 7919 ffdhe2048 parameters as PEM (libtorrent's SSL context wants DH parameters; ECDHE
 // suites do not use them, but an empty buffer is an error).

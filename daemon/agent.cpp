@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -20,6 +21,7 @@
 #include "common/state_machine.hpp"
 #include "common/swarm.hpp"
 #include "common/trust.hpp"
+#include "common/x509.hpp"
 #include "crypto/crypto.hpp"
 #include "daemon/endpoint_store.hpp"
 #include "daemon/enrol.hpp"
@@ -133,7 +135,9 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     bool stopping = false;
     int ticks_since_resume_save = 0;
     std::string bind_address;
-    std::optional<TlsIdentity> tls;  // set when enrolled
+    std::optional<TlsIdentity> tls;  // set when enrolled (possibly expired: renewal fixes it)
+    bool renewal_in_flight = false;
+    std::int64_t next_renewal_try = 0;
     asio::steady_timer tick_timer;
     asio::steady_timer heartbeat_timer;
     asio::steady_timer poll_retry_timer;
@@ -180,6 +184,10 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
             spdlog::error("enrolment unusable, re-enrol: {}", identity.error().message);
         }
         if (!tls) spdlog::info("not enrolled: SSL torrents of an enrolled fleet get no peers");
+        if (tls && tls->not_after <= now_unix()) {
+            spdlog::warn("TLS certificate expired {}: renewing it with the device key",
+                         core::format_utc(tls->not_after));
+        }
         open_session();
         load_releases();
         if (!cfg.relay_listen.empty()) start_relay();
@@ -839,6 +847,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
             for (const auto& [id, live] : releases) ids.push_back(id);
             for (const auto& id : ids) tick_release(id, boot);
             update_progress();
+            maybe_renew_certificate(now_unix());
             schedule_tick();
         });
     }
@@ -886,7 +895,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
                 const std::string url = cfg.seeders.front() + "/v1/payload/" + id + "/";
                 spdlog::warn("{}: no progress for {}s; adding web seed {}", id, cfg.webseed_after_s,
                              url);
-                session->add_web_seed(id, url);
+                session->add_web_seed(id, with_web_credentials(url));
                 live.web_seed_added_at = now;
             }
         }
@@ -895,6 +904,61 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
             ticks_since_resume_save = 0;
             session->save_resume_data();
         }
+    }
+
+    // An enrolled fleet's web seed wants the device id and web secret as Basic credentials,
+    // which libtorrent takes from the URL's user-info part.
+    std::string with_web_credentials(const std::string& url) const {
+        if (!tls || tls->web_secret.empty()) return url;
+        const auto scheme_end = url.find("://");
+        if (scheme_end == std::string::npos) return url;
+        return url.substr(0, scheme_end + 3) + device_id + ":" + tls->web_secret + "@" +
+               url.substr(scheme_end + 3);
+    }
+
+    // ---- certificate renewal -----------------------------------------------------------------
+    // Half way through its life the endpoint certificate is renewed with the device key (no
+    // token). A revoked device is refused and drops out of the SSL swarm when it expires.
+    void maybe_renew_certificate(std::int64_t now) {
+        if (!tls || renewal_in_flight || now < std::max(renew_at(*tls), next_renewal_try)) return;
+        EnrolOptions o;
+        o.state_dir = cfg.state_dir;
+        o.seeder = cfg.seeders.front();
+        o.hostname = cfg.name;
+        auto body = enrolment_body(o);
+        const std::int64_t lifetime = tls->not_after - (tls->not_before + x509::kBackdateSeconds);
+        const std::int64_t retry_s = std::clamp<std::int64_t>(lifetime / 10, 5, 300);
+        if (!body) {
+            spdlog::error("certificate renewal: {}", body.error().message);
+            next_renewal_try = now + retry_s;
+            return;
+        }
+        http::ClientRequest req;
+        req.method = "POST";
+        req.url = cfg.seeders.front() + "/v1/enroll";
+        req.local_address = bind_address;
+        req.max_response_bytes = kMaxEnrolmentAnswerBytes;
+        req.body = std::move(*body);
+        renewal_in_flight = true;
+        http::request(io, std::move(req), [this, retry_s](Result<http::ClientResponse> r) {
+            renewal_in_flight = false;
+            if (stopping) return;
+            auto id = accept_enrolment(cfg.state_dir, r);
+            if (!id) {
+                // Revoked or unknown: asking every few seconds changes nothing, the admin does.
+                const bool refused = id.error().code == Errc::permission;
+                spdlog::log(refused ? spdlog::level::err : spdlog::level::warn,
+                            "certificate renewal failed (certificate valid until {}): {}",
+                            core::format_utc(tls->not_after), id.error().message);
+                next_renewal_try =
+                    now_unix() + (refused ? std::max<std::int64_t>(retry_s, 300) : retry_s);
+                return;
+            }
+            tls = std::move(*id);
+            session->set_ssl_identity(tls->cert_pem, tls->key_pem);
+            spdlog::info("renewed TLS certificate, valid until {}",
+                         core::format_utc(tls->not_after));
+        });
     }
 
     void schedule_heartbeat() {

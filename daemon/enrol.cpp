@@ -2,9 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/enrol_token.hpp"
 #include "common/fsutil.hpp"
 #include "common/http.hpp"
 #include "common/x509.hpp"
@@ -15,7 +17,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::size_t kMaxAnswerBytes = 64 * 1024;
+constexpr std::size_t kMaxWebSecretBytes = 256;
 
 std::int64_t now_unix() {
     return std::chrono::duration_cast<std::chrono::seconds>(
@@ -64,6 +66,11 @@ Result<crypto::KeyPair> load_or_create_device_key(const fs::path& state_dir) {
     return kp;
 }
 
+std::int64_t renew_at(const TlsIdentity& id) {
+    const std::int64_t issued = id.not_before + x509::kBackdateSeconds;
+    return issued + (id.not_after - issued) / 2;
+}
+
 Result<std::optional<TlsIdentity>> load_tls_identity(const fs::path& state_dir) {
     auto cert = read_file(state_dir / "tls.crt", x509::kMaxPemBytes);
     if (!cert) {
@@ -74,48 +81,113 @@ Result<std::optional<TlsIdentity>> load_tls_identity(const fs::path& state_dir) 
     if (!key) return fail(key.error().code, "tls.key: " + key.error().message);
     auto ca = read_file(state_dir / "fleet-ca.pem", x509::kMaxPemBytes);
     if (!ca) return fail(ca.error().code, "fleet-ca.pem: " + ca.error().message);
-    if (auto ok = x509::check(*cert, *ca, *key, now_unix()); !ok) {
+    if (auto ok = x509::check(*cert, *ca, *key, std::nullopt); !ok) {
         return fail(ok.error().code, "tls.crt: " + ok.error().message);
     }
-    return std::optional<TlsIdentity>(
-        TlsIdentity{std::move(*key), std::move(*cert), std::move(*ca)});
+    auto info = x509::inspect(*cert);
+    if (!info) return fail(info.error().code, "tls.crt: " + info.error().message);
+    // Absent for enrolments before web secrets: the next renewal brings one.
+    auto secret = read_file(state_dir / "web.secret", kMaxWebSecretBytes);
+    if (!secret && secret.error().code != Errc::not_found) {
+        return fail(secret.error().code, "web.secret: " + secret.error().message);
+    }
+    return std::optional<TlsIdentity>(TlsIdentity{std::move(*key), std::move(*cert), std::move(*ca),
+                                                  secret ? *secret : "", info->not_before,
+                                                  info->not_after});
 }
 
 std::string make_enrolment(const crypto::KeyPair& device_key, std::string_view tls_public_key,
-                           std::string_view token, std::string_view hostname,
+                           const crypto::KeyPair* token_key, std::string_view hostname,
                            std::int64_t sent_at) {
-    const nlohmann::json doc = {{"format", 1},
-                                {"device_id", crypto::key_id(device_key.public_key).substr(0, 32)},
-                                {"device_key", crypto::to_hex(device_key.public_key)},
-                                {"tls_public_key", tls_public_key},
-                                {"token", token},
-                                {"hostname", hostname},
-                                {"sent_at", sent_at}};
+    nlohmann::json doc = {{"format", 2},
+                          {"device_id", crypto::key_id(device_key.public_key).substr(0, 32)},
+                          {"device_key", crypto::to_hex(device_key.public_key)},
+                          {"tls_public_key", tls_public_key},
+                          {"hostname", hostname},
+                          {"sent_at", sent_at}};
+    if (token_key) doc["token_key"] = crypto::to_hex(token_key->public_key);
     const std::string payload = doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    const crypto::KeyPair keys[] = {device_key};
+    std::vector<crypto::KeyPair> keys = {device_key};
+    if (token_key) keys.push_back(*token_key);
     return crypto::serialize_envelope(
         crypto::sign_envelope(crypto::payload_type::enrolment, crypto::as_bytes(payload), keys));
 }
 
-Result<TlsIdentity> enroll(const EnrolOptions& o) {
+Result<std::string> enrolment_body(const EnrolOptions& o) {
+    std::optional<crypto::KeyPair> token_key;
+    if (!o.token.empty()) {
+        auto k = core::enrol_token_key(o.token);
+        if (!k) return std::unexpected(k.error());
+        token_key = *k;
+    }
     auto device = load_or_create_device_key(o.state_dir);
     if (!device) return std::unexpected(device.error());
     auto key = load_or_create_tls_key(o.state_dir);
     if (!key) return fail(key.error().code, "tls.key: " + key.error().message);
     auto pub = x509::public_key_of(*key);
     if (!pub) return fail(pub.error().code, "tls.key: " + pub.error().message);
+    return make_enrolment(*device, *pub, token_key ? &*token_key : nullptr, o.hostname, now_unix());
+}
 
+Result<TlsIdentity> accept_enrolment(const fs::path& state_dir,
+                                     const Result<http::ClientResponse>& answer) {
+    if (!answer) return fail(answer.error().code, "enrolment: " + answer.error().message);
+    if (answer->status != 200) {
+        return fail(answer->status == 403 ? Errc::permission : Errc::http_status,
+                    "enrolment refused: HTTP " + std::to_string(answer->status) + ": " +
+                        message_of(answer->body));
+    }
+    const auto doc = nlohmann::json::parse(answer->body, nullptr, false);
+    const auto text = [&](const char* field) -> const std::string* {
+        if (!doc.is_object() || !doc.contains(field) || !doc[field].is_string()) return nullptr;
+        return doc[field].get_ptr<const std::string*>();
+    };
+    const std::string* cert = text("certificate");
+    const std::string* ca = text("ca");
+    const std::string* secret = text("web_secret");
+    if (!cert || !ca || !secret) {
+        return fail(Errc::malformed, "enrolment answer: expected {certificate, ca, web_secret}");
+    }
+    if (secret->size() != 2 * 32 || !std::all_of(secret->begin(), secret->end(), [](char c) {
+            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+        })) {
+        return fail(Errc::malformed, "enrolment answer: web_secret is not 64 hex digits");
+    }
+    auto key = read_file(state_dir / "tls.key", x509::kMaxPemBytes);
+    if (!key) return fail(key.error().code, "tls.key: " + key.error().message);
+    if (auto ok = x509::check(*cert, *ca, *key, now_unix()); !ok) {
+        return fail(ok.error().code, "enrolment answer: " + ok.error().message);
+    }
+    auto info = x509::inspect(*cert);
+    if (!info) return fail(info.error().code, "enrolment answer: " + info.error().message);
+    const auto secret_perms = fs::perms::owner_read | fs::perms::owner_write;
+    if (auto ok = write_file_atomic(state_dir / "fleet-ca.pem", *ca); !ok) {
+        return std::unexpected(ok.error());
+    }
+    if (auto ok = write_file_atomic(state_dir / "web.secret", *secret, secret_perms); !ok) {
+        return std::unexpected(ok.error());
+    }
+    // tls.crt last: its presence means "enrolled".
+    if (auto ok = write_file_atomic(state_dir / "tls.crt", *cert); !ok) {
+        return std::unexpected(ok.error());
+    }
+    return TlsIdentity{std::move(*key), *cert, *ca, *secret, info->not_before, info->not_after};
+}
+
+Result<TlsIdentity> enroll(const EnrolOptions& o) {
     const auto deadline = std::chrono::steady_clock::now() + o.retry_for;
     auto delay = std::chrono::milliseconds(200);
     Result<http::ClientResponse> answer = fail(Errc::network, "not sent");
     for (;;) {
+        // A fresh sent_at per attempt: the seeder refuses one not newer than the last.
+        auto body = enrolment_body(o);
+        if (!body) return std::unexpected(body.error());
         http::ClientRequest req;
         req.method = "POST";
         req.url = o.seeder + "/v1/enroll";
         req.local_address = o.local_address;
-        req.max_response_bytes = kMaxAnswerBytes;
-        // A fresh sent_at per attempt: the seeder refuses one not newer than the last.
-        req.body = make_enrolment(*device, *pub, o.token, o.hostname, now_unix());
+        req.max_response_bytes = kMaxEnrolmentAnswerBytes;
+        req.body = std::move(*body);
         answer = http::request_sync(std::move(req));
         const bool retry = !answer || answer->status >= 500;
         if (!retry || std::chrono::steady_clock::now() + delay > deadline) break;
@@ -124,29 +196,7 @@ Result<TlsIdentity> enroll(const EnrolOptions& o) {
         std::this_thread::sleep_for(delay);  // start-up back-off, not synchronisation
         delay = std::min(delay * 2, std::chrono::milliseconds(5000));
     }
-    if (!answer) return fail(answer.error().code, "enrolment: " + answer.error().message);
-    if (answer->status != 200) {
-        return fail(answer->status == 403 ? Errc::permission : Errc::http_status,
-                    "enrolment refused: HTTP " + std::to_string(answer->status) + ": " +
-                        message_of(answer->body));
-    }
-    const auto doc = nlohmann::json::parse(answer->body, nullptr, false);
-    if (!doc.is_object() || !doc.contains("certificate") || !doc["certificate"].is_string() ||
-        !doc.contains("ca") || !doc["ca"].is_string()) {
-        return fail(Errc::malformed, "enrolment answer: expected {certificate, ca}");
-    }
-    TlsIdentity id{*key, doc["certificate"].get<std::string>(), doc["ca"].get<std::string>()};
-    if (auto ok = x509::check(id.cert_pem, id.ca_pem, id.key_pem, now_unix()); !ok) {
-        return fail(ok.error().code, "enrolment answer: " + ok.error().message);
-    }
-    if (auto ok = write_file_atomic(o.state_dir / "fleet-ca.pem", id.ca_pem); !ok) {
-        return std::unexpected(ok.error());
-    }
-    // tls.crt last: its presence means "enrolled".
-    if (auto ok = write_file_atomic(o.state_dir / "tls.crt", id.cert_pem); !ok) {
-        return std::unexpected(ok.error());
-    }
-    return id;
+    return accept_enrolment(o.state_dir, answer);
 }
 
 }  // namespace patchswarm::daemon

@@ -1,9 +1,11 @@
-// Endpoint enrolment (docs/SECURITY.md, "Enrolment"): `patchswarmd enroll` and
-// `run --enroll-token`. The state directory holds the TLS key (tls.key, 0600), the certificate
-// the seeder issued for it (tls.crt) and the fleet CA (fleet-ca.pem); with them the endpoint
-// joins the fleet's SSL torrents.
+// Endpoint enrolment (docs/SECURITY.md, "Enrolment"): `patchswarmd enroll`, `run
+// --enroll-token` and the agent's certificate renewal. The state directory holds the TLS key
+// (tls.key, 0600), the certificate the seeder issued for it (tls.crt), the fleet CA
+// (fleet-ca.pem) and the web seed secret (web.secret, 0600); with them the endpoint joins the
+// fleet's SSL torrents and may use the seeder's web seed.
 //
-// Threading: blocking calls for start-up and the CLI (they run their own io_context).
+// Threading: enroll() blocks (start-up and the CLI; it runs its own io_context); the rest are
+// plain functions of the caller's thread.
 #pragma once
 
 #include <chrono>
@@ -14,42 +16,64 @@
 #include <string_view>
 
 #include "common/error.hpp"
+#include "common/http.hpp"
 #include "crypto/crypto.hpp"
 
 namespace patchswarm::daemon {
+
+inline constexpr std::size_t kMaxEnrolmentAnswerBytes = 64 * 1024;
 
 struct TlsIdentity {
     std::string key_pem;
     std::string cert_pem;
     std::string ca_pem;
+    std::string web_secret;  // the web seed's Basic password; empty before one was issued
+    std::int64_t not_before = 0;
+    std::int64_t not_after = 0;
 };
+
+// When to renew: half way through the certificate's life (counted from its issue, not from
+// its backdated start), so a renewal has half the lifetime to succeed.
+std::int64_t renew_at(const TlsIdentity& id);
 
 // The device key in `state_dir` (device.key), created on first use. Errc::io and others.
 [[nodiscard]] Result<crypto::KeyPair> load_or_create_device_key(
     const std::filesystem::path& state_dir);
 
 // The stored TLS identity, nullopt when the endpoint is not enrolled (no tls.crt). Errors for
-// damaged files or a certificate that does not match the key or the CA.
+// damaged files or a certificate that does not match the key or the CA. An expired certificate
+// is returned as it is (not_after tells): the caller renews it with the device key.
 [[nodiscard]] Result<std::optional<TlsIdentity>> load_tls_identity(
     const std::filesystem::path& state_dir);
 
-// The signed POST /v1/enroll body.
+// The signed POST /v1/enroll body: a first enrolment when `token_key` is given (the request is
+// then signed by it as well), a renewal otherwise.
 std::string make_enrolment(const crypto::KeyPair& device_key, std::string_view tls_public_key,
-                           std::string_view token, std::string_view hostname, std::int64_t sent_at);
+                           const crypto::KeyPair* token_key, std::string_view hostname,
+                           std::int64_t sent_at);
 
 struct EnrolOptions {
     std::filesystem::path state_dir;
-    std::string seeder;  // base URL
-    std::string token;
+    std::string seeder;         // base URL
+    std::string token;          // "pst_..."; empty: renew the enrolment this state folder holds
     std::string hostname;       // reported name
     std::string local_address;  // bind the HTTP client here (optional)
     // Network errors and 5xx are retried until this passes; a refusal (4xx) is final.
     std::chrono::seconds retry_for{0};
 };
 
-// Creates (or reuses) the device key and the TLS key, sends the enrolment, checks the answer
-// (certificate for our key, signed by the returned CA) and stores tls.crt and fleet-ca.pem.
-// Errc::permission / Errc::http_status with the seeder's message when refused.
+// The request enroll() sends (a fresh sent_at each call), for callers with their own
+// io_context (the agent renews asynchronously). Creates the device and TLS keys when missing.
+// Errc::invalid_argument for a malformed token.
+[[nodiscard]] Result<std::string> enrolment_body(const EnrolOptions& options);
+
+// Checks the seeder's answer (certificate for our TLS key, signed by the returned CA) and
+// stores fleet-ca.pem, web.secret (0600) and tls.crt, in that order. Errc::permission /
+// Errc::http_status with the seeder's message when it refused.
+[[nodiscard]] Result<TlsIdentity> accept_enrolment(const std::filesystem::path& state_dir,
+                                                   const Result<http::ClientResponse>& answer);
+
+// enrolment_body, POST /v1/enroll (retrying as options say), accept_enrolment.
 [[nodiscard]] Result<TlsIdentity> enroll(const EnrolOptions& options);
 
 }  // namespace patchswarm::daemon

@@ -11,10 +11,12 @@
 #include <sstream>
 
 #include "common/cli_config.hpp"
+#include "common/fsutil.hpp"
 #include "common/manifest.hpp"
 #include "common/rollout.hpp"
 #include "common/sites.hpp"
 #include "common/term.hpp"
+#include "common/text.hpp"
 #include "crypto/crypto.hpp"
 #include "daemon/agent.hpp"
 #include "daemon/enrol.hpp"
@@ -54,6 +56,13 @@ std::string bind_host(const std::string& listen) {
     const auto colon = listen.rfind(':');
     const std::string host = colon == std::string::npos ? listen : listen.substr(0, colon);
     return host == "0.0.0.0" || host == "::" || host == "[::]" ? std::string() : host;
+}
+
+// A token file: the token, surrounding whitespace ignored.
+patchswarm::Result<std::string> read_token_file(const std::string& path) {
+    auto text = patchswarm::read_file(path, 1024);
+    if (!text) return std::unexpected(text.error());
+    return std::string(patchswarm::trim(*text, " \t\r\n"));
 }
 
 int run_enroll(patchswarm::daemon::EnrolOptions o) {
@@ -146,8 +155,15 @@ int main(int argc, char** argv) {
                     "SSL BitTorrent listen address ip:port for an enrolled fleet's SSL torrents "
                     "(default: --bt's address, --bt's port + 1)");
     std::string enroll_token;
-    run->add_option("--enroll-token", enroll_token,
-                    "enrol at start with this token unless already enrolled (see enroll)");
+    std::string enroll_token_file;
+    auto* enroll_token_opt = run->add_option(
+        "--enroll-token", enroll_token,
+        "enrol at start with this token unless already enrolled (see enroll); other users can "
+        "read it in the process list, --enroll-token-file cannot be");
+    run->add_option("--enroll-token-file", enroll_token_file,
+                    "as --enroll-token, the token read from this file")
+        ->check(CLI::ExistingFile)
+        ->excludes(enroll_token_opt);
     run->add_option("--relay", cfg.relay_listen,
                     "also serve the signed feed and manifests to LAN peers on ip:port");
     run->add_option("--name", cfg.name, "name reported to the seeder (default: host name)");
@@ -204,17 +220,22 @@ int main(int argc, char** argv) {
         "enroll",
         "enrol this endpoint with the seeder using a token from `patchswarm-seeder token "
         "create`: registers the device key and stores the endpoint's TLS certificate "
-        "(tls.key, tls.crt, fleet-ca.pem in the state folder)");
+        "(tls.key, tls.crt, fleet-ca.pem and web.secret in the state folder). The token never "
+        "leaves this machine: the request is signed with it. `run` renews the certificate at "
+        "half its life with the device key");
     enroll->add_option("--state-dir", enrol.state_dir, "folder for this endpoint's state")
         ->required();
     enroll->add_option("--seeder", enrol.seeder, "seeder base URL (the first of run's --seeder)")
         ->required();
-    enroll->add_option("--token", enrol.token, "enrolment token")->required();
+    std::string enrol_token_file;
+    auto* token_opt = enroll->add_option("--token", enrol.token,
+                                         "enrolment token (pst_...; visible in the process list)");
+    enroll->add_option("--token-file", enrol_token_file, "read the enrolment token from a file")
+        ->check(CLI::ExistingFile)
+        ->excludes(token_opt);
     enroll->add_option("--name", enrol.hostname,
                        "name reported to the seeder (default: host name)");
-    enroll->add_option("--bt", enrol_bt,
-                       "run's --bt address: the request is sent from its IP (the web seed serves "
-                       "the addresses endpoints enrolled or reported from)");
+    enroll->add_option("--bt", enrol_bt, "run's --bt address: the request is sent from its IP");
 
     std::string status_dir;
     bool as_json = false;
@@ -250,6 +271,18 @@ int main(int argc, char** argv) {
             while (!enrol.seeder.empty() && enrol.seeder.back() == '/') enrol.seeder.pop_back();
             enrol.hostname = host_name(enrol.hostname);
             enrol.local_address = bind_host(enrol_bt);
+            if (!enrol_token_file.empty()) {
+                auto token = read_token_file(enrol_token_file);
+                if (!token) {
+                    std::cerr << "patchswarmd: --token-file: " << token.error().message << "\n";
+                    return kExitUsage;
+                }
+                enrol.token = *token;
+            }
+            if (enrol.token.empty()) {
+                std::cerr << "patchswarmd enroll: --token or --token-file is required\n";
+                return kExitUsage;
+            }
             return run_enroll(std::move(enrol));
         }
         for (const auto& g : cfg.groups) {
@@ -278,8 +311,17 @@ int main(int argc, char** argv) {
             }
             for (const auto& r : *ranges) cfg.site_ranges.push_back(r.to_string());
         }
+        if (!enroll_token_file.empty()) {
+            auto token = read_token_file(enroll_token_file);
+            if (!token) {
+                std::cerr << "patchswarmd: --enroll-token-file: " << token.error().message << "\n";
+                return kExitUsage;
+            }
+            enroll_token = *token;
+        }
         if (!enroll_token.empty()) {
-            // Not enrolled yet, or the certificate expired or was damaged: enrol (again).
+            // Not enrolled yet, or the enrolment files are damaged: enrol (again). An expired
+            // certificate is the agent's to renew with the device key.
             auto identity = patchswarm::daemon::load_tls_identity(cfg.state_dir);
             if (!identity || !*identity) {
                 patchswarm::daemon::EnrolOptions o;
@@ -290,9 +332,9 @@ int main(int argc, char** argv) {
                 o.local_address = bind_host(cfg.bt_listen);
                 // The seeder may be starting alongside (lab, demo, tests).
                 o.retry_for = std::chrono::seconds(60);
-                const bool had_certificate = !identity;  // expired or damaged
-                // A first enrolment that fails is a configuration error; a failed renewal (a
-                // one-time token is used up) leaves the agent running without SSL swarms.
+                const bool had_certificate = !identity;  // damaged
+                // A first enrolment that fails is a configuration error; a failed re-enrolment
+                // (a one-time token is used up) leaves the agent running without SSL swarms.
                 if (int rc = run_enroll(std::move(o)); rc != kExitOk && !had_certificate) return rc;
             }
         }

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "crypto/crypto.hpp"
 
@@ -50,8 +51,10 @@ inline bool is_lower_hex(std::string_view s, std::size_t length) {
 
 // `payload` as an envelope of `type` signed by `key` (for harnesses that sign mutated payloads).
 inline std::string signed_envelope(std::string_view type, const crypto::Bytes& payload,
-                                   const crypto::KeyPair& key) {
-    const crypto::KeyPair keys[] = {key};
+                                   const crypto::KeyPair& key,
+                                   const crypto::KeyPair* co_signer = nullptr) {
+    std::vector<crypto::KeyPair> keys = {key};
+    if (co_signer) keys.push_back(*co_signer);
     return crypto::serialize_envelope(crypto::sign_envelope(type, payload, keys));
 }
 
@@ -89,23 +92,30 @@ inline const crypto::KeyPair& device_key() {
     static const crypto::KeyPair key = throwaway_key(3);
     return key;
 }
+// Stands for an enrolment token's key (its public key is ca93ac17...).
+inline const crypto::KeyPair& token_key() {
+    static const crypto::KeyPair key = throwaway_key(4);
+    return key;
+}
 
 // The two input forms of the targets for device-signed requests (report, enrolment): "P" and
-// a payload, which is signed here as `type` with the throwaway device key so that mutations
-// reach the decoder behind the signature check, or else the raw request body. `parse(body)`
+// a payload, which is signed here as `type` with the throwaway device key (and `co_signer`, when
+// given) so that mutations reach the decoder behind the signature check, or else the raw
+// request body. `parse(body)`
 // returns a Result whose value has a `device_key`; a refusal must satisfy `is_refusal(code)` and
 // carry a message; an accepted value goes to `check(value)` and, when the harness signed it, to
 // `bind(payload, value)`. Returns whether the parser accepted the input.
 template <typename Parse, typename Check, typename Bind>
 bool device_signed_one(const std::uint8_t* data, std::size_t size, std::string_view type,
-                       Parse parse, bool (*is_refusal)(Errc), Check check, Bind bind) {
+                       Parse parse, bool (*is_refusal)(Errc), Check check, Bind bind,
+                       const crypto::KeyPair* co_signer = nullptr) {
     ensure_init();
     const bool sign_payload = size > 0 && data[0] == 'P';
     std::string body;
     crypto::Bytes payload;
     if (sign_payload) {
         payload.assign(data + 1, data + size);
-        body = signed_envelope(type, payload, device_key());
+        body = signed_envelope(type, payload, device_key(), co_signer);
     } else {
         body.assign(as_text(data, size));
     }

@@ -34,6 +34,7 @@ Result<std::string> check_token(std::string_view token, const std::filesystem::p
 
 // "Basic base64(user:password)" gives the password; "Bearer T" gives T; else empty.
 std::string presented_token(const http::Request& req) {
+    if (auto basic = http::basic_credentials(req)) return basic->second;
     const auto it = req.headers.find("authorization");
     if (it == req.headers.end()) return {};
     const std::string_view value = trim(it->second, kBlanks);
@@ -42,14 +43,8 @@ std::string presented_token(const http::Request& req) {
     std::string scheme(value.substr(0, space));
     std::transform(scheme.begin(), scheme.end(), scheme.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    const std::string_view credentials = trim(value.substr(space + 1), kBlanks);
-    if (scheme == "bearer") return std::string(credentials);
-    if (scheme != "basic") return {};
-    const auto decoded = crypto::from_base64(credentials);
-    if (!decoded) return {};
-    const std::string pair(decoded->begin(), decoded->end());
-    const auto colon = pair.find(':');
-    return colon == std::string::npos ? std::string() : pair.substr(colon + 1);
+    if (scheme != "bearer") return {};
+    return std::string(trim(value.substr(space + 1), kBlanks));
 }
 
 }  // namespace

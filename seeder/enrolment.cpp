@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "common/enrol_token.hpp"
 #include "common/fsutil.hpp"
 #include "common/json_strict.hpp"
 #include "seeder/report.hpp"
@@ -17,14 +18,14 @@ namespace js = json_strict;
 namespace {
 
 constexpr std::string_view kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS enrol_tokens (
-    token_sha256 TEXT PRIMARY KEY,     -- the token itself is never stored
-    label        TEXT NOT NULL,
-    uses_left    INTEGER NOT NULL,
-    used         INTEGER NOT NULL DEFAULT 0,
-    created_at   INTEGER NOT NULL,
-    expires_at   INTEGER NOT NULL,     -- 0: never
-    revoked      INTEGER NOT NULL DEFAULT 0
+CREATE TABLE IF NOT EXISTS enrolment_tokens (
+    token_key  TEXT PRIMARY KEY,       -- hex Ed25519 public key; the token (its seed) is not stored
+    label      TEXT NOT NULL,
+    uses_left  INTEGER NOT NULL,
+    used       INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,       -- 0: never
+    revoked    INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS enrolled_devices (
     device_id      TEXT PRIMARY KEY,
@@ -33,15 +34,19 @@ CREATE TABLE IF NOT EXISTS enrolled_devices (
     hostname       TEXT NOT NULL,
     remote_address TEXT NOT NULL,
     token_label    TEXT NOT NULL,
-    sent_at        INTEGER NOT NULL,   -- endpoint clock of the last enrolment (replay)
-    enrolled_at    INTEGER NOT NULL
+    sent_at        INTEGER NOT NULL,   -- endpoint clock of the last request (replay)
+    enrolled_at    INTEGER NOT NULL,
+    web_secret_sha256 TEXT NOT NULL DEFAULT '',  -- of the web seed secret last handed out
+    renewed_at     INTEGER NOT NULL DEFAULT 0,   -- last certificate issued
+    cert_not_after INTEGER NOT NULL DEFAULT 0,
+    revoked_at     INTEGER NOT NULL DEFAULT 0    -- 0: not revoked
 );
+-- Tokens of the first enrolment protocol, which sent the token itself; they cannot sign a
+-- request, so they enrol nobody: create new ones.
+DROP TABLE IF EXISTS enrol_tokens;
 )sql";
 
-constexpr std::size_t kTokenBytes = 32;
-constexpr std::string_view kTokenPrefix = "pst_";
 constexpr std::size_t kTokenIdChars = 12;
-constexpr std::size_t kMaxTokenChars = 128;
 
 bool printable(std::string_view s) {
     return std::all_of(s.begin(), s.end(), [](char c) {
@@ -50,8 +55,21 @@ bool printable(std::string_view s) {
     });
 }
 
-std::string token_hash(std::string_view token) {
-    return crypto::sha256_hex(crypto::as_bytes(token));
+bool valid_id_prefix(std::string_view id_prefix) {
+    return id_prefix.size() >= 6 && id_prefix.size() <= 64 &&
+           std::all_of(id_prefix.begin(), id_prefix.end(),
+                       [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+Result<crypto::PublicKey> public_key_from_hex(std::string_view hex, std::string_view field) {
+    auto key = crypto::from_hex(hex);
+    crypto::PublicKey out{};
+    if (!key || key->size() != out.size()) {
+        return fail(Errc::malformed,
+                    "enrolment." + std::string(field) + ": expected 64 lowercase hex");
+    }
+    std::copy(key->begin(), key->end(), out.begin());
+    return out;
 }
 
 }  // namespace
@@ -114,37 +132,51 @@ Result<EnrolmentRequest> parse_enrolment(std::string_view envelope_json) {
     if (!doc) return std::unexpected(doc.error());
     std::optional<Error> error;
     js::ObjectReader r(*doc, "enrolment", error);
-    r.allow_only(
-        {"format", "device_id", "device_key", "tls_public_key", "token", "hostname", "sent_at"});
+    r.allow_only({"format", "device_id", "device_key", "tls_public_key", "token_key", "hostname",
+                  "sent_at"});
     EnrolmentRequest req;
-    if (r.u64("format") != 1 && r.ok()) r.fail_at(r.field("format"), Errc::malformed, "expected 1");
+    if (r.u64("format") != 2 && r.ok()) {
+        r.fail_at(r.field("format"), Errc::malformed,
+                  "expected 2 (an endpoint older than this seeder: update patchswarmd)");
+    }
     req.device_id = r.string("device_id");
     const std::string key_hex = r.string("device_key");
     req.tls_public_key = r.string("tls_public_key");
-    req.token = r.string("token");
+    const std::optional<std::string> token_hex =
+        r.has("token_key") ? std::optional(r.string("token_key")) : std::nullopt;
     req.hostname = r.string("hostname");
     req.sent_at = r.i64("sent_at");
     if (error) return std::unexpected(*error);
     if (req.tls_public_key.size() > x509::kMaxPemBytes) {
         return fail(Errc::too_large, "enrolment.tls_public_key: too long");
     }
-    if (req.token.empty() || req.token.size() > kMaxTokenChars || !printable(req.token)) {
-        return fail(Errc::malformed, "enrolment.token: not a token");
-    }
     if (req.hostname.size() > kMaxHostnameBytes || !printable(req.hostname)) {
         return fail(Errc::malformed, "enrolment.hostname: too long or control characters");
     }
-    auto key = crypto::from_hex(key_hex);
-    if (!key || key->size() != req.device_key.size()) {
-        return fail(Errc::malformed, "enrolment.device_key: expected 64 lowercase hex");
-    }
-    std::copy(key->begin(), key->end(), req.device_key.begin());
+    auto key = public_key_from_hex(key_hex, "device_key");
+    if (!key) return std::unexpected(key.error());
+    req.device_key = *key;
     if (req.device_id != device_id_for(req.device_key)) {
         return fail(Errc::malformed, "enrolment.device_id does not match device_key");
     }
-    const crypto::PublicKey trusted[] = {req.device_key};
-    if (auto ok = crypto::verify_envelope(*env, crypto::payload_type::enrolment, trusted); !ok) {
+    if (token_hex) {
+        auto token_key = public_key_from_hex(*token_hex, "token_key");
+        if (!token_key) return std::unexpected(token_key.error());
+        if (*token_key == req.device_key) {
+            return fail(Errc::malformed, "enrolment.token_key is the device key");
+        }
+        req.token_key = *token_key;
+    }
+    // Two separate checks: a threshold of 2 over {device, token} would not say which is missing.
+    const crypto::PublicKey device[] = {req.device_key};
+    if (auto ok = crypto::verify_envelope(*env, crypto::payload_type::enrolment, device); !ok) {
         return fail(Errc::bad_signature, "enrolment is not signed by its device key");
+    }
+    if (req.token_key) {
+        const crypto::PublicKey token[] = {*req.token_key};
+        if (auto ok = crypto::verify_envelope(*env, crypto::payload_type::enrolment, token); !ok) {
+            return fail(Errc::bad_signature, "enrolment is not signed by the token it names");
+        }
     }
     return req;
 }
@@ -153,7 +185,19 @@ Result<std::unique_ptr<EnrolmentDb>> EnrolmentDb::open(const fs::path& path) {
     auto db = Db::open(path);
     if (!db) return std::unexpected(db.error());
     if (auto ok = (*db)->exec(kSchema); !ok) return std::unexpected(ok.error());
-    return std::unique_ptr<EnrolmentDb>(new EnrolmentDb(std::move(*db)));
+    std::unique_ptr<EnrolmentDb> out(new EnrolmentDb(std::move(*db)));
+    if (auto ok = out->migrate(); !ok) return std::unexpected(ok.error());
+    return out;
+}
+
+Result<void> EnrolmentDb::migrate() {
+    // Tables made before renewal and revocation. Such devices have no web secret ('' matches
+    // nothing), so they fetch from the swarm only until their next renewal, which sets one.
+    return db_->add_missing_columns("enrolled_devices",
+                                    {{"web_secret_sha256", "TEXT NOT NULL DEFAULT ''"},
+                                     {"renewed_at", "INTEGER NOT NULL DEFAULT 0"},
+                                     {"cert_not_after", "INTEGER NOT NULL DEFAULT 0"},
+                                     {"revoked_at", "INTEGER NOT NULL DEFAULT 0"}});
 }
 
 Result<NewToken> EnrolmentDb::create_token(std::int64_t uses, std::int64_t expires_at,
@@ -163,22 +207,24 @@ Result<NewToken> EnrolmentDb::create_token(std::int64_t uses, std::int64_t expir
         return fail(Errc::invalid_argument, "--label: at most 128 printable characters");
     }
     NewToken out;
-    out.token = std::string(kTokenPrefix) + crypto::to_hex(crypto::random_bytes(kTokenBytes));
-    const std::string hash = token_hash(out.token);
-    out.id = hash.substr(0, kTokenIdChars);
+    out.token = core::make_enrol_token();
+    auto key = core::enrol_token_key(out.token);
+    if (!key) return std::unexpected(key.error());
+    const std::string key_hex = crypto::to_hex(key->public_key);
+    out.id = key_hex.substr(0, kTokenIdChars);
     auto stmt = db_->prepare(
-        "INSERT INTO enrol_tokens(token_sha256, label, uses_left, created_at, expires_at) "
+        "INSERT INTO enrolment_tokens(token_key, label, uses_left, created_at, expires_at) "
         "VALUES (?1, ?2, ?3, ?4, ?5)");
     if (!stmt) return std::unexpected(stmt.error());
-    stmt->bind(1, hash).bind(2, label).bind(3, uses).bind(4, now).bind(5, expires_at);
+    stmt->bind(1, key_hex).bind(2, label).bind(3, uses).bind(4, now).bind(5, expires_at);
     if (auto ok = stmt->run(); !ok) return std::unexpected(ok.error());
     return out;
 }
 
 Result<std::vector<TokenRow>> EnrolmentDb::tokens() {
     auto stmt = db_->prepare(
-        "SELECT token_sha256, label, uses_left, used, created_at, expires_at, revoked "
-        "FROM enrol_tokens ORDER BY created_at, token_sha256");
+        "SELECT token_key, label, uses_left, used, created_at, expires_at, revoked "
+        "FROM enrolment_tokens ORDER BY created_at, token_key");
     if (!stmt) return std::unexpected(stmt.error());
     std::vector<TokenRow> out;
     for (;;) {
@@ -198,86 +244,112 @@ Result<std::vector<TokenRow>> EnrolmentDb::tokens() {
     return out;
 }
 
-Result<void> EnrolmentDb::revoke(std::string_view id_prefix) {
-    if (id_prefix.size() < 6 || !std::all_of(id_prefix.begin(), id_prefix.end(), [](char c) {
-            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-        })) {
-        return fail(Errc::invalid_argument, "token id: at least 6 lowercase hex characters");
+namespace {
+
+// The one row of `table` whose `column` starts with `id_prefix`: its full value.
+// Errc::invalid_argument for a bad prefix, Errc::not_found for none or several.
+Result<std::string> unique_by_prefix(Db& db, std::string_view table, std::string_view column,
+                                     std::string_view id_prefix, std::string_view what) {
+    if (!valid_id_prefix(id_prefix)) {
+        return fail(Errc::invalid_argument,
+                    std::string(what) + " id: at least 6 lowercase hex characters");
     }
-    return db_->transaction([&]() -> Result<void> {
-        auto count = db_->prepare(
-            "SELECT count(*) FROM enrol_tokens WHERE substr(token_sha256, 1, ?2) = ?1");
-        if (!count) return std::unexpected(count.error());
-        count->bind(1, id_prefix).bind(2, static_cast<std::int64_t>(id_prefix.size()));
-        auto row = count->step();
+    auto stmt = db.prepare("SELECT " + std::string(column) + " FROM " + std::string(table) +
+                           " WHERE substr(" + std::string(column) + ", 1, ?2) = ?1 LIMIT 2");
+    if (!stmt) return std::unexpected(stmt.error());
+    stmt->bind(1, id_prefix).bind(2, static_cast<std::int64_t>(id_prefix.size()));
+    std::vector<std::string> found;
+    for (;;) {
+        auto row = stmt->step();
         if (!row) return std::unexpected(row.error());
-        if (count->column_int(0) != 1) {
-            return fail(Errc::not_found,
-                        "no single token with id " + std::string(id_prefix) + " (token list)");
-        }
-        auto stmt = db_->prepare(
-            "UPDATE enrol_tokens SET revoked = 1 WHERE substr(token_sha256, 1, ?2) = ?1");
+        if (!*row) break;
+        found.push_back(stmt->column_text(0));
+    }
+    if (found.size() != 1) {
+        return fail(Errc::not_found, "no single " + std::string(what) + " with id " +
+                                         std::string(id_prefix) + " (" + std::string(what) +
+                                         " list)");
+    }
+    return found.front();
+}
+
+}  // namespace
+
+Result<void> EnrolmentDb::revoke(std::string_view id_prefix) {
+    return db_->transaction([&]() -> Result<void> {
+        auto key = unique_by_prefix(*db_, "enrolment_tokens", "token_key", id_prefix, "token");
+        if (!key) return std::unexpected(key.error());
+        auto stmt = db_->prepare("UPDATE enrolment_tokens SET revoked = 1 WHERE token_key = ?1");
         if (!stmt) return std::unexpected(stmt.error());
-        stmt->bind(1, id_prefix).bind(2, static_cast<std::int64_t>(id_prefix.size()));
+        stmt->bind(1, *key);
         return stmt->run();
     });
 }
 
-Result<void> EnrolmentDb::redeem(const EnrolmentRequest& req, std::string_view remote_address,
-                                 std::int64_t now) {
-    // The lookup is by the token's SHA-256: timing reveals at most how much of a hash matched,
-    // which says nothing about any token.
-    const std::string hash = token_hash(req.token);
+Result<void> EnrolmentDb::grant(const EnrolmentRequest& req, std::string_view remote_address,
+                                const Grant& grant, std::int64_t now) {
     const std::string key_hex = crypto::to_hex(req.device_key);
     return db_->transaction([&]() -> Result<void> {
-        auto tok = db_->prepare(
-            "SELECT label, uses_left, expires_at, revoked FROM enrol_tokens "
-            "WHERE token_sha256 = ?1");
-        if (!tok) return std::unexpected(tok.error());
-        tok->bind(1, hash);
-        auto row = tok->step();
-        if (!row) return std::unexpected(row.error());
-        const auto refused = [] {
-            return fail(Errc::permission, "enrolment token unknown, revoked, expired or used up");
-        };
-        if (!*row) return refused();
-        const std::string label = tok->column_text(0);
-        const std::int64_t uses_left = tok->column_int(1);
-        const std::int64_t expires_at = tok->column_int(2);
-        if (tok->column_int(3) != 0 || uses_left < 1 || (expires_at != 0 && now >= expires_at)) {
-            return refused();
+        std::string label;
+        if (req.token_key) {
+            const std::string token_hex = crypto::to_hex(*req.token_key);
+            auto tok = db_->prepare(
+                "SELECT label, uses_left, expires_at, revoked FROM enrolment_tokens "
+                "WHERE token_key = ?1");
+            if (!tok) return std::unexpected(tok.error());
+            tok->bind(1, token_hex);
+            auto row = tok->step();
+            if (!row) return std::unexpected(row.error());
+            const bool usable = *row && tok->column_int(3) == 0 && tok->column_int(1) >= 1 &&
+                                (tok->column_int(2) == 0 || now < tok->column_int(2));
+            if (!usable) {
+                return fail(Errc::permission,
+                            "enrolment token unknown, revoked, expired or used up");
+            }
+            label = tok->column_text(0);
         }
 
-        auto dev =
-            db_->prepare("SELECT device_key, sent_at FROM enrolled_devices WHERE device_id = ?1");
+        auto dev = db_->prepare(
+            "SELECT device_key, sent_at, revoked_at, token_label FROM enrolled_devices "
+            "WHERE device_id = ?1");
         if (!dev) return std::unexpected(dev.error());
         dev->bind(1, req.device_id);
         auto known = dev->step();
         if (!known) return std::unexpected(known.error());
+        if (!*known && !req.token_key) {
+            return fail(Errc::permission, "device is not enrolled: renewal needs an enrolment");
+        }
         if (*known) {
             if (dev->column_text(0) != key_hex) {
                 return fail(Errc::permission, "device id is enrolled with another key");
             }
+            if (dev->column_int(2) != 0) return fail(Errc::permission, "device is revoked");
             if (req.sent_at <= dev->column_int(1)) {
                 return fail(Errc::rollback, "enrolment request is not newer than the last one");
             }
+            if (!req.token_key) label = dev->column_text(3);
         }
 
-        auto use = db_->prepare(
-            "UPDATE enrol_tokens SET uses_left = uses_left - 1, used = used + 1 "
-            "WHERE token_sha256 = ?1");
-        if (!use) return std::unexpected(use.error());
-        use->bind(1, hash);
-        if (auto ok = use->run(); !ok) return ok;
+        if (req.token_key) {
+            auto use = db_->prepare(
+                "UPDATE enrolment_tokens SET uses_left = uses_left - 1, used = used + 1 "
+                "WHERE token_key = ?1");
+            if (!use) return std::unexpected(use.error());
+            use->bind(1, crypto::to_hex(*req.token_key));
+            if (auto ok = use->run(); !ok) return ok;
+        }
 
+        // enrolled_at changes only with a token: a renewal keeps the enrolment's date.
         auto put = db_->prepare(
             "INSERT INTO enrolled_devices(device_id, device_key, tls_public_key, hostname, "
-            "remote_address, token_label, sent_at, enrolled_at) "
-            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+            "remote_address, token_label, sent_at, enrolled_at, web_secret_sha256, renewed_at, "
+            "cert_not_after) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?10) "
             "ON CONFLICT(device_id) DO UPDATE SET tls_public_key = excluded.tls_public_key, "
             "hostname = excluded.hostname, remote_address = excluded.remote_address, "
             "token_label = excluded.token_label, sent_at = excluded.sent_at, "
-            "enrolled_at = excluded.enrolled_at");
+            "enrolled_at = CASE WHEN ?11 THEN excluded.enrolled_at ELSE enrolled_at END, "
+            "web_secret_sha256 = excluded.web_secret_sha256, renewed_at = excluded.renewed_at, "
+            "cert_not_after = excluded.cert_not_after");
         if (!put) return std::unexpected(put.error());
         put->bind(1, req.device_id)
             .bind(2, key_hex)
@@ -286,13 +358,17 @@ Result<void> EnrolmentDb::redeem(const EnrolmentRequest& req, std::string_view r
             .bind(5, remote_address)
             .bind(6, label)
             .bind(7, req.sent_at)
-            .bind(8, now);
+            .bind(8, now)
+            .bind(9, grant.web_secret_sha256)
+            .bind(10, grant.cert_not_after)
+            .bind(11, static_cast<std::int64_t>(req.token_key ? 1 : 0));
         return put->run();
     });
 }
 
 Result<bool> EnrolmentDb::is_enrolled(std::string_view device_id, const crypto::PublicKey& key) {
-    auto stmt = db_->prepare("SELECT device_key FROM enrolled_devices WHERE device_id = ?1");
+    auto stmt = db_->prepare(
+        "SELECT device_key FROM enrolled_devices WHERE device_id = ?1 AND revoked_at = 0");
     if (!stmt) return std::unexpected(stmt.error());
     stmt->bind(1, device_id);
     auto row = stmt->step();
@@ -300,25 +376,70 @@ Result<bool> EnrolmentDb::is_enrolled(std::string_view device_id, const crypto::
     return *row && stmt->column_text(0) == crypto::to_hex(key);
 }
 
-Result<bool> EnrolmentDb::is_enrolled_address(std::string_view address) {
-    // endpoints.remote_address is where the device's last accepted report came from.
+Result<bool> EnrolmentDb::web_secret_valid(std::string_view device_id,
+                                           std::string_view web_secret) {
+    if (web_secret.empty()) return false;
     auto stmt = db_->prepare(
-        "SELECT 1 FROM enrolled_devices d WHERE d.remote_address = ?1 "
-        "OR EXISTS (SELECT 1 FROM endpoints e WHERE e.device_id = d.device_id "
-        "AND e.remote_address = ?1 AND e.device_key = d.device_key) LIMIT 1");
+        "SELECT web_secret_sha256 FROM enrolled_devices WHERE device_id = ?1 AND revoked_at = 0");
     if (!stmt) return std::unexpected(stmt.error());
-    stmt->bind(1, address);
+    stmt->bind(1, device_id);
     auto row = stmt->step();
     if (!row) return std::unexpected(row.error());
-    return *row;
+    if (!*row) return false;
+    const std::string stored = stmt->column_text(0);
+    const std::string presented = crypto::sha256_hex(crypto::as_bytes(web_secret));
+    return !stored.empty() &&
+           crypto::equal_constant_time(crypto::as_bytes(stored), crypto::as_bytes(presented));
 }
 
 Result<std::size_t> EnrolmentDb::enrolled_count() {
-    auto stmt = db_->prepare("SELECT count(*) FROM enrolled_devices");
+    auto stmt = db_->prepare("SELECT count(*) FROM enrolled_devices WHERE revoked_at = 0");
     if (!stmt) return std::unexpected(stmt.error());
     auto row = stmt->step();
     if (!row) return std::unexpected(row.error());
     return static_cast<std::size_t>(stmt->column_int(0));
+}
+
+Result<std::vector<DeviceRow>> EnrolmentDb::devices() {
+    auto stmt = db_->prepare(
+        "SELECT device_id, hostname, remote_address, token_label, enrolled_at, renewed_at, "
+        "cert_not_after, revoked_at FROM enrolled_devices ORDER BY enrolled_at, device_id");
+    if (!stmt) return std::unexpected(stmt.error());
+    std::vector<DeviceRow> out;
+    for (;;) {
+        auto row = stmt->step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) break;
+        DeviceRow d;
+        d.device_id = stmt->column_text(0);
+        d.hostname = stmt->column_text(1);
+        d.remote_address = stmt->column_text(2);
+        d.token_label = stmt->column_text(3);
+        d.enrolled_at = stmt->column_int(4);
+        d.renewed_at = stmt->column_int(5);
+        d.cert_not_after = stmt->column_int(6);
+        d.revoked_at = stmt->column_int(7);
+        out.push_back(std::move(d));
+    }
+    return out;
+}
+
+Result<std::string> EnrolmentDb::revoke_device(std::string_view id_prefix, std::int64_t now) {
+    std::string id;
+    auto ok = db_->transaction([&]() -> Result<void> {
+        auto found = unique_by_prefix(*db_, "enrolled_devices", "device_id", id_prefix, "device");
+        if (!found) return std::unexpected(found.error());
+        id = *found;
+        // The web secret goes too: nothing it opens stays open.
+        auto stmt = db_->prepare(
+            "UPDATE enrolled_devices SET revoked_at = ?2, web_secret_sha256 = '' "
+            "WHERE device_id = ?1 AND revoked_at = 0");
+        if (!stmt) return std::unexpected(stmt.error());
+        stmt->bind(1, id).bind(2, now);
+        return stmt->run();
+    });
+    if (!ok) return std::unexpected(ok.error());
+    return id;
 }
 
 }  // namespace patchswarm::seeder

@@ -94,44 +94,17 @@ Result<void> FleetDb::create_schema() {
     return migrate();
 }
 
-Result<std::set<std::string>> FleetDb::columns_of(std::string_view table) {
-    std::set<std::string> columns;
-    auto stmt = db_->prepare("SELECT name FROM pragma_table_info(?1)");
-    if (!stmt) return std::unexpected(stmt.error());
-    stmt->bind(1, table);
-    for (;;) {
-        auto row = stmt->step();
-        if (!row) return std::unexpected(row.error());
-        if (!*row) break;
-        columns.insert(stmt->column_text(0));
-    }
-    return columns;
-}
-
 Result<void> FleetDb::migrate() {
-    auto columns = columns_of("endpoint_releases");
-    if (!columns) return std::unexpected(columns.error());
     // NULL: the endpoint's report did not carry the figure (agents before sites / rollouts).
-    for (const auto& [column, type] :
-         {std::pair{"bytes_from_lan", "INTEGER"}, std::pair{"bytes_from_wan", "INTEGER"},
-          std::pair{"failed_phase", "TEXT"}, std::pair{"deferred_until", "INTEGER"}}) {
-        if (columns->contains(column)) continue;
-        if (auto ok = db_->exec(std::string("ALTER TABLE endpoint_releases ADD COLUMN ") + column +
-                                " " + type);
-            !ok) {
-            return ok;
-        }
+    if (auto ok = db_->add_missing_columns("endpoint_releases", {{"bytes_from_lan", "INTEGER"},
+                                                                 {"bytes_from_wan", "INTEGER"},
+                                                                 {"failed_phase", "TEXT"},
+                                                                 {"deferred_until", "INTEGER"}});
+        !ok) {
+        return ok;
     }
-    auto endpoint_columns = columns_of("endpoints");
-    if (!endpoint_columns) return std::unexpected(endpoint_columns.error());
-    if (!endpoint_columns->contains("groups")) {
-        // One group name per line; '' for agents before rollouts.
-        if (auto ok = db_->exec("ALTER TABLE endpoints ADD COLUMN groups TEXT NOT NULL DEFAULT ''");
-            !ok) {
-            return ok;
-        }
-    }
-    return {};
+    // One group name per line; '' for agents before rollouts.
+    return db_->add_missing_columns("endpoints", {{"groups", "TEXT NOT NULL DEFAULT ''"}});
 }
 
 namespace {

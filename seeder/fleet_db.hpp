@@ -132,7 +132,6 @@ class FleetDb {
     Result<void> create_schema();
     // Columns added after format 1's first schema, added to older databases in place.
     Result<void> migrate();
-    Result<std::set<std::string>> columns_of(std::string_view table);
     Result<FleetSnapshot> read_snapshot();
     Result<void> check_and_pin(const Report& report, ReportOutcome& outcome);
     Result<void> store_report(const Report& report, std::string_view remote_address,

@@ -344,6 +344,7 @@ struct ServeArgs {
     std::uint32_t feed_expiry_s = 86'400;
     std::uint32_t site_stall_s = 30;
     std::uint32_t stale_after_s = 300;
+    std::uint32_t cert_lifetime_s = 7 * 86'400;
     std::string admin_auth = "remote";
     std::string admin_token_file;
     std::string log_level = "info";
@@ -392,6 +393,12 @@ void add_serve(CLI::App& app, ServeArgs& a) {
                     "counted in ring thresholds, never counted effective")
         ->check(CLI::Range(1u, 30u * 86'400u))
         ->capture_default_str();
+    cmd->add_option("--cert-lifetime", a.cert_lifetime_s,
+                    "seconds an endpoint certificate is valid; endpoints renew at half of it. A "
+                    "revoked device (device revoke) leaves the SSL swarm when its last one expires")
+        ->check(CLI::Range(static_cast<std::uint32_t>(seeder::kMinCertLifetime.count()),
+                           static_cast<std::uint32_t>(seeder::kMaxCertLifetime.count())))
+        ->capture_default_str();
     cmd->add_option("--admin-auth", a.admin_auth,
                     "who must present the admin credential for the dashboard, /v1/status and "
                     "/metrics: 'remote' (clients beyond loopback) or 'always'")
@@ -427,6 +434,7 @@ int run_serve(ServeArgs& a) {
     a.opts.feed_expiry = std::chrono::seconds(a.feed_expiry_s);
     a.opts.site_stall = std::chrono::seconds(a.site_stall_s);
     a.opts.stale_after = std::chrono::seconds(a.stale_after_s);
+    a.opts.cert_lifetime = std::chrono::seconds(a.cert_lifetime_s);
     a.opts.admin_auth =
         a.admin_auth == "always" ? seeder::AdminAuth::always : seeder::AdminAuth::remote;
     a.opts.admin_token_file = a.admin_token_file;
@@ -447,6 +455,8 @@ struct EnrolArgs {
     CLI::App* create = nullptr;
     CLI::App* list = nullptr;
     CLI::App* revoke = nullptr;
+    CLI::App* device_list = nullptr;
+    CLI::App* device_revoke = nullptr;
 };
 
 void add_enrolment(CLI::App& app, EnrolArgs& a) {
@@ -465,7 +475,8 @@ void add_enrolment(CLI::App& app, EnrolArgs& a) {
     auto* token = app.add_subcommand(
         "token", "Enrolment tokens for `patchswarmd enroll --token` / `run --enroll-token`");
     token->require_subcommand(1);
-    a.create = token->add_subcommand("create", "print a new token once (only its hash is stored)");
+    a.create = token->add_subcommand(
+        "create", "print a new token once (only its public key is stored; endpoints sign with it)");
     a.create->add_option("--repo", a.repo, "repository folder")->required();
     a.create->add_option("--uses", a.uses, "how many endpoints may enrol with it")
         ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000}))
@@ -480,6 +491,41 @@ void add_enrolment(CLI::App& app, EnrolArgs& a) {
     a.revoke->add_option("ID", a.revoke_id, "token id or a prefix of at least 6 characters")
         ->required();
     a.revoke->add_option("--repo", a.repo, "repository folder")->required();
+
+    auto* device = app.add_subcommand("device", "Enrolled endpoints");
+    device->require_subcommand(1);
+    a.device_list = device->add_subcommand(
+        "list", "list enrolled devices (id, state, certificate expiry, address, name, token)");
+    a.device_list->add_option("--repo", a.repo, "repository folder")->required();
+    a.device_revoke = device->add_subcommand(
+        "revoke",
+        "revoke a device: its reports, web seed requests and certificate renewals are refused "
+        "at once; it leaves the SSL swarm when its certificate expires (serve --cert-lifetime)");
+    a.device_revoke->add_option("ID", a.revoke_id, "device id or a prefix of at least 6 characters")
+        ->required();
+    a.device_revoke->add_option("--repo", a.repo, "repository folder")->required();
+}
+
+int run_devices(const EnrolArgs& a, seeder::EnrolmentDb& db, std::int64_t now) {
+    if (a.device_revoke->parsed()) {
+        auto id = db.revoke_device(a.revoke_id, now);
+        if (!id) return fail_with(id.error());
+        std::cout << *id << ": revoked\n";
+        return kExitOk;
+    }
+    auto rows = db.devices();
+    if (!rows) return fail_with(rows.error());
+    for (const auto& d : *rows) {
+        const char* state = d.revoked_at != 0         ? "revoked"
+                            : d.cert_not_after <= now ? "expired"
+                                                      : "active";
+        std::cout << d.device_id.substr(0, 16) << "  " << state << "  certificate until "
+                  << (d.cert_not_after ? patchswarm::core::format_utc(d.cert_not_after)
+                                       : std::string("?"))
+                  << "  " << d.remote_address << "  " << d.hostname << "  (" << d.token_label
+                  << ")\n";
+    }
+    return kExitOk;
 }
 
 int run_enrolment(const EnrolArgs& a) {
@@ -494,6 +540,7 @@ int run_enrolment(const EnrolArgs& a) {
     auto db = seeder::EnrolmentDb::open(paths.fleet_db());
     if (!db) return fail_with(db.error());
     const std::int64_t now = now_unix();
+    if (a.device_list->parsed() || a.device_revoke->parsed()) return run_devices(a, **db, now);
     if (a.create->parsed()) {
         auto ca = seeder::load_fleet_ca(paths);
         if (!ca) return fail_with(ca.error());
@@ -623,9 +670,9 @@ int run_status(const StatusArgs& a) {
 
 int main(int argc, char** argv) {
     CLI::App app{"patchswarm-seeder: signs releases and serves them to the fleet."};
-    patchswarm::cli::add_config_option(
-        app, argc, argv,
-        {"keygen", "root", "sign", "publish", "serve", "status", "halt", "resume", "ca", "token"});
+    patchswarm::cli::add_config_option(app, argc, argv,
+                                       {"keygen", "root", "sign", "publish", "serve", "status",
+                                        "halt", "resume", "ca", "token", "device"});
     app.require_subcommand(1);
 
     KeygenArgs keygen;
@@ -665,7 +712,10 @@ int main(int argc, char** argv) {
         if (app.got_subcommand("publish")) return run_publish(publish);
         if (app.got_subcommand("serve")) return run_serve(serve);
         if (app.got_subcommand("status")) return run_status(status);
-        if (app.got_subcommand("ca") || app.got_subcommand("token")) return run_enrolment(enrol);
+        if (app.got_subcommand("ca") || app.got_subcommand("token") ||
+            app.got_subcommand("device")) {
+            return run_enrolment(enrol);
+        }
         if (app.got_subcommand("halt")) {
             auto ok = seeder::halt_release(seeder::RepoPaths(halt.repo), halt.id, halt.reason,
                                            now_unix());

@@ -17,6 +17,7 @@
 #include "common/http.hpp"
 #include "common/manifest.hpp"
 #include "common/rate_limit.hpp"
+#include "common/rollout.hpp"
 #include "common/sites.hpp"
 #include "common/swarm.hpp"
 #include "common/x509.hpp"
@@ -162,15 +163,16 @@ std::string ssl_listen_for(const ServeOptions& options) {
            std::to_string(parsed->port == 0 || parsed->port == 65535 ? 0 : parsed->port + 1);
 }
 
-// The seeder's own certificate: a fresh key each start, issued by the fleet CA.
-x509::KeyAndCert seeder_certificate(const x509::KeyAndCert& ca) {
+// The seeder's own certificate: a fresh key each start and at half its life, issued by the
+// fleet CA.
+Result<x509::KeyAndCert> seeder_certificate(const x509::KeyAndCert& ca) {
     auto key = x509::generate_key();
-    if (!key) throw std::runtime_error("seeder TLS key: " + key.error().message);
+    if (!key) return fail(key.error().code, "seeder TLS key: " + key.error().message);
     auto pub = x509::public_key_of(*key);
-    if (!pub) throw std::runtime_error("seeder TLS key: " + pub.error().message);
-    auto cert = x509::issue(ca, *pub, "patchswarm-seeder", kEndpointCertDays);
-    if (!cert) throw std::runtime_error("seeder certificate: " + cert.error().message);
-    return {std::move(*key), std::move(*cert)};
+    if (!pub) return fail(pub.error().code, "seeder TLS key: " + pub.error().message);
+    auto cert = x509::issue(ca, *pub, "patchswarm-seeder", kSeederCertLifetime);
+    if (!cert) return fail(cert.error().code, "seeder certificate: " + cert.error().message);
+    return x509::KeyAndCert{std::move(*key), std::move(*cert)};
 }
 
 constexpr std::int64_t kRootExpiryWarning = 30 * 86'400;
@@ -261,9 +263,11 @@ class Seeder {
         settings.peer_exchange = false;
         if (ca_) {
             const auto own = seeder_certificate(*ca_);
+            if (!own) throw std::runtime_error(own.error().message);
             settings.ssl_listen = ssl_listen_for(options_);
-            settings.ssl_certificate = own.cert_pem;
-            settings.ssl_private_key = own.key_pem;
+            settings.ssl_certificate = own->cert_pem;
+            settings.ssl_private_key = own->key_pem;
+            own_cert_renew_at_ = now_unix() + kSeederCertLifetime / 2;
         }
         if (options_.site_upload_limit > 0) {
             for (const auto& site : sites_.sites()) {
@@ -349,6 +353,20 @@ class Seeder {
         const bool policy_changed = evaluate_rollouts(now_unix());
         if (policy_changed || feed_.needs_refresh(now_unix())) sign_feed();
         tracker_->expire(tracker::Clock::now());
+        if (ca_ && now_unix() >= own_cert_renew_at_) renew_own_certificate();
+    }
+
+    // Peers refuse an expired certificate: a seeder that runs for months renews its own.
+    void renew_own_certificate() {
+        auto own = seeder_certificate(*ca_);
+        if (!own) {
+            spdlog::error("{}; retrying in an hour", own.error().message);
+            own_cert_renew_at_ = now_unix() + 3600;
+            return;
+        }
+        session_->set_ssl_identity(own->cert_pem, own->key_pem);
+        own_cert_renew_at_ = now_unix() + kSeederCertLifetime / 2;
+        spdlog::info("renewed the seeder's own TLS certificate");
     }
 
     // Rings to open, halts to latch, halts and resumes made by hand: all land in fleet.db, and
@@ -674,13 +692,18 @@ class Seeder {
         const auto access = from ? tracker_->seeder_access(id, *from, tracker::Clock::now())
                                  : tracker::SeederAccess::refused;
         if (enrolment_) {
-            // With enrolment on, the web seed serves only addresses an enrolled device enrolled
-            // or last reported from: a stranger on the LAN gets neither the swarm (TLS) nor this.
-            auto known = enrolment_->is_enrolled_address(req.remote_address);
-            if (!known) return error_response(known.error(), 503);
-            if (!*known) {
-                spdlog::warn("web seed {} refused to {}: not an enrolled endpoint's address", id,
-                             req.remote_address);
+            // With enrolment on, the web seed serves only enrolled, unrevoked devices, which
+            // present their device id and web secret as HTTP Basic credentials: a stranger on the
+            // LAN gets neither the swarm (TLS) nor this, even from behind an endpoint's NAT.
+            const auto credentials = http::basic_credentials(req);
+            auto valid = credentials
+                             ? enrolment_->web_secret_valid(credentials->first, credentials->second)
+                             : Result<bool>(false);
+            if (!valid) return error_response(valid.error(), 503);
+            if (!*valid) {
+                spdlog::warn(
+                    "web seed {} refused to {}: {}", id, req.remote_address,
+                    credentials ? "not an enrolled device's web secret" : "no device credentials");
                 return error_response(403, "not_enrolled",
                                       "the web seed serves enrolled endpoints only");
             }
@@ -742,6 +765,7 @@ class Seeder {
                       id ? *id : "?", peers);
     }
 
+    // POST /v1/enroll: a first enrolment (signed by a token) or a renewal (device key only).
     http::Response post_enroll(const http::Request& req) {
         if (!enrolment_ || !ca_) {
             return error_response(404, "not_found",
@@ -753,30 +777,39 @@ class Seeder {
                          request.error().message);
             return error_response(request.error(), report_status_for(request.error().code));
         }
+        const char* what = request->token_key ? "enrolment" : "renewal";
         const std::int64_t now = now_unix();
         if (request->sent_at < now - kEnrolmentClockSkew ||
             request->sent_at > now + kEnrolmentClockSkew) {
             return error_response(400, "expired",
-                                  "enrolment sent_at is more than " +
+                                  std::string(what) + " sent_at is more than " +
                                       std::to_string(kEnrolmentClockSkew) +
                                       "s from the seeder's clock");
         }
         // Issued before the token is spent, so a bad key costs no use of it.
-        auto cert =
-            x509::issue(*ca_, request->tls_public_key, request->device_id, kEndpointCertDays);
+        auto cert = x509::issue(*ca_, request->tls_public_key, request->device_id,
+                                options_.cert_lifetime.count());
         if (!cert) {
-            spdlog::warn("enrolment from {} refused: {}", req.remote_address, cert.error().message);
+            spdlog::warn("{} from {} refused: {}", what, req.remote_address, cert.error().message);
             return error_response(400, "malformed", "tls_public_key: " + cert.error().message);
         }
-        if (auto ok = enrolment_->redeem(*request, req.remote_address, now); !ok) {
-            spdlog::warn("enrolment of {} ({}) from {} refused: {}",
-                         request->device_id.substr(0, 8), request->hostname, req.remote_address,
-                         ok.error().message);
+        auto info = x509::inspect(*cert);
+        if (!info) return error_response(info.error(), 500);
+        // A fresh web seed secret with every certificate: one that leaked stops working at the
+        // next renewal, and a revoked device's goes at once.
+        const std::string web_secret = crypto::to_hex(crypto::random_bytes(kWebSecretBytes));
+        const Grant grant{crypto::sha256_hex(crypto::as_bytes(web_secret)), info->not_after};
+        if (auto ok = enrolment_->grant(*request, req.remote_address, grant, now); !ok) {
+            spdlog::warn("{} of {} ({}) from {} refused: {}", what, request->device_id.substr(0, 8),
+                         request->hostname, req.remote_address, ok.error().message);
             return error_response(ok.error(), report_status_for(ok.error().code));
         }
-        spdlog::info("endpoint {} ({}) enrolled from {}", request->device_id.substr(0, 8),
-                     request->hostname, req.remote_address);
-        const nlohmann::json body = {{"certificate", *cert}, {"ca", ca_->cert_pem}};
+        spdlog::info("endpoint {} ({}) {} from {}: certificate until {}",
+                     request->device_id.substr(0, 8), request->hostname,
+                     request->token_key ? "enrolled" : "renewed", req.remote_address,
+                     core::format_utc(info->not_after));
+        const nlohmann::json body = {
+            {"certificate", *cert}, {"ca", ca_->cert_pem}, {"web_secret", web_secret}};
         return http::json_response(200, body.dump());
     }
 
@@ -865,7 +898,8 @@ class Seeder {
     std::unique_ptr<swarm::Session> session_;
     asio::steady_timer tick_timer_;
     std::uint64_t root_version_ = 0;
-    std::optional<x509::KeyAndCert> ca_;      // set: enrolment required
+    std::optional<x509::KeyAndCert> ca_;  // set: enrolment required
+    std::int64_t own_cert_renew_at_ = 0;
     std::unique_ptr<EnrolmentDb> enrolment_;  // set iff ca_
     std::set<std::string> ssl_torrents_;      // announce hashes of SSL torrents
     std::uint16_t ssl_port_ = 0;

@@ -56,10 +56,15 @@ struct ServeOptions {
     double rate_limit = 200;
     double rate_burst = 2000;
     std::size_t max_connections_per_client = 1024;
+    // Lifetime of the endpoint certificates the fleet CA issues (endpoints renew at half of
+    // it): how long a revoked device can stay in the SSL swarm at most.
+    std::chrono::seconds cert_lifetime{7 * 86'400};
 };
 
 inline constexpr std::size_t kMaxGateways = 1000;
 
+inline constexpr std::chrono::seconds kMinCertLifetime{20};
+inline constexpr std::chrono::seconds kMaxCertLifetime{365 * 86'400};
 inline constexpr std::chrono::seconds kMinFeedExpiry{60};
 inline constexpr std::chrono::seconds kMaxFeedExpiry{7 * 86'400};
 

@@ -1,7 +1,9 @@
-// Enrolment building blocks: the X.509 adapter, the signed enrolment request and the token
-// store (real SQLite files, no network).
+// Enrolment building blocks: the X.509 adapter, the signed enrolment request (token proof,
+// renewal), the token and device store with revocation and web seed secrets (real SQLite files,
+// no network).
 #include <catch2/catch.hpp>
 
+#include "common/enrol_token.hpp"
 #include "common/x509.hpp"
 #include "crypto/crypto.hpp"
 #include "daemon/enrol.hpp"
@@ -11,6 +13,7 @@
 namespace x509 = patchswarm::x509;
 namespace seeder = patchswarm::seeder;
 namespace crypto = patchswarm::crypto;
+namespace core = patchswarm::core;
 using patchswarm::Errc;
 
 namespace {
@@ -38,7 +41,7 @@ TEST_CASE("the fleet CA issues endpoint certificates that check against it and n
     const auto other_ca = x509::make_ca("someone else's CA", 3650);
     REQUIRE(other_ca);
     const Endpoint ep;
-    const auto cert = x509::issue(*ca, ep.pub, "0123456789abcdef0123456789abcdef", 365);
+    const auto cert = x509::issue(*ca, ep.pub, "0123456789abcdef0123456789abcdef", 365 * 86'400);
     REQUIRE(cert);
 
     const auto info = x509::inspect(*cert);
@@ -62,11 +65,22 @@ TEST_CASE("the fleet CA issues endpoint certificates that check against it and n
         const auto r = x509::check(*cert, ca->cert_pem, ep.key, wall_now() + 400 * 86'400);
         REQUIRE_FALSE(r);
         CHECK(r.error().code == Errc::expired);
+        // Without a time, only the signature and the key are checked (an expired certificate
+        // is still the endpoint's, to renew).
+        CHECK(x509::check(*cert, ca->cert_pem, ep.key, std::nullopt));
+    }
+    SECTION("short-lived: valid from kBackdateSeconds before issue until the lifetime ends") {
+        const auto brief = x509::issue(*ca, ep.pub, "brief", 60);
+        REQUIRE(brief);
+        const auto b = x509::inspect(*brief);
+        REQUIRE(b);
+        CHECK(b->not_after - b->not_before == 60 + x509::kBackdateSeconds);
+        CHECK(x509::issue(*ca, ep.pub, "too brief", 9).error().code == Errc::invalid_argument);
     }
     SECTION("bad inputs are refused, not parsed") {
-        CHECK(x509::issue(*ca, "not a key", "x", 1).error().code == Errc::malformed);
-        CHECK(x509::issue(*ca, ep.pub, "bad\nname", 1).error().code == Errc::invalid_argument);
-        CHECK(x509::issue(*ca, ep.pub, std::string(65, 'a'), 1).error().code ==
+        CHECK(x509::issue(*ca, "not a key", "x", 60).error().code == Errc::malformed);
+        CHECK(x509::issue(*ca, ep.pub, "bad\nname", 60).error().code == Errc::invalid_argument);
+        CHECK(x509::issue(*ca, ep.pub, std::string(65, 'a'), 60).error().code ==
               Errc::invalid_argument);
         CHECK(x509::inspect(std::string(x509::kMaxPemBytes + 1, 'A')).error().code ==
               Errc::too_large);
@@ -82,42 +96,106 @@ TEST_CASE("the fleet CA issues endpoint certificates that check against it and n
     }
 }
 
-TEST_CASE("an enrolment request is accepted only signed by its own device key",
+TEST_CASE("an enrolment request is accepted only signed by its own device key and its token",
           "[core][enrolment]") {
     crypto::init();
     const auto device = crypto::generate_keypair();
     const Endpoint ep;
+    const std::string token = core::make_enrol_token();
+    const auto token_key = core::enrol_token_key(token);
+    REQUIRE(token_key);
     const std::string body =
-        patchswarm::daemon::make_enrolment(device, ep.pub, "pst_abc", "desk-1", kNow);
+        patchswarm::daemon::make_enrolment(device, ep.pub, &*token_key, "desk-1", kNow);
     const auto req = seeder::parse_enrolment(body);
     REQUIRE(req);
     CHECK(req->device_key == device.public_key);
     CHECK(req->device_id == crypto::key_id(device.public_key).substr(0, 32));
-    CHECK(req->token == "pst_abc");
+    CHECK(req->token_key == token_key->public_key);
     CHECK(req->tls_public_key == ep.pub);
     CHECK(req->sent_at == kNow);
+    // The token itself is not in the request: a recording of it enrols nobody else.
+    CHECK(body.find(token.substr(4)) == std::string::npos);
+    const auto env = crypto::parse_envelope(body, seeder::kMaxEnrolmentBytes);
+    REQUIRE(env);
+    const std::string payload(env->payload.begin(), env->payload.end());
+    CHECK(payload.find(token.substr(4)) == std::string::npos);
 
-    SECTION("signed by another key") {
-        auto env = crypto::parse_envelope(body, seeder::kMaxEnrolmentBytes);
-        REQUIRE(env);
-        const auto stranger = crypto::generate_keypair();
-        const crypto::KeyPair keys[] = {stranger};
-        const auto forged = crypto::serialize_envelope(
-            crypto::sign_envelope(crypto::payload_type::enrolment, env->payload, keys));
-        CHECK(seeder::parse_enrolment(forged).error().code == Errc::bad_signature);
+    // Each row re-signs the same payload with other keys.
+    const auto stranger = crypto::generate_keypair();
+    struct Row {
+        const char* attack;
+        std::vector<crypto::KeyPair> keys;
+        std::string_view type;
+        Errc expected;
+    };
+    const std::vector<Row> rows = {
+        {"signed by another device key",
+         {stranger, *token_key},
+         crypto::payload_type::enrolment,
+         Errc::bad_signature},
+        {"names a token it was not signed with (the token is guessed or recorded)",
+         {device},
+         crypto::payload_type::enrolment,
+         Errc::bad_signature},
+        {"signed by the token only",
+         {*token_key},
+         crypto::payload_type::enrolment,
+         Errc::bad_signature},
+        {"a report envelope is not an enrolment",
+         {device, *token_key},
+         crypto::payload_type::report,
+         Errc::malformed},
+    };
+    for (const auto& row : rows) {
+        INFO(row.attack);
+        const auto forged =
+            crypto::serialize_envelope(crypto::sign_envelope(row.type, env->payload, row.keys));
+        const auto r = seeder::parse_enrolment(forged);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code == row.expected);
     }
-    SECTION("a report envelope is not an enrolment") {
-        auto env = crypto::parse_envelope(body, seeder::kMaxEnrolmentBytes);
-        REQUIRE(env);
-        const crypto::KeyPair keys[] = {device};
-        const auto report = crypto::serialize_envelope(
-            crypto::sign_envelope(crypto::payload_type::report, env->payload, keys));
-        CHECK(seeder::parse_enrolment(report).error().code == Errc::malformed);
+
+    SECTION("a renewal carries no token and is signed by the device key alone") {
+        const auto renewal = seeder::parse_enrolment(
+            patchswarm::daemon::make_enrolment(device, ep.pub, nullptr, "desk-1", kNow + 1));
+        REQUIRE(renewal);
+        CHECK_FALSE(renewal->token_key);
+    }
+    SECTION("malformed tokens are refused before anything is sent") {
+        for (const char* bad : {"pst_abc", "", "pst_", "PST_00", "pst_zz"}) {
+            INFO(bad);
+            CHECK(core::enrol_token_key(bad).error().code == Errc::invalid_argument);
+        }
+        CHECK(core::enrol_token_key("pst_" + std::string(64, 'A')).error().code ==
+              Errc::invalid_argument);
+        CHECK(core::enrol_token_key("pst_" + std::string(64, '0')));
     }
     SECTION("oversized") {
         CHECK_FALSE(seeder::parse_enrolment(std::string(seeder::kMaxEnrolmentBytes + 1, ' ')));
     }
 }
+
+namespace {
+
+seeder::EnrolmentRequest request_for(const crypto::KeyPair& device, const std::string& token,
+                                     std::int64_t sent_at) {
+    seeder::EnrolmentRequest r;
+    r.device_key = device.public_key;
+    r.device_id = crypto::key_id(device.public_key).substr(0, 32);
+    r.tls_public_key = "PEM";
+    if (!token.empty()) r.token_key = core::enrol_token_key(token)->public_key;
+    r.hostname = "desk";
+    r.sent_at = sent_at;
+    return r;
+}
+
+std::string id_of(const crypto::KeyPair& device) {
+    return crypto::key_id(device.public_key).substr(0, 32);
+}
+
+const seeder::Grant kGrant{"", kNow + 600};
+
+}  // namespace
 
 TEST_CASE("enrolment tokens: used up, expired, revoked or unknown tokens enrol nobody",
           "[enrolment]") {
@@ -127,17 +205,6 @@ TEST_CASE("enrolment tokens: used up, expired, revoked or unknown tokens enrol n
     REQUIRE(db);
     auto& edb = **db;
 
-    const auto request = [](const std::string& token, std::int64_t sent_at,
-                            const crypto::KeyPair& device) {
-        seeder::EnrolmentRequest r;
-        r.device_key = device.public_key;
-        r.device_id = crypto::key_id(device.public_key).substr(0, 32);
-        r.tls_public_key = "PEM";
-        r.token = token;
-        r.hostname = "desk";
-        r.sent_at = sent_at;
-        return r;
-    };
     const auto a = crypto::generate_keypair();
     const auto b = crypto::generate_keypair();
     const auto c = crypto::generate_keypair();
@@ -151,31 +218,32 @@ TEST_CASE("enrolment tokens: used up, expired, revoked or unknown tokens enrol n
     REQUIRE(revoked);
     REQUIRE(edb.revoke(revoked->id));
 
-    CHECK(edb.redeem(request(two->token, kNow, a), "127.80.1.1", kNow));
-    CHECK(edb.redeem(request(two->token, kNow, b), "127.80.1.2", kNow));
-    CHECK(edb.redeem(request(two->token, kNow, c), "127.80.1.3", kNow).error().code ==
+    CHECK(edb.grant(request_for(a, two->token, kNow), "127.80.1.1", kGrant, kNow));
+    CHECK(edb.grant(request_for(b, two->token, kNow), "127.80.1.2", kGrant, kNow));
+    CHECK(edb.grant(request_for(c, two->token, kNow), "127.80.1.3", kGrant, kNow).error().code ==
           Errc::permission);  // used up
-    CHECK(edb.redeem(request(expired->token, kNow + 10, c), "127.80.1.3", kNow + 10).error().code ==
-          Errc::permission);
-    CHECK(edb.redeem(request(revoked->token, kNow, c), "127.80.1.3", kNow).error().code ==
-          Errc::permission);
-    CHECK(edb.redeem(request("pst_nope", kNow, c), "127.80.1.3", kNow).error().code ==
-          Errc::permission);
+    CHECK(edb.grant(request_for(c, expired->token, kNow + 10), "127.80.1.3", kGrant, kNow + 10)
+              .error()
+              .code == Errc::permission);
+    CHECK(
+        edb.grant(request_for(c, revoked->token, kNow), "127.80.1.3", kGrant, kNow).error().code ==
+        Errc::permission);
+    CHECK(edb.grant(request_for(c, core::make_enrol_token(), kNow), "127.80.1.3", kGrant, kNow)
+              .error()
+              .code == Errc::permission);  // unknown
 
     CHECK(*edb.enrolled_count() == 2);
-    CHECK(*edb.is_enrolled(crypto::key_id(a.public_key).substr(0, 32), a.public_key));
-    CHECK_FALSE(*edb.is_enrolled(crypto::key_id(c.public_key).substr(0, 32), c.public_key));
+    CHECK(*edb.is_enrolled(id_of(a), a.public_key));
+    CHECK_FALSE(*edb.is_enrolled(id_of(c), c.public_key));
     // Same device id, another key: not enrolled.
-    CHECK_FALSE(*edb.is_enrolled(crypto::key_id(a.public_key).substr(0, 32), b.public_key));
-    CHECK(*edb.is_enrolled_address("127.80.1.1"));
-    CHECK_FALSE(*edb.is_enrolled_address("127.80.1.3"));
+    CHECK_FALSE(*edb.is_enrolled(id_of(a), b.public_key));
 
     // A replayed (not newer) enrolment of a device is refused and costs no use of the token.
     const auto more = edb.create_token(3, 0, "more", kNow);
     REQUIRE(more);
-    CHECK(edb.redeem(request(more->token, kNow, a), "127.80.1.1", kNow).error().code ==
+    CHECK(edb.grant(request_for(a, more->token, kNow), "127.80.1.1", kGrant, kNow).error().code ==
           Errc::rollback);
-    CHECK(edb.redeem(request(more->token, kNow + 1, a), "127.80.1.1", kNow));
+    CHECK(edb.grant(request_for(a, more->token, kNow + 1), "127.80.1.1", kGrant, kNow));
 
     const auto rows = edb.tokens();
     REQUIRE(rows);
@@ -186,4 +254,77 @@ TEST_CASE("enrolment tokens: used up, expired, revoked or unknown tokens enrol n
     }
     CHECK(edb.revoke("zz").error().code == Errc::invalid_argument);
     CHECK(edb.revoke("ffffff").error().code == Errc::not_found);
+}
+
+TEST_CASE("renewal, revocation and web seed secrets of enrolled devices", "[enrolment]") {
+    crypto::init();
+    patchswarm::test::TempDir dir("ps-enrol-dev");
+    auto db = seeder::EnrolmentDb::open(dir / "fleet.db");
+    REQUIRE(db);
+    auto& edb = **db;
+    const auto token = edb.create_token(10, 0, "desks", kNow);
+    REQUIRE(token);
+    const auto a = crypto::generate_keypair();
+    const auto b = crypto::generate_keypair();
+    const auto stranger = crypto::generate_keypair();
+    const std::string secret_a = "a-secret";
+    const auto grant_for = [](const std::string& secret, std::int64_t until) {
+        return seeder::Grant{crypto::sha256_hex(crypto::as_bytes(secret)), until};
+    };
+    REQUIRE(edb.grant(request_for(a, token->token, kNow), "127.80.1.1",
+                      grant_for(secret_a, kNow + 100), kNow));
+    REQUIRE(edb.grant(request_for(b, token->token, kNow), "127.80.1.2",
+                      grant_for("b-secret", kNow + 100), kNow));
+
+    // The web seed admits a device by its id and current secret, nothing else.
+    CHECK(*edb.web_secret_valid(id_of(a), secret_a));
+    CHECK_FALSE(*edb.web_secret_valid(id_of(a), "b-secret"));  // another device's secret
+    CHECK_FALSE(*edb.web_secret_valid(id_of(a), ""));
+    CHECK_FALSE(*edb.web_secret_valid(id_of(stranger), secret_a));
+
+    SECTION("a renewal needs an enrolled, unrevoked device with its own key, newer each time") {
+        CHECK(edb.grant(request_for(a, "", kNow + 50), "127.80.1.1",
+                        grant_for("a-secret-2", kNow + 150), kNow + 50));
+        // The new secret replaces the old one.
+        CHECK(*edb.web_secret_valid(id_of(a), "a-secret-2"));
+        CHECK_FALSE(*edb.web_secret_valid(id_of(a), secret_a));
+        CHECK(edb.grant(request_for(a, "", kNow + 50), "127.80.1.1", kGrant, kNow + 50)
+                  .error()
+                  .code == Errc::rollback);  // replayed
+        CHECK(edb.grant(request_for(stranger, "", kNow), "127.80.1.9", kGrant, kNow).error().code ==
+              Errc::permission);  // never enrolled
+        auto impostor = request_for(stranger, "", kNow + 60);
+        impostor.device_id = id_of(a);  // a's id with another key
+        CHECK(edb.grant(impostor, "127.80.1.9", kGrant, kNow + 60).error().code ==
+              Errc::permission);
+        const auto devices = edb.devices();
+        REQUIRE(devices);
+        REQUIRE(devices->size() == 2);
+        for (const auto& d : *devices) {
+            if (d.device_id != id_of(a)) continue;
+            CHECK(d.enrolled_at == kNow);  // a renewal keeps the enrolment's date
+            CHECK(d.renewed_at == kNow + 50);
+            CHECK(d.cert_not_after == kNow + 150);
+            CHECK(d.token_label == "desks");
+        }
+    }
+    SECTION("a revoked device is out: reports, web seed, renewal and a new token are refused") {
+        const auto id = edb.revoke_device(id_of(a).substr(0, 8), kNow + 10);
+        REQUIRE(id);
+        CHECK(*id == id_of(a));
+        CHECK_FALSE(*edb.is_enrolled(id_of(a), a.public_key));
+        CHECK_FALSE(*edb.web_secret_valid(id_of(a), secret_a));
+        CHECK(edb.grant(request_for(a, "", kNow + 20), "127.80.1.1", kGrant, kNow + 20)
+                  .error()
+                  .code == Errc::permission);
+        CHECK(edb.grant(request_for(a, token->token, kNow + 21), "127.80.1.1", kGrant, kNow + 21)
+                  .error()
+                  .code == Errc::permission);
+        // b is untouched.
+        CHECK(*edb.is_enrolled(id_of(b), b.public_key));
+        CHECK(*edb.web_secret_valid(id_of(b), "b-secret"));
+        CHECK(*edb.enrolled_count() == 1);
+        CHECK(edb.revoke_device("zz", kNow).error().code == Errc::invalid_argument);
+        CHECK(edb.revoke_device("ffffffff", kNow).error().code == Errc::not_found);
+    }
 }

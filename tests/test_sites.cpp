@@ -373,23 +373,26 @@ TEST_CASE("two sites converge, each seeing only its own peers and HQ", "[integra
     }
 
     // The web seed decides the same way: in site1 only its gateway is served.
-    auto web_seed = [&](const std::string& from) {
+    // (Each endpoint presents its own web seed credentials, as the agent does.)
+    auto web_seed = [&](const std::string& from, int as_endpoint) {
         http::ClientRequest req;
         req.url = f.seeder_url() + "/v1/payload/KB-SITES/KB-SITES/install.sh";
         req.local_address = from;
+        if (as_endpoint >= 0) req.headers["Authorization"] = f.web_seed_authorization(as_endpoint);
         auto r = http::request_sync(std::move(req));
         return r ? r->status : -1;
     };
     int served = 0;
     for (int k = 0; k < 3; ++k) {
-        const int status = web_seed(address(1, k));
+        const int status = web_seed(address(1, k), ep(1, k));
         CHECK((status == 200 || status == 403));
         served += status == 200 ? 1 : 0;
     }
     CHECK(served == 1);
-    CHECK(web_seed("127.40.1.99") == 403);
-    // An address that never enrolled gets nothing, whatever its site (enrolment is on).
-    CHECK(web_seed("127.40.3.5") == 403);
+    CHECK(web_seed("127.40.1.99", ep(1, 0)) == 403);  // not a gateway
+    // Without credentials nothing, whatever the site (enrolment is on).
+    CHECK(web_seed("127.40.3.5", -1) == 403);
+    CHECK(web_seed(address(1, 0), -1) == 403);
 }
 
 TEST_CASE("a web seed refused to a non-gateway is tried again and served once its site stalls",

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "crypto/crypto.hpp"
 #include "support/process.hpp"
 
 namespace patchswarm::test {
@@ -150,6 +151,19 @@ class Fleet {
         return fleet_token_;
     }
 
+    // Endpoint i's device id (from its device.pub), "" before it made its key.
+    std::string device_id(int i) const {
+        const auto key = patchswarm::crypto::load_public_key(state_dir(i) / "device.pub");
+        return key ? patchswarm::crypto::key_id(*key).substr(0, 32) : std::string();
+    }
+    // The Authorization header an enrolled endpoint i sends to the web seed (HTTP Basic: device
+    // id and web secret, as the agent puts them in the web seed URL).
+    std::string web_seed_authorization(int i) const {
+        const std::string secret = read_text(state_dir(i) / "web.secret");
+        return "Basic " + patchswarm::crypto::to_base64(
+                              patchswarm::crypto::as_bytes(device_id(i) + ":" + secret));
+    }
+
     // Enrols endpoint i now (`patchswarmd enroll`), for one that starts while HQ is away.
     void enroll(int i) {
         const auto r =
@@ -205,7 +219,8 @@ class Fleet {
         // The repository has a fleet CA (root init makes one): an endpoint takes part only once
         // enrolled, so each gets the fleet's test token unless the test says otherwise.
         const bool has_token =
-            std::find(extra.begin(), extra.end(), "--enroll-token") != extra.end();
+            std::find(extra.begin(), extra.end(), "--enroll-token") != extra.end() ||
+            std::find(extra.begin(), extra.end(), "--enroll-token-file") != extra.end();
         if (auto_enrol && !has_token && fs::exists(dir_ / "repo/keys/fleet-ca.pem")) {
             argv.push_back("--enroll-token");
             argv.push_back(fleet_token());
