@@ -34,7 +34,9 @@ exit 0
 SH
 
 echo "== HQ: an enrolment token (root init made the fleet CA: only enrolled desktops join)"
-token=$("$seeder" token create --repo "$work/repo" --uses "$n" --label demo 2>/dev/null)
+# In a file (0600), not on the command line where any local user could read it.
+(umask 077 && "$seeder" token create --repo "$work/repo" --uses "$n" --label demo \
+  >"$work/enrol.token" 2>/dev/null)
 
 echo "== HQ: publishing MS08-067 (severity emergency, reboot required)"
 start=$(date +%s.%N)
@@ -54,7 +56,7 @@ for i in $(seq 1 "$n"); do
   echo "boot-1" >"$ep/boot_id"
   "$agent" run --state-dir "$ep" --seeder "$url" --trust "$work/repo/root/1.json" \
     --bt "127.0.0.$((i + 1)):$bt_port" --name "desk-$i" --boot-id-file "$ep/boot_id" \
-    --heartbeat 2 --enroll-token "$token" >"$work/desk-$i.log" 2>&1 &
+    --heartbeat 2 --enroll-token-file "$work/enrol.token" >"$work/desk-$i.log" 2>&1 &
   pids+=($!)
 done
 

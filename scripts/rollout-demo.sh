@@ -32,7 +32,8 @@ echo "== rollout demo folder: $work (logs: $work/*.log)"
 
 echo "== HQ: keys, root document, a 4 MiB emergency patch that needs a reboot"
 demo_repo "$work"
-token=$("$seeder" token create --repo "$work/repo" --uses "$n" --label rollout-demo 2>/dev/null)
+(umask 077 && "$seeder" token create --repo "$work/repo" --uses "$n" --label rollout-demo \
+  >"$work/enrol.token" 2>/dev/null)
 mkdir -p "$work/KB5031356"
 head -c $((4 << 20)) /dev/urandom >"$work/KB5031356/patch.bin"
 cat >"$work/KB5031356/install.sh" <<'SH'
@@ -81,7 +82,7 @@ for i in $(seq 1 "$n"); do
   "$agent" run --state-dir "$ep" --seeder "$url" --trust "$work/repo/root/1.json" \
     --bt "127.90.0.$((i + 1)):6881" --name "desk-$i" --boot-id-file "$ep/boot_id" \
     --group "$(group_of "$i")" --reboot-command "$ep/reboot.sh" --heartbeat 2 \
-    --enroll-token "$token" \
+    --enroll-token-file "$work/enrol.token" \
     >"$work/desk-$i.log" 2>&1 &
   pids+=($!)
 done
