@@ -16,12 +16,11 @@ namespace patchswarm {
 
 // Writes via a temporary file in the same folder, fsync, rename, fsync of the folder: after a
 // crash the file holds either the old or the new content, never a mix.
-[[nodiscard]] Result<void> write_file_atomic(const std::filesystem::path& path,
-                                             std::string_view content,
-                                             std::filesystem::perms perms =
-                                                 std::filesystem::perms::owner_read |
-                                                 std::filesystem::perms::owner_write |
-                                                 std::filesystem::perms::group_read |
-                                                 std::filesystem::perms::others_read);
+[[nodiscard]] Result<void> write_file_atomic(
+    const std::filesystem::path& path, std::string_view content,
+    std::filesystem::perms perms = std::filesystem::perms::owner_read |
+                                   std::filesystem::perms::owner_write |
+                                   std::filesystem::perms::group_read |
+                                   std::filesystem::perms::others_read);
 
 }  // namespace patchswarm

@@ -41,6 +41,22 @@ namespace patchswarm::swarm {
 
 namespace {
 
+// "http://user:secret@host/..." -> "http://***@host/...": web seed URLs carry an endpoint's
+// credentials, and libtorrent's messages quote them.
+std::string without_userinfo(std::string text) {
+    for (std::size_t from = 0;;) {
+        const auto scheme = text.find("://", from);
+        if (scheme == std::string::npos) return text;
+        const auto start = scheme + 3;
+        const auto end = text.find_first_of("/ \t\r\n", start);
+        const auto at = text.find('@', start);
+        if (at != std::string::npos && (end == std::string::npos || at < end)) {
+            text.replace(start, at - start, "***");
+        }
+        from = start;
+    }
+}
+
 namespace fs = std::filesystem;
 
 // Bounds for untrusted .torrent files. A release is at most a few GiB; with v2's 16 KiB minimum
@@ -565,6 +581,10 @@ class SessionImpl final : public Session {
         }
     }
 
+    void remove_web_seed(const std::string& id, const std::string& url) override {
+        if (auto* e = find(id)) e->handle.remove_url_seed(url);
+    }
+
     void connect_peer(const std::string& id, const std::string& endpoint) override {
         auto* e = find(id);
         if (!e) return;
@@ -863,7 +883,7 @@ class SessionImpl final : public Session {
 
     void handle_alert(const lt::alert* alert) {
         if (spdlog::should_log(spdlog::level::trace)) {
-            spdlog::trace("swarm {}: {}", settings_.listen, alert->message());
+            spdlog::trace("swarm {}: {}", settings_.listen, without_userinfo(alert->message()));
         }
         if (auto* a = lt::alert_cast<lt::block_finished_alert>(alert)) {
             on_block(*a);

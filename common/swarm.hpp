@@ -156,6 +156,8 @@ class Session {
     // error such as the seeder's 403 to a peer that is not its site's gateway, and the answer
     // may be different later (the site stalled).
     virtual void add_web_seed(const std::string& id, const std::string& url) = 0;
+    // Drops a web seed added before (its credentials were replaced, say).
+    virtual void remove_web_seed(const std::string& id, const std::string& url) = 0;
     // Connects to one more peer ("ip:port", "[v6]:port") for a torrent already added; ignored for
     // an unknown id or an unparsable endpoint. Not pure so that test fakes need not implement it.
     virtual void connect_peer(const std::string& id, const std::string& endpoint) {

@@ -95,6 +95,7 @@ struct Live {
     bool fetching_torrent = false;
     bool worker_running = false;         // a hash/install/verify thread is out
     std::int64_t web_seed_added_at = 0;  // 0: never; re-added while there is still no progress
+    std::string web_seed_url;            // as added (with credentials)
     std::uint64_t base_from_peers = 0;   // counters from earlier runs of the agent
     std::uint64_t base_from_seeder = 0;
     std::uint64_t base_from_lan = 0;
@@ -895,7 +896,13 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
                 const std::string url = cfg.seeders.front() + "/v1/payload/" + id + "/";
                 spdlog::warn("{}: no progress for {}s; adding web seed {}", id, cfg.webseed_after_s,
                              url);
-                session->add_web_seed(id, with_web_credentials(url));
+                // After a renewal the credentials differ: the old URL would only collect 403s.
+                const std::string with_credentials = with_web_credentials(url);
+                if (!live.web_seed_url.empty() && live.web_seed_url != with_credentials) {
+                    session->remove_web_seed(id, live.web_seed_url);
+                }
+                session->add_web_seed(id, with_credentials);
+                live.web_seed_url = with_credentials;
                 live.web_seed_added_at = now;
             }
         }
@@ -920,7 +927,10 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     // Half way through its life the endpoint certificate is renewed with the device key (no
     // token). A revoked device is refused and drops out of the SSL swarm when it expires.
     void maybe_renew_certificate(std::int64_t now) {
-        if (!tls || renewal_in_flight || now < std::max(renew_at(*tls), next_renewal_try)) return;
+        if (!tls || renewal_in_flight) return;
+        // Enrolled before web secrets (and long certificates): renew now to get both.
+        const std::int64_t due = tls->web_secret.empty() ? 0 : renew_at(*tls);
+        if (now < std::max(due, next_renewal_try)) return;
         EnrolOptions o;
         o.state_dir = cfg.state_dir;
         o.seeder = cfg.seeders.front();
@@ -940,10 +950,10 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         req.max_response_bytes = kMaxEnrolmentAnswerBytes;
         req.body = std::move(*body);
         renewal_in_flight = true;
-        http::request(io, std::move(req), [this, retry_s](Result<http::ClientResponse> r) {
+        http::request(io, std::move(req), [this, o, retry_s](Result<http::ClientResponse> r) {
             renewal_in_flight = false;
             if (stopping) return;
-            auto id = accept_enrolment(cfg.state_dir, r);
+            auto id = accept_enrolment(o, r);
             if (!id) {
                 // Revoked or unknown: asking every few seconds changes nothing, the admin does.
                 const bool refused = id.error().code == Errc::permission;

@@ -129,8 +129,9 @@ Result<std::string> enrolment_body(const EnrolOptions& o) {
     return make_enrolment(*device, *pub, token_key ? &*token_key : nullptr, o.hostname, now_unix());
 }
 
-Result<TlsIdentity> accept_enrolment(const fs::path& state_dir,
+Result<TlsIdentity> accept_enrolment(const EnrolOptions& o,
                                      const Result<http::ClientResponse>& answer) {
+    const fs::path& state_dir = o.state_dir;
     if (!answer) return fail(answer.error().code, "enrolment: " + answer.error().message);
     if (answer->status != 200) {
         return fail(answer->status == 403 ? Errc::permission : Errc::http_status,
@@ -153,13 +154,32 @@ Result<TlsIdentity> accept_enrolment(const fs::path& state_dir,
         })) {
         return fail(Errc::malformed, "enrolment answer: web_secret is not 64 hex digits");
     }
+    // A renewal answers over the same plain HTTP as the first enrolment, but by then the fleet
+    // CA is known: one that names another CA is an attacker's, not a rotation.
+    if (o.token.empty()) {
+        auto pinned = read_file(state_dir / "fleet-ca.pem", x509::kMaxPemBytes);
+        if (!pinned) return fail(pinned.error().code, "fleet-ca.pem: " + pinned.error().message);
+        if (*pinned != *ca) {
+            return fail(Errc::bad_signature,
+                        "renewal answer names another fleet CA than the one enrolled with");
+        }
+    }
     auto key = read_file(state_dir / "tls.key", x509::kMaxPemBytes);
     if (!key) return fail(key.error().code, "tls.key: " + key.error().message);
-    if (auto ok = x509::check(*cert, *ca, *key, now_unix()); !ok) {
+    const std::int64_t now = now_unix();
+    if (auto ok = x509::check(*cert, *ca, *key, now); !ok) {
         return fail(ok.error().code, "enrolment answer: " + ok.error().message);
     }
     auto info = x509::inspect(*cert);
     if (!info) return fail(info.error().code, "enrolment answer: " + info.error().message);
+    auto device = load_or_create_device_key(state_dir);
+    if (!device) return std::unexpected(device.error());
+    if (info->common_name != crypto::key_id(device->public_key).substr(0, 32)) {
+        return fail(Errc::malformed, "enrolment answer: the certificate is not for this device");
+    }
+    if (info->not_after - now > kMaxCertLifetimeSeconds) {
+        return fail(Errc::malformed, "enrolment answer: the certificate is valid for over a year");
+    }
     const auto secret_perms = fs::perms::owner_read | fs::perms::owner_write;
     if (auto ok = write_file_atomic(state_dir / "fleet-ca.pem", *ca); !ok) {
         return std::unexpected(ok.error());
@@ -196,7 +216,7 @@ Result<TlsIdentity> enroll(const EnrolOptions& o) {
         std::this_thread::sleep_for(delay);  // start-up back-off, not synchronisation
         delay = std::min(delay * 2, std::chrono::milliseconds(5000));
     }
-    return accept_enrolment(o.state_dir, answer);
+    return accept_enrolment(o, answer);
 }
 
 }  // namespace patchswarm::daemon

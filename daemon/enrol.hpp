@@ -22,6 +22,8 @@
 namespace patchswarm::daemon {
 
 inline constexpr std::size_t kMaxEnrolmentAnswerBytes = 64 * 1024;
+// The longest certificate an endpoint accepts (serve --cert-lifetime allows a year).
+inline constexpr std::int64_t kMaxCertLifetimeSeconds = 366 * 86'400;
 
 struct TlsIdentity {
     std::string key_pem;
@@ -67,10 +69,11 @@ struct EnrolOptions {
 // Errc::invalid_argument for a malformed token.
 [[nodiscard]] Result<std::string> enrolment_body(const EnrolOptions& options);
 
-// Checks the seeder's answer (certificate for our TLS key, signed by the returned CA) and
-// stores fleet-ca.pem, web.secret (0600) and tls.crt, in that order. Errc::permission /
-// Errc::http_status with the seeder's message when it refused.
-[[nodiscard]] Result<TlsIdentity> accept_enrolment(const std::filesystem::path& state_dir,
+// Checks the seeder's answer to the request `options` describe (a certificate for our TLS key
+// and device id, signed by the returned CA, valid now and for at most a year; for a renewal, the
+// CA must be the one stored at enrolment) and stores fleet-ca.pem, web.secret (0600) and tls.crt,
+// in that order. Errc::permission / Errc::http_status with the seeder's message when it refused.
+[[nodiscard]] Result<TlsIdentity> accept_enrolment(const EnrolOptions& options,
                                                    const Result<http::ClientResponse>& answer);
 
 // enrolment_body, POST /v1/enroll (retrying as options say), accept_enrolment.

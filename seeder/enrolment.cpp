@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS enrolled_devices (
     web_secret_sha256 TEXT NOT NULL DEFAULT '',  -- of the web seed secret last handed out
     renewed_at     INTEGER NOT NULL DEFAULT 0,   -- last certificate issued
     cert_not_after INTEGER NOT NULL DEFAULT 0,
-    revoked_at     INTEGER NOT NULL DEFAULT 0    -- 0: not revoked
+    revoked_at     INTEGER NOT NULL DEFAULT 0,   -- 0: not revoked
+    token_key      TEXT NOT NULL DEFAULT ''      -- the token of the last enrolment
 );
 -- Tokens of the first enrolment protocol, which sent the token itself; they cannot sign a
 -- request, so they enrol nobody: create new ones.
@@ -197,7 +198,8 @@ Result<void> EnrolmentDb::migrate() {
                                     {{"web_secret_sha256", "TEXT NOT NULL DEFAULT ''"},
                                      {"renewed_at", "INTEGER NOT NULL DEFAULT 0"},
                                      {"cert_not_after", "INTEGER NOT NULL DEFAULT 0"},
-                                     {"revoked_at", "INTEGER NOT NULL DEFAULT 0"}});
+                                     {"revoked_at", "INTEGER NOT NULL DEFAULT 0"},
+                                     {"token_key", "TEXT NOT NULL DEFAULT ''"}});
 }
 
 Result<NewToken> EnrolmentDb::create_token(std::int64_t uses, std::int64_t expires_at,
@@ -343,11 +345,12 @@ Result<void> EnrolmentDb::grant(const EnrolmentRequest& req, std::string_view re
         auto put = db_->prepare(
             "INSERT INTO enrolled_devices(device_id, device_key, tls_public_key, hostname, "
             "remote_address, token_label, sent_at, enrolled_at, web_secret_sha256, renewed_at, "
-            "cert_not_after) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?10) "
+            "cert_not_after, token_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?10, ?12) "
             "ON CONFLICT(device_id) DO UPDATE SET tls_public_key = excluded.tls_public_key, "
             "hostname = excluded.hostname, remote_address = excluded.remote_address, "
             "token_label = excluded.token_label, sent_at = excluded.sent_at, "
             "enrolled_at = CASE WHEN ?11 THEN excluded.enrolled_at ELSE enrolled_at END, "
+            "token_key = CASE WHEN ?11 THEN excluded.token_key ELSE token_key END, "
             "web_secret_sha256 = excluded.web_secret_sha256, renewed_at = excluded.renewed_at, "
             "cert_not_after = excluded.cert_not_after");
         if (!put) return std::unexpected(put.error());
@@ -361,7 +364,8 @@ Result<void> EnrolmentDb::grant(const EnrolmentRequest& req, std::string_view re
             .bind(8, now)
             .bind(9, grant.web_secret_sha256)
             .bind(10, grant.cert_not_after)
-            .bind(11, static_cast<std::int64_t>(req.token_key ? 1 : 0));
+            .bind(11, static_cast<std::int64_t>(req.token_key ? 1 : 0))
+            .bind(12, req.token_key ? crypto::to_hex(*req.token_key) : std::string());
         return put->run();
     });
 }
@@ -376,13 +380,14 @@ Result<bool> EnrolmentDb::is_enrolled(std::string_view device_id, const crypto::
     return *row && stmt->column_text(0) == crypto::to_hex(key);
 }
 
-Result<bool> EnrolmentDb::web_secret_valid(std::string_view device_id,
-                                           std::string_view web_secret) {
+Result<bool> EnrolmentDb::web_secret_valid(std::string_view device_id, std::string_view web_secret,
+                                           std::int64_t now) {
     if (web_secret.empty()) return false;
     auto stmt = db_->prepare(
-        "SELECT web_secret_sha256 FROM enrolled_devices WHERE device_id = ?1 AND revoked_at = 0");
+        "SELECT web_secret_sha256 FROM enrolled_devices "
+        "WHERE device_id = ?1 AND revoked_at = 0 AND cert_not_after > ?2");
     if (!stmt) return std::unexpected(stmt.error());
-    stmt->bind(1, device_id);
+    stmt->bind(1, device_id).bind(2, now);
     auto row = stmt->step();
     if (!row) return std::unexpected(row.error());
     if (!*row) return false;
@@ -403,7 +408,8 @@ Result<std::size_t> EnrolmentDb::enrolled_count() {
 Result<std::vector<DeviceRow>> EnrolmentDb::devices() {
     auto stmt = db_->prepare(
         "SELECT device_id, hostname, remote_address, token_label, enrolled_at, renewed_at, "
-        "cert_not_after, revoked_at FROM enrolled_devices ORDER BY enrolled_at, device_id");
+        "cert_not_after, revoked_at, token_key FROM enrolled_devices "
+        "ORDER BY enrolled_at, device_id");
     if (!stmt) return std::unexpected(stmt.error());
     std::vector<DeviceRow> out;
     for (;;) {
@@ -419,27 +425,42 @@ Result<std::vector<DeviceRow>> EnrolmentDb::devices() {
         d.renewed_at = stmt->column_int(5);
         d.cert_not_after = stmt->column_int(6);
         d.revoked_at = stmt->column_int(7);
+        d.token_id = stmt->column_text(8).substr(0, kTokenIdChars);
         out.push_back(std::move(d));
     }
     return out;
 }
 
-Result<std::string> EnrolmentDb::revoke_device(std::string_view id_prefix, std::int64_t now) {
-    std::string id;
+Result<EnrolmentDb::Revoked> EnrolmentDb::revoke_device(std::string_view id_prefix, bool and_token,
+                                                        std::int64_t now) {
+    Revoked out;
     auto ok = db_->transaction([&]() -> Result<void> {
         auto found = unique_by_prefix(*db_, "enrolled_devices", "device_id", id_prefix, "device");
         if (!found) return std::unexpected(found.error());
-        id = *found;
+        out.device_id = *found;
+        auto get =
+            db_->prepare("SELECT revoked_at, token_key FROM enrolled_devices WHERE device_id = ?1");
+        if (!get) return std::unexpected(get.error());
+        get->bind(1, out.device_id);
+        if (auto row = get->step(); !row) return std::unexpected(row.error());
+        out.already = get->column_int(0) != 0;
+        const std::string token_key = get->column_text(1);
+        out.token_id = token_key.substr(0, kTokenIdChars);
         // The web secret goes too: nothing it opens stays open.
         auto stmt = db_->prepare(
             "UPDATE enrolled_devices SET revoked_at = ?2, web_secret_sha256 = '' "
             "WHERE device_id = ?1 AND revoked_at = 0");
         if (!stmt) return std::unexpected(stmt.error());
-        stmt->bind(1, id).bind(2, now);
-        return stmt->run();
+        stmt->bind(1, out.device_id).bind(2, now);
+        if (auto done = stmt->run(); !done) return done;
+        if (!and_token || token_key.empty()) return {};
+        auto tok = db_->prepare("UPDATE enrolment_tokens SET revoked = 1 WHERE token_key = ?1");
+        if (!tok) return std::unexpected(tok.error());
+        tok->bind(1, token_key);
+        return tok->run();
     });
     if (!ok) return std::unexpected(ok.error());
-    return id;
+    return out;
 }
 
 }  // namespace patchswarm::seeder

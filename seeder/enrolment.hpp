@@ -87,6 +87,7 @@ struct DeviceRow {
     std::string hostname;
     std::string remote_address;  // of its last enrolment or renewal
     std::string token_label;
+    std::string token_id;             // the token it last enrolled with (token list's id)
     std::int64_t enrolled_at = 0;     // first enrolment with a token
     std::int64_t renewed_at = 0;      // last certificate (enrolment or renewal)
     std::int64_t cert_not_after = 0;  // the last certificate's expiry
@@ -125,17 +126,26 @@ class EnrolmentDb {
     // Is this device id enrolled with exactly this key, and not revoked?
     [[nodiscard]] Result<bool> is_enrolled(std::string_view device_id,
                                            const crypto::PublicKey& key);
-    // Does `web_secret` belong to this enrolled, unrevoked device? (Constant-time compare.)
+    // Does `web_secret` belong to this enrolled, unrevoked device, whose last certificate is
+    // still valid at `now`? (A secret lives no longer than the certificate it came with.)
+    // Constant-time compare.
     [[nodiscard]] Result<bool> web_secret_valid(std::string_view device_id,
-                                                std::string_view web_secret);
+                                                std::string_view web_secret, std::int64_t now);
     // Enrolled devices that are not revoked.
     [[nodiscard]] Result<std::size_t> enrolled_count();
     [[nodiscard]] Result<std::vector<DeviceRow>> devices();
+    struct Revoked {
+        std::string device_id;
+        std::string token_id;  // the token it last enrolled with ("" if unknown)
+        bool already = false;  // it was revoked before
+    };
     // Revokes the one device whose id starts with `id_prefix` (at least 6 hex characters):
     // its reports, web seed requests and renewals are refused from now on, and its certificate
-    // is not renewed, so it leaves the SSL swarm when that expires. Returns its full id.
-    // Errc::invalid_argument, Errc::not_found.
-    [[nodiscard]] Result<std::string> revoke_device(std::string_view id_prefix, std::int64_t now);
+    // is not renewed, so it leaves the SSL swarm when that expires. With `and_token`, the token
+    // it enrolled with is revoked too (a token left on a stolen machine would enrol it again
+    // under a new device key). Errc::invalid_argument, Errc::not_found.
+    [[nodiscard]] Result<Revoked> revoke_device(std::string_view id_prefix, bool and_token,
+                                                std::int64_t now);
 
   private:
     explicit EnrolmentDb(std::unique_ptr<Db> db) : db_(std::move(db)) {}

@@ -457,6 +457,7 @@ struct EnrolArgs {
     CLI::App* revoke = nullptr;
     CLI::App* device_list = nullptr;
     CLI::App* device_revoke = nullptr;
+    bool with_token = false;
 };
 
 void add_enrolment(CLI::App& app, EnrolArgs& a) {
@@ -495,7 +496,8 @@ void add_enrolment(CLI::App& app, EnrolArgs& a) {
     auto* device = app.add_subcommand("device", "Enrolled endpoints");
     device->require_subcommand(1);
     a.device_list = device->add_subcommand(
-        "list", "list enrolled devices (id, state, certificate expiry, address, name, token)");
+        "list",
+        "list enrolled devices (id, state, certificate expiry, address, name, token id and label)");
     a.device_list->add_option("--repo", a.repo, "repository folder")->required();
     a.device_revoke = device->add_subcommand(
         "revoke",
@@ -504,13 +506,20 @@ void add_enrolment(CLI::App& app, EnrolArgs& a) {
     a.device_revoke->add_option("ID", a.revoke_id, "device id or a prefix of at least 6 characters")
         ->required();
     a.device_revoke->add_option("--repo", a.repo, "repository folder")->required();
+    a.device_revoke->add_flag(
+        "--with-token", a.with_token,
+        "revoke the token it enrolled with too: a token left on a stolen machine would enrol it "
+        "again under a new device key (other devices enrolled with it stay enrolled)");
 }
 
 int run_devices(const EnrolArgs& a, seeder::EnrolmentDb& db, std::int64_t now) {
     if (a.device_revoke->parsed()) {
-        auto id = db.revoke_device(a.revoke_id, now);
-        if (!id) return fail_with(id.error());
-        std::cout << *id << ": revoked\n";
+        auto r = db.revoke_device(a.revoke_id, a.with_token, now);
+        if (!r) return fail_with(r.error());
+        std::cout << r->device_id << (r->already ? ": already revoked" : ": revoked");
+        if (a.with_token && !r->token_id.empty())
+            std::cout << "; token " << r->token_id << " revoked";
+        std::cout << "\n";
         return kExitOk;
     }
     auto rows = db.devices();
@@ -522,7 +531,8 @@ int run_devices(const EnrolArgs& a, seeder::EnrolmentDb& db, std::int64_t now) {
         std::cout << d.device_id.substr(0, 16) << "  " << state << "  certificate until "
                   << (d.cert_not_after ? patchswarm::core::format_utc(d.cert_not_after)
                                        : std::string("?"))
-                  << "  " << d.remote_address << "  " << d.hostname << "  (" << d.token_label
+                  << "  " << d.remote_address << "  " << d.hostname << "  token "
+                  << (d.token_id.empty() ? std::string("?") : d.token_id) << " (" << d.token_label
                   << ")\n";
     }
     return kExitOk;

@@ -696,9 +696,9 @@ class Seeder {
             // present their device id and web secret as HTTP Basic credentials: a stranger on the
             // LAN gets neither the swarm (TLS) nor this, even from behind an endpoint's NAT.
             const auto credentials = http::basic_credentials(req);
-            auto valid = credentials
-                             ? enrolment_->web_secret_valid(credentials->first, credentials->second)
-                             : Result<bool>(false);
+            auto valid = credentials ? enrolment_->web_secret_valid(credentials->first,
+                                                                    credentials->second, now_unix())
+                                     : Result<bool>(false);
             if (!valid) return error_response(valid.error(), 503);
             if (!*valid) {
                 spdlog::warn(
@@ -957,6 +957,9 @@ void serve(const ServeOptions& options) {
     }
     if (options.site_stall.count() < 1) throw std::invalid_argument("--site-stall must be >= 1");
     if (options.stale_after.count() < 1) throw std::invalid_argument("--stale-after must be >= 1");
+    if (options.cert_lifetime < kMinCertLifetime || options.cert_lifetime > kMaxCertLifetime) {
+        throw std::invalid_argument("--cert-lifetime must be 20..31536000 seconds");
+    }
     if (options.site_upload_limit < 0) {
         throw std::invalid_argument("--site-upload-limit must not be negative");
     }
@@ -995,6 +998,13 @@ void serve(const ServeOptions& options) {
     if (!ca) throw std::runtime_error(ca.error().message);
     std::unique_ptr<EnrolmentDb> enrolment;
     if (*ca) {
+        // Certificates end with the CA that signs them: near its end every renewal is short,
+        // and past it no endpoint can join the swarm.
+        if (auto info = x509::inspect((*ca)->cert_pem);
+            info && info->not_after - now_unix() < kRootExpiryWarning) {
+            spdlog::warn("the fleet CA ({}) expires {}: endpoint certificates cannot outlive it",
+                         fleet_ca_cert(paths).string(), core::format_utc(info->not_after));
+        }
         auto edb = EnrolmentDb::open(paths.fleet_db());
         if (!edb) throw std::runtime_error("fleet.db: " + edb.error().message);
         enrolment = std::move(*edb);

@@ -2,6 +2,7 @@
 // renewal), the token and device store with revocation and web seed secrets (real SQLite files,
 // no network).
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "common/enrol_token.hpp"
 #include "common/x509.hpp"
@@ -277,17 +278,19 @@ TEST_CASE("renewal, revocation and web seed secrets of enrolled devices", "[enro
                       grant_for("b-secret", kNow + 100), kNow));
 
     // The web seed admits a device by its id and current secret, nothing else.
-    CHECK(*edb.web_secret_valid(id_of(a), secret_a));
-    CHECK_FALSE(*edb.web_secret_valid(id_of(a), "b-secret"));  // another device's secret
-    CHECK_FALSE(*edb.web_secret_valid(id_of(a), ""));
-    CHECK_FALSE(*edb.web_secret_valid(id_of(stranger), secret_a));
+    CHECK(*edb.web_secret_valid(id_of(a), secret_a, kNow));
+    CHECK_FALSE(*edb.web_secret_valid(id_of(a), "b-secret", kNow));  // another device's secret
+    CHECK_FALSE(*edb.web_secret_valid(id_of(a), "", kNow));
+    CHECK_FALSE(*edb.web_secret_valid(id_of(stranger), secret_a, kNow));
+    // A secret lives no longer than the certificate it came with.
+    CHECK_FALSE(*edb.web_secret_valid(id_of(a), secret_a, kNow + 100));
 
     SECTION("a renewal needs an enrolled, unrevoked device with its own key, newer each time") {
         CHECK(edb.grant(request_for(a, "", kNow + 50), "127.80.1.1",
                         grant_for("a-secret-2", kNow + 150), kNow + 50));
         // The new secret replaces the old one.
-        CHECK(*edb.web_secret_valid(id_of(a), "a-secret-2"));
-        CHECK_FALSE(*edb.web_secret_valid(id_of(a), secret_a));
+        CHECK(*edb.web_secret_valid(id_of(a), "a-secret-2", kNow + 100));
+        CHECK_FALSE(*edb.web_secret_valid(id_of(a), secret_a, kNow + 50));
         CHECK(edb.grant(request_for(a, "", kNow + 50), "127.80.1.1", kGrant, kNow + 50)
                   .error()
                   .code == Errc::rollback);  // replayed
@@ -309,11 +312,14 @@ TEST_CASE("renewal, revocation and web seed secrets of enrolled devices", "[enro
         }
     }
     SECTION("a revoked device is out: reports, web seed, renewal and a new token are refused") {
-        const auto id = edb.revoke_device(id_of(a).substr(0, 8), kNow + 10);
-        REQUIRE(id);
-        CHECK(*id == id_of(a));
+        const auto revoked = edb.revoke_device(id_of(a).substr(0, 8), false, kNow + 10);
+        REQUIRE(revoked);
+        CHECK(revoked->device_id == id_of(a));
+        CHECK(revoked->token_id == token->id);
+        CHECK_FALSE(revoked->already);
+        CHECK(edb.revoke_device(id_of(a), false, kNow + 11)->already);
         CHECK_FALSE(*edb.is_enrolled(id_of(a), a.public_key));
-        CHECK_FALSE(*edb.web_secret_valid(id_of(a), secret_a));
+        CHECK_FALSE(*edb.web_secret_valid(id_of(a), secret_a, kNow + 10));
         CHECK(edb.grant(request_for(a, "", kNow + 20), "127.80.1.1", kGrant, kNow + 20)
                   .error()
                   .code == Errc::permission);
@@ -322,9 +328,98 @@ TEST_CASE("renewal, revocation and web seed secrets of enrolled devices", "[enro
                   .code == Errc::permission);
         // b is untouched.
         CHECK(*edb.is_enrolled(id_of(b), b.public_key));
-        CHECK(*edb.web_secret_valid(id_of(b), "b-secret"));
+        CHECK(*edb.web_secret_valid(id_of(b), "b-secret", kNow + 10));
         CHECK(*edb.enrolled_count() == 1);
-        CHECK(edb.revoke_device("zz", kNow).error().code == Errc::invalid_argument);
-        CHECK(edb.revoke_device("ffffffff", kNow).error().code == Errc::not_found);
+        // The token is still good for a new device key (a stolen machine could use it) ...
+        const auto c = crypto::generate_keypair();
+        CHECK(edb.grant(request_for(c, token->token, kNow + 30), "127.80.1.3", kGrant, kNow + 30));
+        // ... unless revoked with the device.
+        const auto with_token = edb.revoke_device(id_of(c), true, kNow + 31);
+        REQUIRE(with_token);
+        const auto d = crypto::generate_keypair();
+        CHECK(edb.grant(request_for(d, token->token, kNow + 32), "127.80.1.4", kGrant, kNow + 32)
+                  .error()
+                  .code == Errc::permission);
+        CHECK(*edb.is_enrolled(id_of(b), b.public_key));  // enrolled before: still in
+        CHECK(edb.revoke_device("zz", false, kNow).error().code == Errc::invalid_argument);
+        CHECK(edb.revoke_device("ffffffff", false, kNow).error().code == Errc::not_found);
     }
+}
+
+TEST_CASE("an endpoint keeps only an answer for its own key and device, from its enrolment's CA",
+          "[enrolment]") {
+    crypto::init();
+    patchswarm::test::TempDir dir("ps-enrol-answer");
+    patchswarm::daemon::EnrolOptions o;
+    o.state_dir = dir.path();
+    o.token = core::make_enrol_token();
+    REQUIRE(patchswarm::daemon::enrolment_body(o));  // creates device.key and tls.key
+    const auto device = crypto::load_public_key(dir / "device.pub");
+    REQUIRE(device);
+    const std::string device_id = crypto::key_id(*device).substr(0, 32);
+    const auto tls_key = patchswarm::test::read_text(dir / "tls.key");
+    const auto tls_pub = x509::public_key_of(tls_key);
+    REQUIRE(tls_pub);
+    const auto ca = x509::make_ca("fleet CA", 3650);
+    const auto other_ca = x509::make_ca("attacker CA", 3650);
+    REQUIRE((ca && other_ca));
+    const Endpoint stranger;
+    const std::string secret(64, 'a');
+
+    using Answer = patchswarm::Result<patchswarm::http::ClientResponse>;
+    const auto answer = [&](const x509::KeyAndCert& from, const std::string& public_key,
+                            const std::string& cn, std::int64_t lifetime,
+                            const std::string& web_secret = std::string(64, 'a')) {
+        patchswarm::http::ClientResponse r;
+        r.status = 200;
+        r.body = nlohmann::json{{"certificate", *x509::issue(from, public_key, cn, lifetime)},
+                                {"ca", from.cert_pem},
+                                {"web_secret", web_secret}}
+                     .dump();
+        return Answer(r);
+    };
+
+    // The first enrolment takes the CA it is given (trust on first use).
+    REQUIRE(patchswarm::daemon::accept_enrolment(o, answer(*ca, *tls_pub, device_id, 600)));
+    const std::string enrolled_cert = patchswarm::test::read_text(dir / "tls.crt");
+    CHECK(patchswarm::test::read_text(dir / "web.secret") == secret);
+
+    o.token.clear();  // from now on: renewals
+    patchswarm::http::ClientResponse refused;
+    refused.status = 403;
+    refused.body = R"({"error":"permission","message":"device is revoked"})";
+    struct Row {
+        const char* attack;
+        Answer answer;
+        Errc expected;
+    };
+    const std::vector<Row> rows = {
+        {"a renewal answer from another CA (a tampered answer on plain HTTP)",
+         answer(*other_ca, *tls_pub, device_id, 600), Errc::bad_signature},
+        {"a certificate for another TLS key", answer(*ca, stranger.pub, device_id, 600),
+         Errc::bad_signature},
+        {"a certificate for another device", answer(*ca, *tls_pub, std::string(32, 'b'), 600),
+         Errc::malformed},
+        {"a certificate for two years", answer(*ca, *tls_pub, device_id, 2 * 365 * 86'400),
+         Errc::malformed},
+        {"a web secret that is not 64 hex digits",
+         answer(*ca, *tls_pub, device_id, 600, "secret; rm -rf /"), Errc::malformed},
+        {"a refusal", Answer(refused), Errc::permission},
+    };
+    for (const auto& row : rows) {
+        INFO(row.attack);
+        const auto r = patchswarm::daemon::accept_enrolment(o, row.answer);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code == row.expected);
+        // Nothing changed on disk.
+        CHECK(patchswarm::test::read_text(dir / "tls.crt") == enrolled_cert);
+        CHECK(patchswarm::test::read_text(dir / "web.secret") == secret);
+    }
+    const auto renewed = patchswarm::daemon::accept_enrolment(
+        o, answer(*ca, *tls_pub, device_id, 900, std::string(64, 'b')));
+    REQUIRE(renewed);
+    CHECK(patchswarm::test::read_text(dir / "tls.crt") != enrolled_cert);
+    CHECK(patchswarm::test::read_text(dir / "web.secret") == std::string(64, 'b'));
+    CHECK(patchswarm::daemon::renew_at(*renewed) > renewed->not_before + x509::kBackdateSeconds);
+    CHECK(patchswarm::daemon::renew_at(*renewed) < renewed->not_after);
 }
