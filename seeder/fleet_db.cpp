@@ -433,9 +433,29 @@ Result<FleetSnapshot> FleetDb::snapshot() {
 
 Result<FleetSnapshot> FleetDb::read_snapshot() {
     FleetSnapshot snap;
+    // enrolled_devices (seeder/enrolment.cpp) exists only in repositories with enrolment, and
+    // has revoked_at only once a seeder with revocation opened it.
+    auto revocations = db_->prepare(
+        "SELECT 1 FROM pragma_table_info('enrolled_devices') WHERE name = 'revoked_at'");
+    if (!revocations) return std::unexpected(revocations.error());
+    auto has_revocations = revocations->step();
+    if (!has_revocations) return std::unexpected(has_revocations.error());
+    const std::string member =
+        *has_revocations ? " WHERE device_id NOT IN (SELECT device_id FROM enrolled_devices "
+                           "WHERE revoked_at != 0)"
+                         : "";
+    if (*has_revocations) {
+        auto count = db_->prepare(
+            "SELECT count(*) FROM endpoints WHERE device_id IN (SELECT device_id FROM "
+            "enrolled_devices WHERE revoked_at != 0)");
+        if (!count) return std::unexpected(count.error());
+        if (auto row = count->step(); !row) return std::unexpected(row.error());
+        snap.revoked = static_cast<std::size_t>(count->column_int(0));
+    }
     auto endpoints = db_->prepare(
         "SELECT device_id, hostname, remote_address, boot_id, first_seen, last_seen, counter, "
-        "groups FROM endpoints ORDER BY device_id");
+        "groups FROM endpoints" +
+        member + " ORDER BY device_id");
     if (!endpoints) return std::unexpected(endpoints.error());
     for (;;) {
         auto row = endpoints->step();
@@ -450,7 +470,8 @@ Result<FleetSnapshot> FleetDb::read_snapshot() {
     auto releases = db_->prepare(
         "SELECT device_id, release_id, manifest_sha256, state, entered_at, progress_ppm, "
         "bytes_from_peers, bytes_from_seeder, attempts, reason, bytes_from_lan, bytes_from_wan, "
-        "failed_phase, deferred_until FROM endpoint_releases ORDER BY release_id, device_id");
+        "failed_phase, deferred_until FROM endpoint_releases" +
+        member + " ORDER BY release_id, device_id");
     if (!releases) return std::unexpected(releases.error());
     for (;;) {
         auto row = releases->step();

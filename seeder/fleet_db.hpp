@@ -62,9 +62,12 @@ struct HaltRow {
     std::int64_t resumed_at = 0;  // 0: never resumed
 };
 
+// Devices revoked by `device revoke` are left out: they are no longer part of the fleet, so they
+// count neither toward compliance nor toward ring thresholds (their rows stay in fleet.db).
 struct FleetSnapshot {
     std::vector<EndpointRow> endpoints;        // sorted by device id
     std::vector<EndpointReleaseRow> releases;  // sorted by release id, then device id
+    std::size_t revoked = 0;                   // endpoints left out because they were revoked
 };
 
 struct StateChange {

@@ -369,6 +369,7 @@ FleetStatus build_status(const std::string& repository, const Index& index,
     status.generated_at = now;
     status.feed_sequence = feed_sequence;
     status.endpoints = fleet.endpoints.size();
+    status.revoked = fleet.revoked;
     status.stale_after = rollout.stale_after;
     for (const auto& entry : index.releases) {
         const auto it = manifests.find(entry.id);
@@ -532,7 +533,8 @@ std::string status_json(const FleetStatus& status) {
                       {"feed_sequence", status.feed_sequence},
                       {"endpoints", status.endpoints},
                       {"releases", releases},
-                      {"stale_after", status.stale_after}};
+                      {"stale_after", status.stale_after},
+                      {"revoked_endpoints", status.revoked}};
     return doc.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
@@ -540,7 +542,11 @@ std::string render_status(const FleetStatus& status, bool tty) {
     std::ostringstream out;
     out << "repository " << status.repository << " · feed sequence " << status.feed_sequence
         << " · " << status.endpoints << " endpoint" << (status.endpoints == 1 ? "" : "s")
-        << " known\n";
+        << " known";
+    if (status.revoked > 0) {
+        out << " · " << status.revoked << " revoked, not counted (device list)";
+    }
+    out << "\n";
     if (status.releases.empty()) out << "\nno releases published\n";
     for (const auto& rs : status.releases) render_release(out, rs, status.generated_at, tty);
     return out.str();

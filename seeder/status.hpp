@@ -114,6 +114,7 @@ struct FleetStatus {
     std::int64_t generated_at = 0;
     std::uint64_t feed_sequence = 0;
     std::size_t endpoints = 0;
+    std::size_t revoked = 0;  // revoked endpoints, not counted anywhere (device list)
     std::int64_t stale_after = 0;
     std::vector<ReleaseStatus> releases;  // index order (ascending sequence)
 };

@@ -318,6 +318,12 @@ TEST_CASE("a revoked device drops out when its short-lived certificate ends, the
     const auto listed = run({PATCHSWARM_SEEDER_BIN, "device", "list", "--repo", repo(f)});
     CHECK(listed.output.find(two_id.substr(0, 16) + "  revoked") != std::string::npos);
     CHECK(listed.output.find("desk-1") != std::string::npos);
+    // The fleet view leaves it out: one endpoint, effective for r1, and one revoked.
+    const auto fleet = f.seeder_status();
+    INFO(fleet.dump());
+    CHECK(fleet["endpoints"] == 1);
+    CHECK(fleet["revoked_endpoints"] == 1);
+    CHECK(fleet["releases"][0]["counts"]["effective"] == 1);
 
     // Its next renewal is refused; then its last certificate runs out (waiting for the clock
     // is the point here, not synchronisation).
