@@ -288,49 +288,61 @@ Result<void> EnrolmentDb::revoke(std::string_view id_prefix) {
     });
 }
 
+Result<std::string> EnrolmentDb::admissible(const EnrolmentRequest& req, std::int64_t now) {
+    std::string label;
+    if (req.token_key) {
+        auto tok = db_->prepare(
+            "SELECT label, uses_left, expires_at, revoked FROM enrolment_tokens "
+            "WHERE token_key = ?1");
+        if (!tok) return std::unexpected(tok.error());
+        tok->bind(1, crypto::to_hex(*req.token_key));
+        auto row = tok->step();
+        if (!row) return std::unexpected(row.error());
+        const bool usable = *row && tok->column_int(3) == 0 && tok->column_int(1) >= 1 &&
+                            (tok->column_int(2) == 0 || now < tok->column_int(2));
+        if (!usable) {
+            return fail(Errc::permission, "enrolment token unknown, revoked, expired or used up");
+        }
+        label = tok->column_text(0);
+    }
+
+    auto dev = db_->prepare(
+        "SELECT device_key, sent_at, revoked_at, token_label FROM enrolled_devices "
+        "WHERE device_id = ?1");
+    if (!dev) return std::unexpected(dev.error());
+    dev->bind(1, req.device_id);
+    auto known = dev->step();
+    if (!known) return std::unexpected(known.error());
+    if (!*known && !req.token_key) {
+        return fail(Errc::permission, "device is not enrolled: renewal needs an enrolment");
+    }
+    if (*known) {
+        if (dev->column_text(0) != crypto::to_hex(req.device_key)) {
+            return fail(Errc::permission, "device id is enrolled with another key");
+        }
+        if (dev->column_int(2) != 0) return fail(Errc::permission, "device is revoked");
+        if (req.sent_at <= dev->column_int(1)) {
+            return fail(Errc::rollback, "enrolment request is not newer than the last one");
+        }
+        if (!req.token_key) label = dev->column_text(3);
+    }
+    return label;
+}
+
+Result<void> EnrolmentDb::check(const EnrolmentRequest& req, std::int64_t now) {
+    auto label = admissible(req, now);
+    if (!label) return std::unexpected(label.error());
+    return {};
+}
+
 Result<void> EnrolmentDb::grant(const EnrolmentRequest& req, std::string_view remote_address,
                                 const Grant& grant, std::int64_t now) {
     const std::string key_hex = crypto::to_hex(req.device_key);
     return db_->transaction([&]() -> Result<void> {
-        std::string label;
-        if (req.token_key) {
-            const std::string token_hex = crypto::to_hex(*req.token_key);
-            auto tok = db_->prepare(
-                "SELECT label, uses_left, expires_at, revoked FROM enrolment_tokens "
-                "WHERE token_key = ?1");
-            if (!tok) return std::unexpected(tok.error());
-            tok->bind(1, token_hex);
-            auto row = tok->step();
-            if (!row) return std::unexpected(row.error());
-            const bool usable = *row && tok->column_int(3) == 0 && tok->column_int(1) >= 1 &&
-                                (tok->column_int(2) == 0 || now < tok->column_int(2));
-            if (!usable) {
-                return fail(Errc::permission,
-                            "enrolment token unknown, revoked, expired or used up");
-            }
-            label = tok->column_text(0);
-        }
-
-        auto dev = db_->prepare(
-            "SELECT device_key, sent_at, revoked_at, token_label FROM enrolled_devices "
-            "WHERE device_id = ?1");
-        if (!dev) return std::unexpected(dev.error());
-        dev->bind(1, req.device_id);
-        auto known = dev->step();
-        if (!known) return std::unexpected(known.error());
-        if (!*known && !req.token_key) {
-            return fail(Errc::permission, "device is not enrolled: renewal needs an enrolment");
-        }
-        if (*known) {
-            if (dev->column_text(0) != key_hex) {
-                return fail(Errc::permission, "device id is enrolled with another key");
-            }
-            if (dev->column_int(2) != 0) return fail(Errc::permission, "device is revoked");
-            if (req.sent_at <= dev->column_int(1)) {
-                return fail(Errc::rollback, "enrolment request is not newer than the last one");
-            }
-            if (!req.token_key) label = dev->column_text(3);
-        }
+        // Again inside the write transaction: check() ran before it, without a lock.
+        auto admitted = admissible(req, now);
+        if (!admitted) return std::unexpected(admitted.error());
+        const std::string& label = *admitted;
 
         if (req.token_key) {
             auto use = db_->prepare(

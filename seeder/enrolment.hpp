@@ -122,6 +122,9 @@ class EnrolmentDb {
     // last request (Errc::rollback). On error nothing changes.
     [[nodiscard]] Result<void> grant(const EnrolmentRequest& req, std::string_view remote_address,
                                      const Grant& grant, std::int64_t now);
+    // grant()'s checks alone, read-only and without a write lock: a request that would be
+    // refused costs no certificate and holds no lock (grant() checks again).
+    [[nodiscard]] Result<void> check(const EnrolmentRequest& req, std::int64_t now);
 
     // Is this device id enrolled with exactly this key, and not revoked?
     [[nodiscard]] Result<bool> is_enrolled(std::string_view device_id,
@@ -150,6 +153,8 @@ class EnrolmentDb {
   private:
     explicit EnrolmentDb(std::unique_ptr<Db> db) : db_(std::move(db)) {}
     Result<void> migrate();
+    // The refusals of grant(); the token label to record when admissible.
+    Result<std::string> admissible(const EnrolmentRequest& req, std::int64_t now);
     std::unique_ptr<Db> db_;
 };
 

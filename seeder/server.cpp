@@ -786,6 +786,14 @@ class Seeder {
                                       std::to_string(kEnrolmentClockSkew) +
                                       "s from the seeder's clock");
         }
+        const auto refuse = [&](const Error& e) {
+            spdlog::warn("{} of {} ({}) from {} refused: {}", what, request->device_id.substr(0, 8),
+                         request->hostname, req.remote_address, e.message);
+            return error_response(e, report_status_for(e.code));
+        };
+        // Refusals first, before a certificate is signed or fleet.db locked: anyone can sign a
+        // "renewal" with a key of their own.
+        if (auto ok = enrolment_->check(*request, now); !ok) return refuse(ok.error());
         // Issued before the token is spent, so a bad key costs no use of it.
         auto cert = x509::issue(*ca_, request->tls_public_key, request->device_id,
                                 options_.cert_lifetime.count());
@@ -800,9 +808,7 @@ class Seeder {
         const std::string web_secret = crypto::to_hex(crypto::random_bytes(kWebSecretBytes));
         const Grant grant{crypto::sha256_hex(crypto::as_bytes(web_secret)), info->not_after};
         if (auto ok = enrolment_->grant(*request, req.remote_address, grant, now); !ok) {
-            spdlog::warn("{} of {} ({}) from {} refused: {}", what, request->device_id.substr(0, 8),
-                         request->hostname, req.remote_address, ok.error().message);
-            return error_response(ok.error(), report_status_for(ok.error().code));
+            return refuse(ok.error());
         }
         spdlog::info("endpoint {} ({}) {} from {}: certificate until {}",
                      request->device_id.substr(0, 8), request->hostname,

@@ -246,6 +246,12 @@ TEST_CASE("enrolment tokens: used up, expired, revoked or unknown tokens enrol n
           Errc::rollback);
     CHECK(edb.grant(request_for(a, more->token, kNow + 1), "127.80.1.1", kGrant, kNow));
 
+    // check() refuses what grant() would, before any certificate is made, and spends nothing.
+    CHECK(edb.check(request_for(c, two->token, kNow), kNow).error().code == Errc::permission);
+    CHECK(edb.check(request_for(a, more->token, kNow + 1), kNow).error().code == Errc::rollback);
+    CHECK(edb.check(request_for(c, more->token, kNow), kNow));
+    CHECK(edb.check(request_for(c, more->token, kNow), kNow));
+
     const auto rows = edb.tokens();
     REQUIRE(rows);
     for (const auto& t : *rows) {
