@@ -376,6 +376,10 @@ class SessionImpl final : public Session {
         // per site cost nothing.
         pack.set_bool(lt::settings_pack::close_redundant_connections, false);
         pack.set_int(lt::settings_pack::stop_tracker_timeout, 2);
+        // Honour the tracker's interval (30 s for downloaders, 5 min for seeds: see
+        // seeder/tracker.hpp) down to its min interval; libtorrent's default floor of 5 min
+        // would let the tracker's table drop a downloader between two of its announces.
+        pack.set_int(lt::settings_pack::min_announce_interval, 15);
         pack.set_str(lt::settings_pack::user_agent, "patchswarm/0.1");
         pack.set_int(
             lt::settings_pack::alert_mask,

@@ -300,7 +300,7 @@ Result<void> PeerTable::record(Torrent& torrent, const Announce& a, const std::s
     const bool had_left = !inserted && e.left.has_value();
     const std::uint64_t left_before = had_left ? *e.left : 0;
     e.peer_id = a.peer_id;
-    e.expires = now + 2 * options_.interval;
+    e.expires = now + 2 * (a.seed ? options_.seed_interval : options_.interval);
     e.seed = a.seed;
     e.left = a.left;
     e.site = site;
@@ -339,7 +339,7 @@ Result<Reply> PeerTable::announce(const Announce& a, TimePoint now) {
 Reply PeerTable::make_reply(Torrent& torrent, const Announce& a, const std::string& site,
                             TimePoint now) {
     Reply reply;
-    reply.interval = options_.interval;
+    reply.interval = a.seed ? options_.seed_interval : options_.interval;
     reply.site = site;
     reply.complete = 1;  // the seeder
     for (const auto& [address, entry] : torrent.peers) {

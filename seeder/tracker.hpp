@@ -35,7 +35,13 @@ namespace patchswarm::seeder::tracker {
 using Clock = std::chrono::steady_clock;
 using TimePoint = Clock::time_point;
 
+// Downloaders announce every 30 s, so the table follows a site's progress (stall fallback) and
+// new peers meet quickly; seeds (left=0) every 5 minutes, so a fleet that keeps seeding its
+// releases costs HQ little. An entry lives two of its own intervals. (libtorrent floors every
+// tracker interval at its min_announce_interval, 5 minutes by default: swarm.cpp lowers that to
+// kMinInterval, or downloaders' entries would expire between their announces.)
 inline constexpr std::chrono::seconds kInterval{30};
+inline constexpr std::chrono::seconds kSeedInterval{300};
 inline constexpr std::chrono::seconds kMinInterval{15};
 inline constexpr int kMaxNumwant = 50;
 inline constexpr std::size_t kMaxPeersPerTorrent = 10'000;
@@ -113,6 +119,7 @@ struct TableOptions {
     std::size_t max_peers_per_torrent = kMaxPeersPerTorrent;
     std::size_t gateways = kDefaultGateways;              // per torrent and site
     std::chrono::seconds site_stall = kDefaultSiteStall;  // no progress this long: fallback
+    std::chrono::seconds seed_interval = kSeedInterval;   // `interval` for seeds (left=0)
 };
 
 // Why the seeder may or may not serve an address (its web seed answers by this).

@@ -206,6 +206,29 @@ TEST_CASE("peers expire after two silent intervals and leave on stopped", "[core
     CHECK(table.peer_count(kHash) == 1);
 }
 
+TEST_CASE("seeds are asked to announce every 5 minutes and live for two of those", "[core]") {
+    auto table = make_table();
+    const TimePoint t0{};
+    auto seed = announce_from("10.0.0.2", 6881, 's');
+    seed.left = 0;
+    seed.seed = true;
+    const auto seed_reply = table.announce(seed, t0);
+    REQUIRE(seed_reply);
+    CHECK(seed_reply->interval == kSeedInterval);
+    auto downloader = announce_from("10.0.0.3", 6881, 'd');
+    downloader.left = 1000;
+    const auto downloader_reply = table.announce(downloader, t0);
+    REQUIRE(downloader_reply);
+    CHECK(downloader_reply->interval == kInterval);
+
+    table.expire(t0 + 2 * kInterval);  // the downloader fell silent
+    CHECK(table.peer_count(kHash) == 1);
+    table.expire(t0 + 2 * kSeedInterval - 1s);
+    CHECK(table.peer_count(kHash) == 1);
+    table.expire(t0 + 2 * kSeedInterval);
+    CHECK(table.peer_count(kHash) == 0);
+}
+
 TEST_CASE("numwant caps the reply and the table rotates through many peers", "[core]") {
     auto table = make_table(every_peer_a_gateway());
     const TimePoint t0{};
