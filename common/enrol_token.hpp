@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "common/error.hpp"
+#include "common/json_strict.hpp"
 #include "crypto/crypto.hpp"
 
 namespace patchswarm::core {
@@ -34,10 +35,7 @@ inline std::string make_enrol_token() {
     };
     if (!token.starts_with(kEnrolTokenPrefix)) return refuse();
     const std::string_view hex = token.substr(kEnrolTokenPrefix.size());
-    if (hex.size() != 2 * kEnrolTokenSeedBytes) return refuse();
-    for (char c : hex) {
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return refuse();
-    }
+    if (!json_strict::is_lower_hex(hex, 2 * kEnrolTokenSeedBytes)) return refuse();
     auto seed = crypto::from_hex(hex);
     if (!seed) return refuse();
     return crypto::keypair_from_seed(

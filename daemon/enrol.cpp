@@ -9,6 +9,7 @@
 #include "common/enrol_token.hpp"
 #include "common/fsutil.hpp"
 #include "common/http.hpp"
+#include "common/json_strict.hpp"
 #include "common/x509.hpp"
 
 namespace patchswarm::daemon {
@@ -149,9 +150,7 @@ Result<TlsIdentity> accept_enrolment(const EnrolOptions& o,
     if (!cert || !ca || !secret) {
         return fail(Errc::malformed, "enrolment answer: expected {certificate, ca, web_secret}");
     }
-    if (secret->size() != 2 * 32 || !std::all_of(secret->begin(), secret->end(), [](char c) {
-            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-        })) {
+    if (!json_strict::is_lower_hex(*secret, 64)) {
         return fail(Errc::malformed, "enrolment answer: web_secret is not 64 hex digits");
     }
     // A renewal answers over the same plain HTTP as the first enrolment, but by then the fleet

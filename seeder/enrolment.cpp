@@ -58,8 +58,7 @@ bool printable(std::string_view s) {
 
 bool valid_id_prefix(std::string_view id_prefix) {
     return id_prefix.size() >= 6 && id_prefix.size() <= 64 &&
-           std::all_of(id_prefix.begin(), id_prefix.end(),
-                       [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+           js::is_lower_hex(id_prefix, id_prefix.size());
 }
 
 Result<crypto::PublicKey> public_key_from_hex(std::string_view hex, std::string_view field) {

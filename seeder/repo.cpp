@@ -11,6 +11,7 @@
 #include <set>
 
 #include "common/fsutil.hpp"
+#include "common/json_strict.hpp"
 #include "common/manifest.hpp"
 #include "common/trust.hpp"
 #include "crypto/crypto.hpp"
@@ -78,9 +79,7 @@ Result<core::FeedEntry> parse_index_entry(const json& item) {
 }  // namespace
 
 bool is_sha256_hex(std::string_view text) {
-    return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
-               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-           });
+    return json_strict::is_lower_hex(text, 64);
 }
 
 Result<void> validate_repo_name(std::string_view name) {
