@@ -65,6 +65,12 @@ inline constexpr std::size_t kMaxZoneNameBytes = 64;   // IANA names, e.g. "Amer
 inline constexpr std::size_t kDeviceIdHexChars = 32;   // see PROTOCOL.md, Report
 inline constexpr std::uint32_t kBasisPoints = 10'000;  // 100 %
 inline constexpr std::int64_t kMaxSoakS = 30 * 24 * 60 * 60;
+
+// An endpoint's device id: hex(SHA-256(device public key))[0:32]. Rings name devices by it; the
+// seeder files reports and enrolments under it; certificates carry it as their CN.
+inline std::string device_id_for(const crypto::PublicKey& device_key) {
+    return crypto::key_id(device_key).substr(0, kDeviceIdHexChars);
+}
 // A window whose group is "*" applies to endpoints none of whose groups has a window of its own.
 inline constexpr std::string_view kAnyGroup = "*";
 

@@ -204,7 +204,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         auto kp = crypto::load_secret_key(base.string() + ".key");
         if (!kp) throw std::runtime_error("device key: " + kp.error().message);
         device_key = *kp;
-        device_id = crypto::key_id(device_key.public_key).substr(0, 32);
+        device_id = core::device_id_for(device_key.public_key);
     }
 
     // The pinned root, or the newest root an earlier run verified, whichever is newer: the

@@ -10,6 +10,7 @@
 #include "common/fsutil.hpp"
 #include "common/http.hpp"
 #include "common/json_strict.hpp"
+#include "common/manifest.hpp"
 #include "common/x509.hpp"
 
 namespace patchswarm::daemon {
@@ -101,7 +102,7 @@ std::string make_enrolment(const crypto::KeyPair& device_key, std::string_view t
                            const crypto::KeyPair* token_key, std::string_view hostname,
                            std::int64_t sent_at) {
     nlohmann::json doc = {{"format", 2},
-                          {"device_id", crypto::key_id(device_key.public_key).substr(0, 32)},
+                          {"device_id", core::device_id_for(device_key.public_key)},
                           {"device_key", crypto::to_hex(device_key.public_key)},
                           {"tls_public_key", tls_public_key},
                           {"hostname", hostname},
@@ -173,7 +174,7 @@ Result<TlsIdentity> accept_enrolment(const EnrolOptions& o,
     if (!info) return fail(info.error().code, "enrolment answer: " + info.error().message);
     auto device = load_or_create_device_key(state_dir);
     if (!device) return std::unexpected(device.error());
-    if (info->common_name != crypto::key_id(device->public_key).substr(0, 32)) {
+    if (info->common_name != core::device_id_for(device->public_key)) {
         return fail(Errc::malformed, "enrolment answer: the certificate is not for this device");
     }
     if (info->not_after - now > kMaxCertLifetimeSeconds) {

@@ -23,7 +23,7 @@ Result<json> endpoint_status(const fs::path& state_dir) {
     if (!rows) return std::unexpected(rows.error());
     json out = {{"format", 1}};
     if (auto pub = crypto::load_public_key(state_dir / "device.pub")) {
-        out["device_id"] = crypto::key_id(*pub).substr(0, 32);
+        out["device_id"] = core::device_id_for(*pub);
     }
     auto seq = (*store)->get_meta("feed_sequence");
     out["feed_sequence"] = seq && *seq ? std::stoull(**seq) : 0ull;

@@ -152,10 +152,6 @@ Result<Report> decode_report(std::string_view payload) {
 
 }  // namespace
 
-std::string device_id_for(const crypto::PublicKey& device_key) {
-    return crypto::key_id(device_key).substr(0, kDeviceIdHexChars);
-}
-
 Result<Report> parse_report(std::string_view envelope_json) {
     auto env = crypto::parse_envelope(envelope_json, kMaxReportBytes);
     if (!env) return std::unexpected(env.error());

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/manifest.hpp"
 #include "common/state_machine.hpp"
 #include "crypto/crypto.hpp"
 
@@ -24,10 +25,8 @@ inline constexpr std::size_t kMaxReportReleases = 1000;
 inline constexpr std::size_t kMaxHostnameBytes = 255;
 inline constexpr std::size_t kMaxBootIdBytes = 128;
 inline constexpr std::size_t kMaxReasonBytes = 4096;
-inline constexpr std::size_t kDeviceIdHexChars = 32;
-
-// hex(SHA-256(public key))[0:32]
-std::string device_id_for(const crypto::PublicKey& device_key);
+using core::device_id_for;  // common/manifest.hpp
+using core::kDeviceIdHexChars;
 
 struct ReleaseReport {
     std::string id;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/enrol_token.hpp"
+#include "common/manifest.hpp"
 #include "common/x509.hpp"
 #include "crypto/crypto.hpp"
 #include "daemon/enrol.hpp"
@@ -110,7 +111,7 @@ TEST_CASE("an enrolment request is accepted only signed by its own device key an
     const auto req = seeder::parse_enrolment(body);
     REQUIRE(req);
     CHECK(req->device_key == device.public_key);
-    CHECK(req->device_id == crypto::key_id(device.public_key).substr(0, 32));
+    CHECK(req->device_id == core::device_id_for(device.public_key));
     CHECK(req->token_key == token_key->public_key);
     CHECK(req->tls_public_key == ep.pub);
     CHECK(req->sent_at == kNow);
@@ -182,7 +183,7 @@ seeder::EnrolmentRequest request_for(const crypto::KeyPair& device, const std::s
                                      std::int64_t sent_at) {
     seeder::EnrolmentRequest r;
     r.device_key = device.public_key;
-    r.device_id = crypto::key_id(device.public_key).substr(0, 32);
+    r.device_id = core::device_id_for(device.public_key);
     r.tls_public_key = "PEM";
     if (!token.empty()) r.token_key = core::enrol_token_key(token)->public_key;
     r.hostname = "desk";
@@ -191,7 +192,7 @@ seeder::EnrolmentRequest request_for(const crypto::KeyPair& device, const std::s
 }
 
 std::string id_of(const crypto::KeyPair& device) {
-    return crypto::key_id(device.public_key).substr(0, 32);
+    return core::device_id_for(device.public_key);
 }
 
 const seeder::Grant kGrant{"", kNow + 600};
@@ -362,7 +363,7 @@ TEST_CASE("an endpoint keeps only an answer for its own key and device, from its
     REQUIRE(patchswarm::daemon::enrolment_body(o));  // creates device.key and tls.key
     const auto device = crypto::load_public_key(dir / "device.pub");
     REQUIRE(device);
-    const std::string device_id = crypto::key_id(*device).substr(0, 32);
+    const std::string device_id = core::device_id_for(*device);
     const auto tls_key = patchswarm::test::read_text(dir / "tls.key");
     const auto tls_pub = x509::public_key_of(tls_key);
     REQUIRE(tls_pub);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/manifest.hpp"
 #include "crypto/crypto.hpp"
 #include "support/process.hpp"
 
@@ -154,7 +155,7 @@ class Fleet {
     // Endpoint i's device id (from its device.pub), "" before it made its key.
     std::string device_id(int i) const {
         const auto key = patchswarm::crypto::load_public_key(state_dir(i) / "device.pub");
-        return key ? patchswarm::crypto::key_id(*key).substr(0, 32) : std::string();
+        return key ? patchswarm::core::device_id_for(*key) : std::string();
     }
     // The Authorization header an enrolled endpoint i sends to the web seed (HTTP Basic: device
     // id and web secret, as the agent puts them in the web seed URL).
