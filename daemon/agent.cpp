@@ -935,22 +935,17 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         o.state_dir = cfg.state_dir;
         o.seeder = cfg.seeders.front();
         o.hostname = cfg.name;
-        auto body = enrolment_body(o);
+        o.local_address = bind_address;
+        auto req = enrolment_request(o);
         const std::int64_t lifetime = tls->not_after - (tls->not_before + x509::kBackdateSeconds);
         const std::int64_t retry_s = std::clamp<std::int64_t>(lifetime / 10, 5, 300);
-        if (!body) {
-            spdlog::error("certificate renewal: {}", body.error().message);
+        if (!req) {
+            spdlog::error("certificate renewal: {}", req.error().message);
             next_renewal_try = now + retry_s;
             return;
         }
-        http::ClientRequest req;
-        req.method = "POST";
-        req.url = cfg.seeders.front() + "/v1/enroll";
-        req.local_address = bind_address;
-        req.max_response_bytes = kMaxEnrolmentAnswerBytes;
-        req.body = std::move(*body);
         renewal_in_flight = true;
-        http::request(io, std::move(req), [this, o, retry_s](Result<http::ClientResponse> r) {
+        http::request(io, std::move(*req), [this, o, retry_s](Result<http::ClientResponse> r) {
             renewal_in_flight = false;
             if (stopping) return;
             auto id = accept_enrolment(o, r);

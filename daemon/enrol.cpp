@@ -115,7 +115,7 @@ std::string make_enrolment(const crypto::KeyPair& device_key, std::string_view t
         crypto::sign_envelope(crypto::payload_type::enrolment, crypto::as_bytes(payload), keys));
 }
 
-Result<std::string> enrolment_body(const EnrolOptions& o) {
+Result<http::ClientRequest> enrolment_request(const EnrolOptions& o) {
     std::optional<crypto::KeyPair> token_key;
     if (!o.token.empty()) {
         auto k = core::enrol_token_key(o.token);
@@ -128,7 +128,14 @@ Result<std::string> enrolment_body(const EnrolOptions& o) {
     if (!key) return fail(key.error().code, "tls.key: " + key.error().message);
     auto pub = x509::public_key_of(*key);
     if (!pub) return fail(pub.error().code, "tls.key: " + pub.error().message);
-    return make_enrolment(*device, *pub, token_key ? &*token_key : nullptr, o.hostname, now_unix());
+    http::ClientRequest req;
+    req.method = "POST";
+    req.url = o.seeder + "/v1/enroll";
+    req.local_address = o.local_address;
+    req.max_response_bytes = kMaxEnrolmentAnswerBytes;
+    req.body =
+        make_enrolment(*device, *pub, token_key ? &*token_key : nullptr, o.hostname, now_unix());
+    return req;
 }
 
 Result<TlsIdentity> accept_enrolment(const EnrolOptions& o,
@@ -200,15 +207,9 @@ Result<TlsIdentity> enroll(const EnrolOptions& o) {
     Result<http::ClientResponse> answer = fail(Errc::network, "not sent");
     for (;;) {
         // A fresh sent_at per attempt: the seeder refuses one not newer than the last.
-        auto body = enrolment_body(o);
-        if (!body) return std::unexpected(body.error());
-        http::ClientRequest req;
-        req.method = "POST";
-        req.url = o.seeder + "/v1/enroll";
-        req.local_address = o.local_address;
-        req.max_response_bytes = kMaxEnrolmentAnswerBytes;
-        req.body = std::move(*body);
-        answer = http::request_sync(std::move(req));
+        auto req = enrolment_request(o);
+        if (!req) return std::unexpected(req.error());
+        answer = http::request_sync(std::move(*req));
         const bool retry = !answer || answer->status >= 500;
         if (!retry || std::chrono::steady_clock::now() + delay > deadline) break;
         spdlog::info("enrolment: seeder not ready ({}); retrying",

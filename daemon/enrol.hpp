@@ -64,10 +64,10 @@ struct EnrolOptions {
     std::chrono::seconds retry_for{0};
 };
 
-// The request enroll() sends (a fresh sent_at each call), for callers with their own
-// io_context (the agent renews asynchronously). Creates the device and TLS keys when missing.
-// Errc::invalid_argument for a malformed token.
-[[nodiscard]] Result<std::string> enrolment_body(const EnrolOptions& options);
+// The POST /v1/enroll request enroll() sends (a fresh sent_at each call), for callers with their
+// own io_context (the agent renews asynchronously). Creates the device and TLS keys when
+// missing. Errc::invalid_argument for a malformed token.
+[[nodiscard]] Result<http::ClientRequest> enrolment_request(const EnrolOptions& options);
 
 // Checks the seeder's answer to the request `options` describe (a certificate for our TLS key
 // and device id, signed by the returned CA, valid now and for at most a year; for a renewal, the
@@ -76,7 +76,7 @@ struct EnrolOptions {
 [[nodiscard]] Result<TlsIdentity> accept_enrolment(const EnrolOptions& options,
                                                    const Result<http::ClientResponse>& answer);
 
-// enrolment_body, POST /v1/enroll (retrying as options say), accept_enrolment.
+// enrolment_request, sent (retrying as options say), accept_enrolment.
 [[nodiscard]] Result<TlsIdentity> enroll(const EnrolOptions& options);
 
 }  // namespace patchswarm::daemon

@@ -360,7 +360,7 @@ TEST_CASE("an endpoint keeps only an answer for its own key and device, from its
     patchswarm::daemon::EnrolOptions o;
     o.state_dir = dir.path();
     o.token = core::make_enrol_token();
-    REQUIRE(patchswarm::daemon::enrolment_body(o));  // creates device.key and tls.key
+    REQUIRE(patchswarm::daemon::enrolment_request(o));  // creates device.key and tls.key
     const auto device = crypto::load_public_key(dir / "device.pub");
     REQUIRE(device);
     const std::string device_id = core::device_id_for(*device);
