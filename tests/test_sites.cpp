@@ -308,8 +308,15 @@ TEST_CASE("two sites converge, each seeing only its own peers and HQ", "[integra
     }
     for (int site = 1; site <= 2; ++site) {
         for (int k = 0; k < 3; ++k) {
-            INFO("endpoint " << address(site, k) << "\n" << f.log_of_endpoint(ep(site, k)));
-            REQUIRE(f.wait_state(ep(site, k), "KB-SITES", "effective", std::chrono::seconds(120)));
+            const bool effective =
+                f.wait_state(ep(site, k), "KB-SITES", "effective", std::chrono::seconds(120));
+            // The logs as they are after the wait (read before it they would still be empty).
+            const std::string seeder_log = patchswarm::test::read_text(f.dir() / "seeder.log");
+            INFO("endpoint " << address(site, k) << "\n"
+                             << f.log_of_endpoint(ep(site, k)) << "\n--- seeder.log (tail)\n"
+                             << seeder_log.substr(
+                                    seeder_log.size() > 6000 ? seeder_log.size() - 6000 : 0));
+            REQUIRE(effective);
         }
     }
 
