@@ -11,22 +11,24 @@
 #include <set>
 #include <thread>
 
-#include "common/feed.hpp"
-#include "common/fsutil.hpp"
-#include "common/http.hpp"
-#include "common/manifest.hpp"
-#include "common/process.hpp"
-#include "common/rollout.hpp"
-#include "common/rollout_zoneinfo.hpp"
-#include "common/state_machine.hpp"
-#include "common/swarm.hpp"
-#include "common/trust.hpp"
-#include "common/x509.hpp"
+#include "core/envelope.hpp"
+#include "core/feed.hpp"
+#include "core/manifest.hpp"
+#include "core/rollout.hpp"
+#include "core/state_machine.hpp"
+#include "core/trust.hpp"
 #include "crypto/crypto.hpp"
 #include "daemon/endpoint_store.hpp"
 #include "daemon/enrol.hpp"
 #include "daemon/payload_stager.hpp"
 #include "daemon/relay.hpp"
+#include "io/fs.hpp"
+#include "io/http/http.hpp"
+#include "io/key_files.hpp"
+#include "io/process.hpp"
+#include "io/swarm/swarm.hpp"
+#include "io/x509.hpp"
+#include "io/zoneinfo.hpp"
 
 namespace patchswarm::daemon {
 namespace asio = boost::asio;
@@ -77,7 +79,7 @@ std::string tail(const std::string& s, std::size_t n) {
 }
 
 std::string read_boot_id(const fs::path& file) {
-    auto content = read_file(file, 4096);
+    auto content = io::read_file(file, 4096);
     if (!content) return {};
     std::string id = *content;
     while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
@@ -115,7 +117,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     asio::io_context& io;
     AgentConfig cfg;
     std::unique_ptr<EndpointStore> store;
-    std::unique_ptr<swarm::Session> session;
+    std::unique_ptr<io::swarm::Session> session;
     std::unique_ptr<Relay> relay;
     crypto::KeyPair device_key{};
     std::string device_id;
@@ -129,7 +131,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     core::RetryPolicy retry;
     std::map<std::string, Live> releases;
     FeedPolicy feed_policy;
-    ZoneInfo zones;
+    io::ZoneInfo zones;
     std::set<std::string> manifests_in_flight;  // manifest sha256 being fetched
     std::size_t seeder_index = 0;
     bool report_scheduled = false;
@@ -197,11 +199,11 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     void load_device_key() {
         const fs::path base = cfg.state_dir / "device";
         if (!fs::exists(base.string() + ".key")) {
-            auto ok = crypto::write_keypair(base, crypto::generate_keypair());
+            auto ok = io::write_keypair(base, crypto::generate_keypair());
             if (!ok) throw std::runtime_error("cannot create device key: " + ok.error().message);
             spdlog::info("created device key {}.key", base.string());
         }
-        auto kp = crypto::load_secret_key(base.string() + ".key");
+        auto kp = io::load_secret_key(base.string() + ".key");
         if (!kp) throw std::runtime_error("device key: " + kp.error().message);
         device_key = *kp;
         device_id = core::device_id_for(device_key.public_key);
@@ -210,7 +212,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     // The pinned root, or the newest root an earlier run verified, whichever is newer: the
     // root version never goes back, even if the pinned file is reinstalled.
     void load_root() {
-        auto pinned_text = read_file(cfg.trust_root, core::kMaxRootEnvelopeBytes);
+        auto pinned_text = io::read_file(cfg.trust_root, core::kMaxRootEnvelopeBytes);
         if (!pinned_text) {
             throw std::runtime_error("--trust " + cfg.trust_root.string() + ": " +
                                      pinned_text.error().message);
@@ -258,7 +260,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         // The feed was verified when it was stored; its halts and open rings hold across a
         // restart even while the seeder is unreachable.
         if (auto stored = store->get_meta("feed"); stored && *stored) {
-            if (auto env = crypto::parse_envelope(**stored, core::kMaxFeedBytes * 2)) {
+            if (auto env = core::parse_envelope(**stored, core::kMaxFeedBytes * 2)) {
                 auto feed = core::parse_feed(std::string_view(
                     reinterpret_cast<const char*>(env->payload.data()), env->payload.size()));
                 if (feed) set_feed_policy(*feed);
@@ -277,7 +279,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     }
 
     void open_session() {
-        swarm::Settings s;
+        io::swarm::Settings s;
         s.listen = cfg.bt_listen;
         s.resume_dir = cfg.state_dir / "resume";
         s.enable_lsd = cfg.lsd;
@@ -303,7 +305,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
                 s.peer_classes.push_back({"lan", cfg.site_ranges, 0, 0, true});
             }
         }
-        swarm::Callbacks cb;
+        io::swarm::Callbacks cb;
         cb.on_finished = [this](const std::string& id) {
             dispatch(id, core::ev::DownloadComplete{});
         };
@@ -316,7 +318,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
             spdlog::warn("{}: a piece failed its hash check (from {}); refetching", id,
                          peers.empty() ? "unknown peers" : peers);
         };
-        auto created = swarm::Session::create(io, std::move(s), std::move(cb));
+        auto created = io::swarm::Session::create(io, std::move(s), std::move(cb));
         if (!created) throw std::runtime_error("swarm: " + created.error().message);
         session = std::move(*created);
     }
@@ -325,7 +327,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         auto rows = store->load_releases();
         if (!rows) throw std::runtime_error("state.db: " + rows.error().message);
         for (auto& row : *rows) {
-            auto env = crypto::parse_envelope(row.manifest_envelope, core::kMaxManifestBytes * 2);
+            auto env = core::parse_envelope(row.manifest_envelope, core::kMaxManifestBytes * 2);
             if (!env) continue;
             auto m = core::parse_manifest(std::string_view(
                 reinterpret_cast<const char*>(env->payload.data()), env->payload.size()));
@@ -379,9 +381,9 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         });
     }
 
-    http::ClientRequest get(const std::string& path, std::size_t max_bytes,
-                            std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
-        http::ClientRequest r;
+    io::http::ClientRequest get(const std::string& path, std::size_t max_bytes,
+                                std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+        io::http::ClientRequest r;
         r.url = seeder() + path;
         r.max_response_bytes = max_bytes;
         r.timeout = timeout;
@@ -399,17 +401,18 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
 
     void fetch_root(std::uint64_t version, std::size_t fetched) {
         if (fetched >= core::kMaxRootUpdatesPerCycle) return finish_root_update();
-        http::request(io, get(core::root_route(version), core::kMaxRootEnvelopeBytes),
-                      [this, version, fetched](Result<http::ClientResponse> r) {
-                          if (stopping) return;
-                          if (!r) return next_seeder_later(r.error().message);
-                          if (r->status == 404) return finish_root_update();  // no newer root
-                          if (r->status != 200) {
-                              return next_seeder_later("root: HTTP " + std::to_string(r->status));
-                          }
-                          if (!accept_root(r->body)) return next_seeder_later("untrusted root");
-                          fetch_root(version + 1, fetched + 1);
-                      });
+        io::http::request(
+            io, get(core::root_route(version), core::kMaxRootEnvelopeBytes),
+            [this, version, fetched](Result<io::http::ClientResponse> r) {
+                if (stopping) return;
+                if (!r) return next_seeder_later(r.error().message);
+                if (r->status == 404) return finish_root_update();  // no newer root
+                if (r->status != 200) {
+                    return next_seeder_later("root: HTTP " + std::to_string(r->status));
+                }
+                if (!accept_root(r->body)) return next_seeder_later("untrusted root");
+                fetch_root(version + 1, fetched + 1);
+            });
     }
 
     bool accept_root(const std::string& body) {
@@ -450,7 +453,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
                            "&wait=" + std::to_string(cfg.poll_wait_s),
                        core::kMaxFeedBytes * 2, std::chrono::seconds(cfg.poll_wait_s + 15));
         const auto started = std::chrono::steady_clock::now();
-        http::request(io, std::move(req), [this, started](Result<http::ClientResponse> r) {
+        io::http::request(io, std::move(req), [this, started](Result<io::http::ClientResponse> r) {
             if (stopping) return;
             if (!r) return next_seeder_later(r.error().message);
             if (r->status != 200)
@@ -502,9 +505,9 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         if (manifests_in_flight.contains(entry.manifest_sha256)) return;
         if (auto rej = store->is_rejected(entry.manifest_sha256); rej && *rej) return;
         manifests_in_flight.insert(entry.manifest_sha256);
-        http::request(
+        io::http::request(
             io, get("/v1/releases/" + entry.id + "/manifest", core::kMaxManifestBytes * 2),
-            [this, entry, now = cycle_now](Result<http::ClientResponse> r) {
+            [this, entry, now = cycle_now](Result<io::http::ClientResponse> r) {
                 manifests_in_flight.erase(entry.manifest_sha256);
                 if (stopping) return;
                 if (!r || r->status != 200) {
@@ -654,7 +657,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
 
     bool add_to_session(Live& live) {
         const std::string id = live.stored.record.id;
-        swarm::AddParams p;
+        io::swarm::AddParams p;
         p.id = id;
         p.torrent = live.stored.torrent;
         p.save_path = release_dir(id) / "download";
@@ -675,9 +678,9 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         Live& live = releases.at(id);
         if (live.fetching_torrent) return;
         live.fetching_torrent = true;
-        http::request(
+        io::http::request(
             io, get("/v1/releases/" + id + "/torrent", kMaxTorrentBytes),
-            [this, id](Result<http::ClientResponse> r) {
+            [this, id](Result<io::http::ClientResponse> r) {
                 auto it = releases.find(id);
                 if (it == releases.end() || stopping) return;
                 it->second.fetching_torrent = false;
@@ -693,7 +696,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
 
     void on_torrent(Live& live, std::vector<std::uint8_t> bytes) {
         const std::string id = live.stored.record.id;
-        auto summary = swarm::inspect_torrent(bytes);
+        auto summary = io::swarm::inspect_torrent(bytes);
         if (!summary) return reject(live, "torrent: " + summary.error().message);
         core::TorrentFacts facts{summary->infohash_v2, summary->name, {}};
         for (const auto& f : summary->files) facts.files.emplace_back(f.path, f.size);
@@ -744,7 +747,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     void run_command(Live& live, const core::CommandLine& command, bool is_install) {
         if (live.worker_running) return;
         const std::string id = live.stored.record.id;
-        ProcessSpec spec;
+        io::ProcessSpec spec;
         spec.argv = command.argv;
         spec.cwd = release_dir(id) / "install";
         spec.timeout = std::chrono::seconds(command.timeout_s);
@@ -753,7 +756,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         spdlog::info("{}: running {} ({})", id, is_install ? "install" : "verify", command.argv[0]);
         run_worker(
             live, [this, id, spec, is_install, boot_file = cfg.boot_id_file]() -> core::Event {
-                auto r = run_process(spec);
+                auto r = io::run_process(spec);
                 std::string out = r ? r->output : r.error().message;
                 asio::post(io, [this, id, out] {
                     (void)store->save_output(id, tail(out, kMaxOutputStored));
@@ -781,7 +784,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     void run_reboot(Live& live) {
         const std::string id = live.stored.record.id;
         if (cfg.reboot_command.empty()) return;
-        ProcessSpec spec;
+        io::ProcessSpec spec;
         spec.argv = cfg.reboot_command;
         spec.cwd = cfg.state_dir;
         spec.timeout = std::chrono::seconds(300);
@@ -789,7 +792,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
                           {"PATCHSWARM_STATE_DIR", cfg.state_dir.string()}};
         spdlog::warn("{}: reboot required and allowed now: running {}", id, spec.argv[0]);
         std::thread([spec, id] {
-            auto r = run_process(spec);
+            auto r = io::run_process(spec);
             if (!r) {
                 spdlog::error("{}: reboot command failed to start: {}", id, r.error().message);
             } else if (r->exit_code != 0 || r->timed_out) {
@@ -937,7 +940,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         o.hostname = cfg.name;
         o.local_address = bind_address;
         auto req = enrolment_request(o);
-        const std::int64_t lifetime = tls->not_after - (tls->not_before + x509::kBackdateSeconds);
+        const std::int64_t lifetime =
+            tls->not_after - (tls->not_before + io::x509::kBackdateSeconds);
         const std::int64_t retry_s = std::clamp<std::int64_t>(lifetime / 10, 5, 300);
         if (!req) {
             spdlog::error("certificate renewal: {}", req.error().message);
@@ -945,25 +949,26 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
             return;
         }
         renewal_in_flight = true;
-        http::request(io, std::move(*req), [this, o, retry_s](Result<http::ClientResponse> r) {
-            renewal_in_flight = false;
-            if (stopping) return;
-            auto id = accept_enrolment(o, r);
-            if (!id) {
-                // Revoked or unknown: asking every few seconds changes nothing, the admin does.
-                const bool refused = id.error().code == Errc::permission;
-                spdlog::log(refused ? spdlog::level::err : spdlog::level::warn,
-                            "certificate renewal failed (certificate valid until {}): {}",
-                            core::format_utc(tls->not_after), id.error().message);
-                next_renewal_try =
-                    now_unix() + (refused ? std::max<std::int64_t>(retry_s, 300) : retry_s);
-                return;
-            }
-            tls = std::move(*id);
-            session->set_ssl_identity(tls->cert_pem, tls->key_pem);
-            spdlog::info("renewed TLS certificate, valid until {}",
-                         core::format_utc(tls->not_after));
-        });
+        io::http::request(
+            io, std::move(*req), [this, o, retry_s](Result<io::http::ClientResponse> r) {
+                renewal_in_flight = false;
+                if (stopping) return;
+                auto id = accept_enrolment(o, r);
+                if (!id) {
+                    // Revoked or unknown: asking every few seconds changes nothing, the admin does.
+                    const bool refused = id.error().code == Errc::permission;
+                    spdlog::log(refused ? spdlog::level::err : spdlog::level::warn,
+                                "certificate renewal failed (certificate valid until {}): {}",
+                                core::format_utc(tls->not_after), id.error().message);
+                    next_renewal_try =
+                        now_unix() + (refused ? std::max<std::int64_t>(retry_s, 300) : retry_s);
+                    return;
+                }
+                tls = std::move(*id);
+                session->set_ssl_identity(tls->cert_pem, tls->key_pem);
+                spdlog::info("renewed TLS certificate, valid until {}",
+                             core::format_utc(tls->not_after));
+            });
     }
 
     void schedule_heartbeat() {
@@ -1044,12 +1049,11 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
                        {"releases", rel}};
         const std::string payload = report.dump();
         const crypto::KeyPair keys[] = {device_key};
-        auto env =
-            crypto::sign_envelope(crypto::payload_type::report, crypto::as_bytes(payload), keys);
-        http::ClientRequest req = get("/v1/report", 64 * 1024);
+        auto env = core::sign_envelope(core::payload_type::report, crypto::as_bytes(payload), keys);
+        io::http::ClientRequest req = get("/v1/report", 64 * 1024);
         req.method = "POST";
-        req.body = crypto::serialize_envelope(env);
-        http::request(io, std::move(req), [this](Result<http::ClientResponse> r) {
+        req.body = core::serialize_envelope(env);
+        io::http::request(io, std::move(req), [this](Result<io::http::ClientResponse> r) {
             if (!r) {
                 spdlog::debug("report not delivered: {}", r.error().message);
             } else if (r->status != 200) {

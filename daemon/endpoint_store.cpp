@@ -53,7 +53,7 @@ constexpr std::string_view kReleaseColumns =
     "last_exit_code, bytes_done, bytes_total, bytes_from_peers, bytes_from_seeder, "
     "install_output, bytes_from_lan, bytes_from_wan, reboot_requested_at";
 
-Result<StoredRelease> read_release(const Stmt& s) {
+Result<StoredRelease> read_release(const io::Stmt& s) {
     StoredRelease r;
     r.record.id = s.column_text(0);
     r.manifest_sha256 = s.column_text(1);
@@ -92,7 +92,7 @@ std::int64_t i64(std::uint64_t v) {
 }  // namespace
 
 Result<std::unique_ptr<EndpointStore>> EndpointStore::open(const std::filesystem::path& db_path) {
-    auto db = Db::open(db_path);
+    auto db = io::Db::open(db_path);
     if (!db) return std::unexpected(db.error());
     if (auto ok = (*db)->exec(kSchema); !ok) return std::unexpected(ok.error());
     std::unique_ptr<EndpointStore> store(new EndpointStore(std::move(*db)));

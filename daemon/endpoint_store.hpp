@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "common/error.hpp"
-#include "common/sqlite.hpp"
-#include "common/state_machine.hpp"
+#include "base/error.hpp"
+#include "core/state_machine.hpp"
+#include "io/sqlite.hpp"
 
 namespace patchswarm::daemon {
 
@@ -95,11 +95,11 @@ class EndpointStore {
     [[nodiscard]] Result<std::vector<RejectedManifest>> load_rejected();
 
   private:
-    explicit EndpointStore(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+    explicit EndpointStore(std::unique_ptr<io::Db> db) : db_(std::move(db)) {}
     // Brings an older state.db up to date: columns added after the first schema, and the
     // issue 2 feed-key delegation dropped (see the roots table).
     [[nodiscard]] Result<void> migrate();
-    std::unique_ptr<Db> db_;
+    std::unique_ptr<io::Db> db_;
 };
 
 }  // namespace patchswarm::daemon

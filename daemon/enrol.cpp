@@ -6,12 +6,14 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "common/enrol_token.hpp"
-#include "common/fsutil.hpp"
-#include "common/http.hpp"
-#include "common/json_strict.hpp"
-#include "common/manifest.hpp"
-#include "common/x509.hpp"
+#include "core/enrol_token.hpp"
+#include "core/envelope.hpp"
+#include "core/json_strict.hpp"
+#include "core/manifest.hpp"
+#include "io/fs.hpp"
+#include "io/http/http.hpp"
+#include "io/key_files.hpp"
+#include "io/x509.hpp"
 
 namespace patchswarm::daemon {
 
@@ -29,12 +31,12 @@ std::int64_t now_unix() {
 
 Result<std::string> load_or_create_tls_key(const fs::path& state_dir) {
     const fs::path path = state_dir / "tls.key";
-    auto existing = read_file(path, x509::kMaxPemBytes);
+    auto existing = io::read_file(path, io::x509::kMaxPemBytes);
     if (existing) return existing;
     if (existing.error().code != Errc::not_found) return existing;
-    auto key = x509::generate_key();
+    auto key = io::x509::generate_key();
     if (!key) return key;
-    if (auto ok = write_file_atomic(path, *key, fs::perms::owner_read | fs::perms::owner_write);
+    if (auto ok = io::write_file_atomic(path, *key, fs::perms::owner_read | fs::perms::owner_write);
         !ok) {
         return std::unexpected(ok.error());
     }
@@ -58,38 +60,38 @@ Result<crypto::KeyPair> load_or_create_device_key(const fs::path& state_dir) {
     if (ec) return fail(Errc::io, state_dir.string() + ": " + ec.message());
     const fs::path base = state_dir / "device";
     if (!fs::exists(base.string() + ".key")) {
-        if (auto ok = crypto::write_keypair(base, crypto::generate_keypair()); !ok) {
+        if (auto ok = io::write_keypair(base, crypto::generate_keypair()); !ok) {
             return fail(ok.error().code, "cannot create device key: " + ok.error().message);
         }
         spdlog::info("created device key {}.key", base.string());
     }
-    auto kp = crypto::load_secret_key(base.string() + ".key");
+    auto kp = io::load_secret_key(base.string() + ".key");
     if (!kp) return fail(kp.error().code, "device key: " + kp.error().message);
     return kp;
 }
 
 std::int64_t renew_at(const TlsIdentity& id) {
-    const std::int64_t issued = id.not_before + x509::kBackdateSeconds;
+    const std::int64_t issued = id.not_before + io::x509::kBackdateSeconds;
     return issued + (id.not_after - issued) / 2;
 }
 
 Result<std::optional<TlsIdentity>> load_tls_identity(const fs::path& state_dir) {
-    auto cert = read_file(state_dir / "tls.crt", x509::kMaxPemBytes);
+    auto cert = io::read_file(state_dir / "tls.crt", io::x509::kMaxPemBytes);
     if (!cert) {
         if (cert.error().code == Errc::not_found) return std::optional<TlsIdentity>{};
         return std::unexpected(cert.error());
     }
-    auto key = read_file(state_dir / "tls.key", x509::kMaxPemBytes);
+    auto key = io::read_file(state_dir / "tls.key", io::x509::kMaxPemBytes);
     if (!key) return fail(key.error().code, "tls.key: " + key.error().message);
-    auto ca = read_file(state_dir / "fleet-ca.pem", x509::kMaxPemBytes);
+    auto ca = io::read_file(state_dir / "fleet-ca.pem", io::x509::kMaxPemBytes);
     if (!ca) return fail(ca.error().code, "fleet-ca.pem: " + ca.error().message);
-    if (auto ok = x509::check(*cert, *ca, *key, std::nullopt); !ok) {
+    if (auto ok = io::x509::check(*cert, *ca, *key, std::nullopt); !ok) {
         return fail(ok.error().code, "tls.crt: " + ok.error().message);
     }
-    auto info = x509::inspect(*cert);
+    auto info = io::x509::inspect(*cert);
     if (!info) return fail(info.error().code, "tls.crt: " + info.error().message);
     // Absent for enrolments before web secrets: the next renewal brings one.
-    auto secret = read_file(state_dir / "web.secret", kMaxWebSecretBytes);
+    auto secret = io::read_file(state_dir / "web.secret", kMaxWebSecretBytes);
     if (!secret && secret.error().code != Errc::not_found) {
         return fail(secret.error().code, "web.secret: " + secret.error().message);
     }
@@ -111,11 +113,11 @@ std::string make_enrolment(const crypto::KeyPair& device_key, std::string_view t
     const std::string payload = doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     std::vector<crypto::KeyPair> keys = {device_key};
     if (token_key) keys.push_back(*token_key);
-    return crypto::serialize_envelope(
-        crypto::sign_envelope(crypto::payload_type::enrolment, crypto::as_bytes(payload), keys));
+    return core::serialize_envelope(
+        core::sign_envelope(core::payload_type::enrolment, crypto::as_bytes(payload), keys));
 }
 
-Result<http::ClientRequest> enrolment_request(const EnrolOptions& o) {
+Result<io::http::ClientRequest> enrolment_request(const EnrolOptions& o) {
     std::optional<crypto::KeyPair> token_key;
     if (!o.token.empty()) {
         auto k = core::enrol_token_key(o.token);
@@ -126,9 +128,9 @@ Result<http::ClientRequest> enrolment_request(const EnrolOptions& o) {
     if (!device) return std::unexpected(device.error());
     auto key = load_or_create_tls_key(o.state_dir);
     if (!key) return fail(key.error().code, "tls.key: " + key.error().message);
-    auto pub = x509::public_key_of(*key);
+    auto pub = io::x509::public_key_of(*key);
     if (!pub) return fail(pub.error().code, "tls.key: " + pub.error().message);
-    http::ClientRequest req;
+    io::http::ClientRequest req;
     req.method = "POST";
     req.url = o.seeder + "/v1/enroll";
     req.local_address = o.local_address;
@@ -139,7 +141,7 @@ Result<http::ClientRequest> enrolment_request(const EnrolOptions& o) {
 }
 
 Result<TlsIdentity> accept_enrolment(const EnrolOptions& o,
-                                     const Result<http::ClientResponse>& answer) {
+                                     const Result<io::http::ClientResponse>& answer) {
     const fs::path& state_dir = o.state_dir;
     if (!answer) return fail(answer.error().code, "enrolment: " + answer.error().message);
     if (answer->status != 200) {
@@ -158,26 +160,26 @@ Result<TlsIdentity> accept_enrolment(const EnrolOptions& o,
     if (!cert || !ca || !secret) {
         return fail(Errc::malformed, "enrolment answer: expected {certificate, ca, web_secret}");
     }
-    if (!json_strict::is_lower_hex(*secret, 64)) {
+    if (!core::json_strict::is_lower_hex(*secret, 64)) {
         return fail(Errc::malformed, "enrolment answer: web_secret is not 64 hex digits");
     }
     // A renewal answers over the same plain HTTP as the first enrolment, but by then the fleet
     // CA is known: one that names another CA is an attacker's, not a rotation.
     if (o.token.empty()) {
-        auto pinned = read_file(state_dir / "fleet-ca.pem", x509::kMaxPemBytes);
+        auto pinned = io::read_file(state_dir / "fleet-ca.pem", io::x509::kMaxPemBytes);
         if (!pinned) return fail(pinned.error().code, "fleet-ca.pem: " + pinned.error().message);
         if (*pinned != *ca) {
             return fail(Errc::bad_signature,
                         "renewal answer names another fleet CA than the one enrolled with");
         }
     }
-    auto key = read_file(state_dir / "tls.key", x509::kMaxPemBytes);
+    auto key = io::read_file(state_dir / "tls.key", io::x509::kMaxPemBytes);
     if (!key) return fail(key.error().code, "tls.key: " + key.error().message);
     const std::int64_t now = now_unix();
-    if (auto ok = x509::check(*cert, *ca, *key, now); !ok) {
+    if (auto ok = io::x509::check(*cert, *ca, *key, now); !ok) {
         return fail(ok.error().code, "enrolment answer: " + ok.error().message);
     }
-    auto info = x509::inspect(*cert);
+    auto info = io::x509::inspect(*cert);
     if (!info) return fail(info.error().code, "enrolment answer: " + info.error().message);
     auto device = load_or_create_device_key(state_dir);
     if (!device) return std::unexpected(device.error());
@@ -188,14 +190,14 @@ Result<TlsIdentity> accept_enrolment(const EnrolOptions& o,
         return fail(Errc::malformed, "enrolment answer: the certificate is valid for over a year");
     }
     const auto secret_perms = fs::perms::owner_read | fs::perms::owner_write;
-    if (auto ok = write_file_atomic(state_dir / "fleet-ca.pem", *ca); !ok) {
+    if (auto ok = io::write_file_atomic(state_dir / "fleet-ca.pem", *ca); !ok) {
         return std::unexpected(ok.error());
     }
-    if (auto ok = write_file_atomic(state_dir / "web.secret", *secret, secret_perms); !ok) {
+    if (auto ok = io::write_file_atomic(state_dir / "web.secret", *secret, secret_perms); !ok) {
         return std::unexpected(ok.error());
     }
     // tls.crt last: its presence means "enrolled".
-    if (auto ok = write_file_atomic(state_dir / "tls.crt", *cert); !ok) {
+    if (auto ok = io::write_file_atomic(state_dir / "tls.crt", *cert); !ok) {
         return std::unexpected(ok.error());
     }
     return TlsIdentity{std::move(*key), *cert, *ca, *secret, info->not_before, info->not_after};
@@ -204,12 +206,12 @@ Result<TlsIdentity> accept_enrolment(const EnrolOptions& o,
 Result<TlsIdentity> enroll(const EnrolOptions& o) {
     const auto deadline = std::chrono::steady_clock::now() + o.retry_for;
     auto delay = std::chrono::milliseconds(200);
-    Result<http::ClientResponse> answer = fail(Errc::network, "not sent");
+    Result<io::http::ClientResponse> answer = fail(Errc::network, "not sent");
     for (;;) {
         // A fresh sent_at per attempt: the seeder refuses one not newer than the last.
         auto req = enrolment_request(o);
         if (!req) return std::unexpected(req.error());
-        answer = http::request_sync(std::move(*req));
+        answer = io::http::request_sync(std::move(*req));
         const bool retry = !answer || answer->status >= 500;
         if (!retry || std::chrono::steady_clock::now() + delay > deadline) break;
         spdlog::info("enrolment: seeder not ready ({}); retrying",

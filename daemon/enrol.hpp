@@ -15,9 +15,9 @@
 #include <string>
 #include <string_view>
 
-#include "common/error.hpp"
-#include "common/http.hpp"
+#include "base/error.hpp"
 #include "crypto/crypto.hpp"
+#include "io/http/http.hpp"
 
 namespace patchswarm::daemon {
 
@@ -67,14 +67,14 @@ struct EnrolOptions {
 // The POST /v1/enroll request enroll() sends (a fresh sent_at each call), for callers with their
 // own io_context (the agent renews asynchronously). Creates the device and TLS keys when
 // missing. Errc::invalid_argument for a malformed token.
-[[nodiscard]] Result<http::ClientRequest> enrolment_request(const EnrolOptions& options);
+[[nodiscard]] Result<io::http::ClientRequest> enrolment_request(const EnrolOptions& options);
 
 // Checks the seeder's answer to the request `options` describe (a certificate for our TLS key
 // and device id, signed by the returned CA, valid now and for at most a year; for a renewal, the
 // CA must be the one stored at enrolment) and stores fleet-ca.pem, web.secret (0600) and tls.crt,
 // in that order. Errc::permission / Errc::http_status with the seeder's message when it refused.
 [[nodiscard]] Result<TlsIdentity> accept_enrolment(const EnrolOptions& options,
-                                                   const Result<http::ClientResponse>& answer);
+                                                   const Result<io::http::ClientResponse>& answer);
 
 // enrolment_request, sent (retrying as options say), accept_enrolment.
 [[nodiscard]] Result<TlsIdentity> enroll(const EnrolOptions& options);

@@ -10,17 +10,17 @@
 #include <optional>
 #include <sstream>
 
-#include "common/cli_config.hpp"
-#include "common/fsutil.hpp"
-#include "common/manifest.hpp"
-#include "common/rollout.hpp"
-#include "common/sites.hpp"
-#include "common/term.hpp"
-#include "common/text.hpp"
+#include "base/text.hpp"
+#include "core/manifest.hpp"
+#include "core/rollout.hpp"
+#include "core/sites.hpp"
 #include "crypto/crypto.hpp"
 #include "daemon/agent.hpp"
 #include "daemon/enrol.hpp"
 #include "daemon/status_view.hpp"
+#include "io/cli_config.hpp"
+#include "io/fs.hpp"
+#include "io/term.hpp"
 
 namespace {
 
@@ -60,7 +60,7 @@ std::string bind_host(const std::string& listen) {
 
 // A token file: the token, surrounding whitespace ignored.
 patchswarm::Result<std::string> read_token_file(const std::string& path) {
-    auto text = patchswarm::read_file(path, 1024);
+    auto text = patchswarm::io::read_file(path, 1024);
     if (!text) return std::unexpected(text.error());
     return std::string(patchswarm::trim(*text, " \t\r\n"));
 }
@@ -85,8 +85,8 @@ int show_status(const std::string& state_dir, bool as_json) {
     if (as_json) {
         std::cout << status->dump() << "\n";
     } else {
-        std::cout << patchswarm::daemon::render_endpoint_status(*status,
-                                                                patchswarm::term::stdout_is_tty());
+        std::cout << patchswarm::daemon::render_endpoint_status(
+            *status, patchswarm::io::term::stdout_is_tty());
     }
     return kExitOk;
 }
@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
     CLI::App app{
         "patchswarmd: the patchswarm endpoint agent. Learns of signed releases, fetches\n"
         "them from LAN peers, verifies every byte, installs and reports."};
-    patchswarm::cli::add_config_option(app, argc, argv, {"run", "status", "defer", "enroll"});
+    patchswarm::io::cli::add_config_option(app, argc, argv, {"run", "status", "defer", "enroll"});
     app.require_subcommand(1);
 
     patchswarm::daemon::AgentConfig cfg;

@@ -8,15 +8,15 @@
 #include <set>
 #include <system_error>
 
-#include "common/posix_io.hpp"
 #include "crypto/crypto.hpp"
+#include "io/posix_io.hpp"
 
 namespace patchswarm::daemon {
 namespace fs = std::filesystem;
 namespace {
 
-using posix::errno_error;
-using posix::Fd;
+using io::posix::errno_error;
+using io::posix::Fd;
 
 // Copies src to dst, hashing exactly the bytes written; refuses to follow a symlink at src and
 // to read more than the manifest's size (endless data).
@@ -35,13 +35,14 @@ Result<void> copy_verified(const fs::path& src, const fs::path& dst, const core:
     crypto::Sha256Stream hash;
     std::uint64_t total = 0;
     // Never read past the signed size (endless data); every byte hashed is a byte written.
-    auto copied = posix::read_all(in.get(), src, f.size, [&](std::span<const std::uint8_t> chunk) {
-        total += chunk.size();
-        hash.update(chunk);
-        return posix::write_all(
-            out.get(), dst,
-            std::string_view(reinterpret_cast<const char*>(chunk.data()), chunk.size()));
-    });
+    auto copied =
+        io::posix::read_all(in.get(), src, f.size, [&](std::span<const std::uint8_t> chunk) {
+            total += chunk.size();
+            hash.update(chunk);
+            return io::posix::write_all(
+                out.get(), dst,
+                std::string_view(reinterpret_cast<const char*>(chunk.data()), chunk.size()));
+        });
     if (!copied) {
         if (copied.error().code == Errc::too_large) {
             return fail(Errc::hash_mismatch, f.path + ": larger than signed");

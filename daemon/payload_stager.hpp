@@ -6,8 +6,8 @@
 
 #include <filesystem>
 
-#include "common/error.hpp"
-#include "common/manifest.hpp"
+#include "base/error.hpp"
+#include "core/manifest.hpp"
 
 namespace patchswarm::daemon {
 

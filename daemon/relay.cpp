@@ -1,12 +1,14 @@
 #include "daemon/relay.hpp"
 
-#include "common/manifest.hpp"
-#include "common/root.hpp"
+#include "core/manifest.hpp"
+#include "core/root.hpp"
 
 namespace patchswarm::daemon {
 
 Relay::Relay(boost::asio::io_context& io)
-    : server_(io, [this](http::Request&& req, http::Respond respond) { respond(handle(req)); }) {}
+    : server_(io, [this](io::http::Request&& req, io::http::Respond respond) {
+          respond(handle(req));
+      }) {}
 
 Result<std::uint16_t> Relay::listen(const std::string& host_port) {
     return server_.listen(host_port);
@@ -21,14 +23,14 @@ void Relay::set_feed(std::string envelope, std::uint64_t sequence) {
     feed_sequence_ = sequence;
 }
 
-http::Response Relay::handle(const http::Request& req) const {
-    auto not_found = [] { return http::json_response(404, R"({"error":"not_found"})"); };
-    if (req.method != "GET") return http::json_response(405, R"({"error":"method"})");
+io::http::Response Relay::handle(const io::http::Request& req) const {
+    auto not_found = [] { return io::http::json_response(404, R"({"error":"not_found"})"); };
+    if (req.method != "GET") return io::http::json_response(405, R"({"error":"method"})");
     if (req.path == "/v1/feed")
-        return feed_.empty() ? not_found() : http::json_response(200, feed_);
+        return feed_.empty() ? not_found() : io::http::json_response(200, feed_);
     if (auto version = core::root_route_version(req.path)) {
         auto it = roots_.find(*version);
-        return it == roots_.end() ? not_found() : http::json_response(200, it->second);
+        return it == roots_.end() ? not_found() : io::http::json_response(200, it->second);
     }
     // /v1/releases/<id>/manifest and /v1/releases/<id>/torrent
     constexpr std::string_view prefix = "/v1/releases/";
@@ -43,7 +45,7 @@ http::Response Relay::handle(const http::Request& req) const {
     if (what != "manifest" && what != "torrent") return not_found();
     auto it = table.find(id);
     if (it == table.end()) return not_found();
-    http::Response r = http::json_response(200, it->second);
+    io::http::Response r = io::http::json_response(200, it->second);
     if (what == "torrent") r.content_type = "application/x-bittorrent";
     return r;
 }

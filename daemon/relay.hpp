@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "common/error.hpp"
-#include "common/http.hpp"
+#include "base/error.hpp"
+#include "io/http/http.hpp"
 
 namespace patchswarm::daemon {
 
@@ -34,7 +34,7 @@ class Relay {
     }
 
     // Pure request -> response mapping (no socket), for tests.
-    http::Response handle(const http::Request& req) const;
+    io::http::Response handle(const io::http::Request& req) const;
 
   private:
     std::map<std::uint64_t, std::string> roots_;
@@ -42,7 +42,7 @@ class Relay {
     std::uint64_t feed_sequence_ = 0;
     std::map<std::string, std::string> manifests_;
     std::map<std::string, std::string> torrents_;
-    http::Server server_;
+    io::http::Server server_;
 };
 
 }  // namespace patchswarm::daemon

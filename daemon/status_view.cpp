@@ -2,11 +2,13 @@
 
 #include <sstream>
 
-#include "common/manifest.hpp"
-#include "common/rollout.hpp"
-#include "common/term.hpp"
+#include "core/envelope.hpp"
+#include "core/manifest.hpp"
+#include "core/rollout.hpp"
 #include "crypto/crypto.hpp"
 #include "daemon/endpoint_store.hpp"
+#include "io/key_files.hpp"
+#include "io/term.hpp"
 
 namespace patchswarm::daemon {
 namespace fs = std::filesystem;
@@ -22,7 +24,7 @@ Result<json> endpoint_status(const fs::path& state_dir) {
     auto rows = (*store)->load_releases();
     if (!rows) return std::unexpected(rows.error());
     json out = {{"format", 1}};
-    if (auto pub = crypto::load_public_key(state_dir / "device.pub")) {
+    if (auto pub = io::load_public_key(state_dir / "device.pub")) {
         out["device_id"] = core::device_id_for(*pub);
     }
     auto seq = (*store)->get_meta("feed_sequence");
@@ -90,7 +92,7 @@ Result<std::optional<std::int64_t>> defer_release(const fs::path& state_dir, con
     if (*until <= now) return fail(Errc::invalid_argument, "--until must lie in the future");
     // The stored manifest was verified when it was accepted; its deadline bounds the deferral.
     std::int64_t clamped = *until;
-    auto env = crypto::parse_envelope((*release)->manifest_envelope, core::kMaxManifestBytes * 2);
+    auto env = core::parse_envelope((*release)->manifest_envelope, core::kMaxManifestBytes * 2);
     if (env) {
         auto m = core::parse_manifest(std::string_view(
             reinterpret_cast<const char*>(env->payload.data()), env->payload.size()));
@@ -111,9 +113,9 @@ std::string render_endpoint_status(const json& s, bool tty) {
     for (const auto& r : s["releases"]) {
         std::snprintf(line, sizeof line, "%-20s %-15s %-28s %12s %12s  %s\n",
                       r["id"].get<std::string>().c_str(), r["state"].get<std::string>().c_str(),
-                      term::progress_bar(r["progress"].get<double>(), 20, tty).c_str(),
-                      term::human_bytes(r["bytes_from_peers"].get<std::uint64_t>()).c_str(),
-                      term::human_bytes(r["bytes_from_seeder"].get<std::uint64_t>()).c_str(),
+                      io::term::progress_bar(r["progress"].get<double>(), 20, tty).c_str(),
+                      io::term::human_bytes(r["bytes_from_peers"].get<std::uint64_t>()).c_str(),
+                      io::term::human_bytes(r["bytes_from_seeder"].get<std::uint64_t>()).c_str(),
                       r["reason"].get<std::string>().substr(0, 80).c_str());
         o << line;
     }

@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "common/error.hpp"
+#include "base/error.hpp"
 
 namespace patchswarm::daemon {
 

@@ -11,9 +11,10 @@
 #include <cstdint>
 #include <string>
 
-#include "common/x509.hpp"
+#include "core/envelope.hpp"
 #include "crypto/crypto.hpp"
 #include "fuzz/fuzz_support.hpp"
+#include "io/x509.hpp"
 #include "seeder/enrolment.hpp"
 #include "seeder/report.hpp"
 
@@ -27,24 +28,24 @@ bool is_refusal(Errc code) {
 
 void check_accepted(const seeder::EnrolmentRequest& r) {
     FUZZ_CHECK(r.device_id == seeder::device_id_for(r.device_key));
-    FUZZ_CHECK(r.tls_public_key.size() <= x509::kMaxPemBytes);
+    FUZZ_CHECK(r.tls_public_key.size() <= io::x509::kMaxPemBytes);
     FUZZ_CHECK(!r.token_key || *r.token_key != r.device_key);
     FUZZ_CHECK(r.hostname.size() <= seeder::kMaxHostnameBytes && !has_control_char(r.hostname));
 }
 
 void check_binding(const crypto::Bytes& payload, const seeder::EnrolmentRequest& accepted) {
     // (Only called for payloads the harness signed: their device key is device_key().)
-    FUZZ_CHECK(!seeder::parse_enrolment(signed_envelope(crypto::payload_type::enrolment, payload,
+    FUZZ_CHECK(!seeder::parse_enrolment(signed_envelope(core::payload_type::enrolment, payload,
                                                         release_key(), &token_key()))
                     .has_value());
     if (accepted.token_key) {
         FUZZ_CHECK(!seeder::parse_enrolment(
-                        signed_envelope(crypto::payload_type::enrolment, payload, device_key()))
+                        signed_envelope(core::payload_type::enrolment, payload, device_key()))
                         .has_value());
     }
-    FUZZ_CHECK(!seeder::parse_enrolment(
-                    signed_envelope(crypto::payload_type::report, payload, device_key()))
-                    .has_value());
+    FUZZ_CHECK(
+        !seeder::parse_enrolment(signed_envelope(core::payload_type::report, payload, device_key()))
+             .has_value());
 }
 
 }  // namespace enrolment_detail
@@ -52,7 +53,7 @@ void check_binding(const crypto::Bytes& payload, const seeder::EnrolmentRequest&
 bool enrolment_one(const std::uint8_t* data, std::size_t size) {
     using namespace enrolment_detail;
     return device_signed_one(
-        data, size, crypto::payload_type::enrolment,
+        data, size, core::payload_type::enrolment,
         [](const std::string& body) { return seeder::parse_enrolment(body); }, is_refusal,
         check_accepted, check_binding, &token_key());
 }

@@ -8,9 +8,9 @@
 #include <set>
 #include <string>
 
-#include "common/feed.hpp"
-#include "common/manifest.hpp"
-#include "common/root.hpp"
+#include "core/feed.hpp"
+#include "core/manifest.hpp"
+#include "core/root.hpp"
 #include "fuzz/fuzz_support.hpp"
 
 namespace patchswarm::fuzz {

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "common/manifest.hpp"
+#include "core/manifest.hpp"
 #include "fuzz/fuzz_support.hpp"
 
 namespace patchswarm::fuzz {

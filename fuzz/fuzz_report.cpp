@@ -12,7 +12,8 @@
 #include <set>
 #include <string>
 
-#include "common/manifest.hpp"
+#include "core/envelope.hpp"
+#include "core/manifest.hpp"
 #include "crypto/crypto.hpp"
 #include "fuzz/fuzz_support.hpp"
 #include "seeder/report.hpp"
@@ -53,11 +54,11 @@ void check_accepted(const seeder::Report& r) {
 void check_binding(const crypto::Bytes& payload, const seeder::Report&) {
     // (Only called for payloads the harness signed: their device key is device_key().)
     FUZZ_CHECK(
-        !seeder::parse_report(signed_envelope(crypto::payload_type::report, payload, release_key()))
+        !seeder::parse_report(signed_envelope(core::payload_type::report, payload, release_key()))
              .has_value());
-    FUZZ_CHECK(!seeder::parse_report(
-                    signed_envelope(crypto::payload_type::manifest, payload, device_key()))
-                    .has_value());
+    FUZZ_CHECK(
+        !seeder::parse_report(signed_envelope(core::payload_type::manifest, payload, device_key()))
+             .has_value());
 }
 
 }  // namespace report_detail
@@ -65,7 +66,7 @@ void check_binding(const crypto::Bytes& payload, const seeder::Report&) {
 bool report_one(const std::uint8_t* data, std::size_t size) {
     using namespace report_detail;
     return device_signed_one(
-        data, size, crypto::payload_type::report,
+        data, size, core::payload_type::report,
         [](const std::string& body) { return seeder::parse_report(body); }, is_refusal,
         check_accepted, check_binding);
 }

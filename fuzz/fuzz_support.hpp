@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/envelope.hpp"
 #include "crypto/crypto.hpp"
 
 namespace patchswarm::fuzz {
@@ -55,7 +56,7 @@ inline std::string signed_envelope(std::string_view type, const crypto::Bytes& p
                                    const crypto::KeyPair* co_signer = nullptr) {
     std::vector<crypto::KeyPair> keys = {key};
     if (co_signer) keys.push_back(*co_signer);
-    return crypto::serialize_envelope(crypto::sign_envelope(type, payload, keys));
+    return core::serialize_envelope(core::sign_envelope(type, payload, keys));
 }
 
 inline bool has_control_char(std::string_view s) {

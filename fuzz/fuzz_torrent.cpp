@@ -1,4 +1,4 @@
-// libFuzzer target for swarm::inspect_torrent (libtorrent's bdecode and torrent_info under our
+// libFuzzer target for io::swarm::inspect_torrent (libtorrent's bdecode and torrent_info under our
 // load limits, then our own checks). Input: a .torrent file. libtorrent itself is Debian's
 // uninstrumented build, so coverage guides the fuzzer through our code only; crashes and ASan
 // reports inside libtorrent are still caught. Beyond "no crash": an accepted torrent has a v2
@@ -9,15 +9,15 @@
 #include <string>
 #include <vector>
 
-#include "common/manifest.hpp"
-#include "common/swarm.hpp"
+#include "core/manifest.hpp"
 #include "fuzz/fuzz_support.hpp"
+#include "io/swarm/swarm.hpp"
 
 namespace patchswarm::fuzz {
 
 bool torrent_one(const std::uint8_t* data, std::size_t size) {
     const std::vector<std::uint8_t> bytes(data, data + size);
-    auto t = swarm::inspect_torrent(bytes);
+    auto t = io::swarm::inspect_torrent(bytes);
     if (!t) {
         const Errc code = t.error().code;
         FUZZ_CHECK(code == Errc::malformed || code == Errc::too_large || code == Errc::unsafe_path);

@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-#include "common/sites.hpp"
+#include "core/sites.hpp"
 #include "fuzz/fuzz_support.hpp"
 #include "seeder/tracker.hpp"
 

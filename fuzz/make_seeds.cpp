@@ -14,10 +14,11 @@
 #include <string>
 #include <vector>
 
-#include "common/root.hpp"
-#include "common/swarm.hpp"
+#include "core/envelope.hpp"
+#include "core/root.hpp"
 #include "crypto/crypto.hpp"
 #include "fuzz/fuzz_support.hpp"
+#include "io/swarm/swarm.hpp"
 #include "seeder/report.hpp"
 
 namespace fs = std::filesystem;
@@ -43,7 +44,7 @@ void write_file(const fs::path& path, std::string_view bytes) {
 
 std::string envelope(std::string_view type, std::string_view payload,
                      std::vector<crypto::KeyPair> keys) {
-    return crypto::serialize_envelope(crypto::sign_envelope(type, crypto::as_bytes(payload), keys));
+    return core::serialize_envelope(core::sign_envelope(type, crypto::as_bytes(payload), keys));
 }
 
 std::string report_payload(bool with_releases) {
@@ -138,27 +139,27 @@ int main(int argc, char** argv) {
 
         const fs::path env = corpus / "envelope";
         write_file(env / "manifest_signed_by_release_key.json",
-                   envelope(crypto::payload_type::manifest, manifest, {release}));
+                   envelope(core::payload_type::manifest, manifest, {release}));
         write_file(env / "rollout_manifest_signed_by_release_key.json",
-                   envelope(crypto::payload_type::manifest, rollout, {release}));
+                   envelope(core::payload_type::manifest, rollout, {release}));
         write_file(env / "manifest_signed_by_release_and_feed_keys.json",
-                   envelope(crypto::payload_type::manifest, manifest, {release, feed}));
+                   envelope(core::payload_type::manifest, manifest, {release, feed}));
         write_file(env / "feed_signed_by_feed_key.json",
-                   envelope(crypto::payload_type::feed, feed_doc, {feed}));
+                   envelope(core::payload_type::feed, feed_doc, {feed}));
         write_file(env / "root_signed_by_root_key.json",
-                   envelope(crypto::payload_type::root, root_doc, {device}));
+                   envelope(core::payload_type::root, root_doc, {device}));
         write_file(env / "report_signed_by_device_key.json",
-                   envelope(crypto::payload_type::report, report_payload(true), {device}));
-        write_file(env / "unsigned.json", envelope(crypto::payload_type::root, "{}", {}));
+                   envelope(core::payload_type::report, report_payload(true), {device}));
+        write_file(env / "unsigned.json", envelope(core::payload_type::root, "{}", {}));
 
         // Reports: "P" + payload (the harness signs it), and whole request bodies.
         const fs::path rep = corpus / "report";
         write_file(rep / "payload_with_releases.txt", "P" + report_payload(true));
         write_file(rep / "payload_without_releases.txt", "P" + report_payload(false));
         write_file(rep / "envelope_with_releases.json",
-                   envelope(crypto::payload_type::report, report_payload(true), {device}));
+                   envelope(core::payload_type::report, report_payload(true), {device}));
         write_file(rep / "envelope_signed_by_other_key.json",
-                   envelope(crypto::payload_type::report, report_payload(false), {release}));
+                   envelope(core::payload_type::report, report_payload(false), {release}));
 
         // Torrents: v2-only as publish makes them (single file, folder), hybrid, and v1-only.
         const fs::path tmp = fs::temp_directory_path() / "patchswarm-fuzz-seeds";
@@ -169,7 +170,7 @@ int main(int argc, char** argv) {
         write_file(tmp / "KB958644" / "verify.sh", "#!/bin/sh\nexit 0\n");
         const fs::path tor = corpus / "torrent";
         for (const char* name : {"KB958644.msu", "KB958644"}) {
-            auto t = patchswarm::swarm::create_torrent(tmp / name);
+            auto t = patchswarm::io::swarm::create_torrent(tmp / name);
             if (!t) throw std::runtime_error("create_torrent: " + t.error().message);
             write_file(tor / (std::string("v2_") + name + ".torrent"),
                        std::string(t->bytes.begin(), t->bytes.end()));

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <cctype>
 
-#include "common/fsutil.hpp"
-#include "common/sites.hpp"
-#include "common/text.hpp"
+#include "base/text.hpp"
+#include "core/sites.hpp"
 #include "crypto/crypto.hpp"
+#include "io/fs.hpp"
 
 namespace patchswarm::seeder {
 
@@ -33,8 +33,8 @@ Result<std::string> check_token(std::string_view token, const std::filesystem::p
 }
 
 // "Basic base64(user:password)" gives the password; "Bearer T" gives T; else empty.
-std::string presented_token(const http::Request& req) {
-    if (auto basic = http::basic_credentials(req)) return basic->second;
+std::string presented_token(const io::http::Request& req) {
+    if (auto basic = io::http::basic_credentials(req)) return basic->second;
     const auto it = req.headers.find("authorization");
     if (it == req.headers.end()) return {};
     const std::string_view value = trim(it->second, kBlanks);
@@ -50,14 +50,14 @@ std::string presented_token(const http::Request& req) {
 }  // namespace
 
 Result<std::string> load_or_create_admin_token(const std::filesystem::path& file) {
-    auto existing = read_file(file, kMaxAdminTokenBytes + 64);
+    auto existing = io::read_file(file, kMaxAdminTokenBytes + 64);
     if (existing) return check_token(trim(*existing, kBlanks), file);
     if (existing.error().code != Errc::not_found) return std::unexpected(existing.error());
     const std::string token = crypto::to_hex(crypto::random_bytes(32));
     std::error_code ec;
     std::filesystem::create_directories(file.parent_path(), ec);
     if (ec) return fail(Errc::io, file.parent_path().string() + ": " + ec.message());
-    if (auto ok = write_file_atomic(
+    if (auto ok = io::write_file_atomic(
             file, token + "\n",
             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
         !ok) {
@@ -74,7 +74,7 @@ bool is_loopback_address(std::string_view address) {
            ip->bytes[15] == 1;
 }
 
-bool admin_authorized(const http::Request& req, std::string_view token, AdminAuth mode) {
+bool admin_authorized(const io::http::Request& req, std::string_view token, AdminAuth mode) {
     if (mode == AdminAuth::remote && is_loopback_address(req.remote_address)) return true;
     const std::string presented = presented_token(req);
     if (presented.empty() || token.empty()) return false;
@@ -84,8 +84,8 @@ bool admin_authorized(const http::Request& req, std::string_view token, AdminAut
     return crypto::equal_constant_time(a, b);
 }
 
-http::Response admin_unauthorized() {
-    auto res = http::json_response(
+io::http::Response admin_unauthorized() {
+    auto res = io::http::json_response(
         401,
         R"({"error":"unauthorized","message":"admin credential required: send the token from )"
         R"(REPO/keys/admin.token as 'Authorization: Bearer TOKEN' or as the Basic password"})");

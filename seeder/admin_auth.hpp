@@ -12,8 +12,8 @@
 #include <string>
 #include <string_view>
 
-#include "common/error.hpp"
-#include "common/http.hpp"
+#include "base/error.hpp"
+#include "io/http/http.hpp"
 
 namespace patchswarm::seeder {
 
@@ -33,9 +33,9 @@ inline constexpr std::size_t kMaxAdminTokenBytes = 256;
 bool is_loopback_address(std::string_view address);
 
 // Whether `req` may see admin routes: from loopback when `mode` is remote, or carrying the token.
-bool admin_authorized(const http::Request& req, std::string_view token, AdminAuth mode);
+bool admin_authorized(const io::http::Request& req, std::string_view token, AdminAuth mode);
 
 // The 401 answer, asking browsers for Basic credentials.
-http::Response admin_unauthorized();
+io::http::Response admin_unauthorized();
 
 }  // namespace patchswarm::seeder

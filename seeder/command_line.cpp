@@ -2,7 +2,7 @@
 
 #include <optional>
 
-#include "common/manifest.hpp"
+#include "core/manifest.hpp"
 
 namespace patchswarm::seeder {
 

@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "common/error.hpp"
+#include "base/error.hpp"
 
 namespace patchswarm::seeder {
 

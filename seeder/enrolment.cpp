@@ -5,15 +5,16 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "common/enrol_token.hpp"
-#include "common/fsutil.hpp"
-#include "common/json_strict.hpp"
+#include "core/enrol_token.hpp"
+#include "core/envelope.hpp"
+#include "core/json_strict.hpp"
+#include "io/fs.hpp"
 #include "seeder/report.hpp"
 
 namespace patchswarm::seeder {
 
 namespace fs = std::filesystem;
-namespace js = json_strict;
+namespace js = core::json_strict;
 
 namespace {
 
@@ -86,25 +87,25 @@ Result<bool> init_fleet_ca(const RepoPaths& paths, std::string_view name) {
     if (fs::exists(fleet_ca_cert(paths), ec) || fs::exists(fleet_ca_key(paths), ec)) return false;
     fs::create_directories(paths.keys_dir(), ec);
     if (ec) return fail(Errc::io, paths.keys_dir().string() + ": " + ec.message());
-    auto ca = x509::make_ca(name, kCaDays);
+    auto ca = io::x509::make_ca(name, kCaDays);
     if (!ca) return std::unexpected(ca.error());
     // Key first: a CA certificate without its key would switch enrolment on with no way to
     // issue certificates.
-    if (auto ok = write_file_atomic(fleet_ca_key(paths), ca->key_pem,
-                                    fs::perms::owner_read | fs::perms::owner_write);
+    if (auto ok = io::write_file_atomic(fleet_ca_key(paths), ca->key_pem,
+                                        fs::perms::owner_read | fs::perms::owner_write);
         !ok) {
         return std::unexpected(ok.error());
     }
-    if (auto ok = write_file_atomic(fleet_ca_cert(paths), ca->cert_pem); !ok) {
+    if (auto ok = io::write_file_atomic(fleet_ca_cert(paths), ca->cert_pem); !ok) {
         return std::unexpected(ok.error());
     }
     return true;
 }
 
-Result<std::optional<x509::KeyAndCert>> load_fleet_ca(const RepoPaths& paths) {
-    auto cert = read_file(fleet_ca_cert(paths), x509::kMaxPemBytes);
+Result<std::optional<io::x509::KeyAndCert>> load_fleet_ca(const RepoPaths& paths) {
+    auto cert = io::read_file(fleet_ca_cert(paths), io::x509::kMaxPemBytes);
     if (!cert) {
-        if (cert.error().code == Errc::not_found) return std::optional<x509::KeyAndCert>{};
+        if (cert.error().code == Errc::not_found) return std::optional<io::x509::KeyAndCert>{};
         return std::unexpected(cert.error());
     }
     struct stat st {};
@@ -112,18 +113,19 @@ Result<std::optional<x509::KeyAndCert>> load_fleet_ca(const RepoPaths& paths) {
         return fail(Errc::permission,
                     fleet_ca_key(paths).string() + " is readable by others (chmod 600)");
     }
-    auto key = read_file(fleet_ca_key(paths), x509::kMaxPemBytes);
+    auto key = io::read_file(fleet_ca_key(paths), io::x509::kMaxPemBytes);
     if (!key) return fail(key.error().code, "fleet CA key: " + key.error().message);
-    if (auto info = x509::inspect(*cert); !info) {
+    if (auto info = io::x509::inspect(*cert); !info) {
         return fail(info.error().code, "fleet CA: " + info.error().message);
     }
-    return std::optional<x509::KeyAndCert>(x509::KeyAndCert{std::move(*key), std::move(*cert)});
+    return std::optional<io::x509::KeyAndCert>(
+        io::x509::KeyAndCert{std::move(*key), std::move(*cert)});
 }
 
 Result<EnrolmentRequest> parse_enrolment(std::string_view envelope_json) {
-    auto env = crypto::parse_envelope(envelope_json, kMaxEnrolmentBytes);
+    auto env = core::parse_envelope(envelope_json, kMaxEnrolmentBytes);
     if (!env) return std::unexpected(env.error());
-    if (env->payload_type != crypto::payload_type::enrolment) {
+    if (env->payload_type != core::payload_type::enrolment) {
         return fail(Errc::malformed, "payload_type is not an enrolment");
     }
     const std::string_view payload(reinterpret_cast<const char*>(env->payload.data()),
@@ -147,7 +149,7 @@ Result<EnrolmentRequest> parse_enrolment(std::string_view envelope_json) {
     req.hostname = r.string("hostname");
     req.sent_at = r.i64("sent_at");
     if (error) return std::unexpected(*error);
-    if (req.tls_public_key.size() > x509::kMaxPemBytes) {
+    if (req.tls_public_key.size() > io::x509::kMaxPemBytes) {
         return fail(Errc::too_large, "enrolment.tls_public_key: too long");
     }
     if (req.hostname.size() > kMaxHostnameBytes || !printable(req.hostname)) {
@@ -169,12 +171,12 @@ Result<EnrolmentRequest> parse_enrolment(std::string_view envelope_json) {
     }
     // Two separate checks: a threshold of 2 over {device, token} would not say which is missing.
     const crypto::PublicKey device[] = {req.device_key};
-    if (auto ok = crypto::verify_envelope(*env, crypto::payload_type::enrolment, device); !ok) {
+    if (auto ok = core::verify_envelope(*env, core::payload_type::enrolment, device); !ok) {
         return fail(Errc::bad_signature, "enrolment is not signed by its device key");
     }
     if (req.token_key) {
         const crypto::PublicKey token[] = {*req.token_key};
-        if (auto ok = crypto::verify_envelope(*env, crypto::payload_type::enrolment, token); !ok) {
+        if (auto ok = core::verify_envelope(*env, core::payload_type::enrolment, token); !ok) {
             return fail(Errc::bad_signature, "enrolment is not signed by the token it names");
         }
     }
@@ -182,7 +184,7 @@ Result<EnrolmentRequest> parse_enrolment(std::string_view envelope_json) {
 }
 
 Result<std::unique_ptr<EnrolmentDb>> EnrolmentDb::open(const fs::path& path) {
-    auto db = Db::open(path);
+    auto db = io::Db::open(path);
     if (!db) return std::unexpected(db.error());
     if (auto ok = (*db)->exec(kSchema); !ok) return std::unexpected(ok.error());
     std::unique_ptr<EnrolmentDb> out(new EnrolmentDb(std::move(*db)));
@@ -249,7 +251,7 @@ namespace {
 
 // The one row of `table` whose `column` starts with `id_prefix`: its full value.
 // Errc::invalid_argument for a bad prefix, Errc::not_found for none or several.
-Result<std::string> unique_by_prefix(Db& db, std::string_view table, std::string_view column,
+Result<std::string> unique_by_prefix(io::Db& db, std::string_view table, std::string_view column,
                                      std::string_view id_prefix, std::string_view what) {
     if (!valid_id_prefix(id_prefix)) {
         return fail(Errc::invalid_argument,

@@ -18,10 +18,11 @@
 #include <string_view>
 #include <vector>
 
-#include "common/error.hpp"
-#include "common/sqlite.hpp"
-#include "common/x509.hpp"
+#include "base/error.hpp"
+#include "core/envelope.hpp"
 #include "crypto/crypto.hpp"
+#include "io/sqlite.hpp"
+#include "io/x509.hpp"
 #include "seeder/repo.hpp"
 
 namespace patchswarm::seeder {
@@ -46,7 +47,7 @@ std::filesystem::path fleet_ca_cert(const RepoPaths& paths);
 [[nodiscard]] Result<bool> init_fleet_ca(const RepoPaths& paths, std::string_view name);
 // The fleet CA, nullopt when the repository has none (enrolment off). Errc::permission when
 // the key file is readable by others, Errc::malformed for a damaged file.
-[[nodiscard]] Result<std::optional<x509::KeyAndCert>> load_fleet_ca(const RepoPaths& paths);
+[[nodiscard]] Result<std::optional<io::x509::KeyAndCert>> load_fleet_ca(const RepoPaths& paths);
 
 struct EnrolmentRequest {
     std::string device_id;  // seeder::device_id_for(device_key)
@@ -60,7 +61,7 @@ struct EnrolmentRequest {
 };
 
 // Parses and verifies the POST /v1/enroll body: an envelope of payload type
-// crypto::payload_type::enrolment signed by the payload's own device_key, whose device_id
+// core::payload_type::enrolment signed by the payload's own device_key, whose device_id
 // matches it, and, when it names a token_key, signed by that key too. Errc::too_large,
 // Errc::malformed, Errc::bad_signature; nothing stored.
 [[nodiscard]] Result<EnrolmentRequest> parse_enrolment(std::string_view envelope_json);
@@ -151,11 +152,11 @@ class EnrolmentDb {
                                                 std::int64_t now);
 
   private:
-    explicit EnrolmentDb(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+    explicit EnrolmentDb(std::unique_ptr<io::Db> db) : db_(std::move(db)) {}
     Result<void> migrate();
     // The refusals of grant(); the token label to record when admissible.
     Result<std::string> admissible(const EnrolmentRequest& req, std::int64_t now);
-    std::unique_ptr<Db> db_;
+    std::unique_ptr<io::Db> db_;
 };
 
 }  // namespace patchswarm::seeder

@@ -7,14 +7,17 @@
 #include <boost/asio/steady_timer.hpp>
 #include <list>
 
+#include "core/envelope.hpp"
+
 namespace patchswarm::seeder {
 
 namespace asio = boost::asio;
 
 struct FeedService::Impl : std::enable_shared_from_this<Impl> {
     struct Waiter {
-        explicit Waiter(asio::io_context& io, http::Respond r) : respond(std::move(r)), timer(io) {}
-        http::Respond respond;
+        explicit Waiter(asio::io_context& io, io::http::Respond r)
+            : respond(std::move(r)), timer(io) {}
+        io::http::Respond respond;
         asio::steady_timer timer;
     };
     using Waiters = std::list<std::shared_ptr<Waiter>>;
@@ -22,12 +25,12 @@ struct FeedService::Impl : std::enable_shared_from_this<Impl> {
     Impl(asio::io_context& io, FleetDb& db, crypto::KeyPair key, FeedOptions options)
         : io(io), db(db), key(key), options(std::move(options)) {}
 
-    http::Response current_response() const {
+    io::http::Response current_response() const {
         if (envelope.empty()) {
-            return http::json_response(503,
-                                       R"({"error":"unavailable","message":"no feed signed yet"})");
+            return io::http::json_response(
+                503, R"({"error":"unavailable","message":"no feed signed yet"})");
         }
-        auto res = http::json_response(200, envelope);
+        auto res = io::http::json_response(200, envelope);
         res.headers["Cache-Control"] = "no-store";
         return res;
     }
@@ -43,7 +46,7 @@ struct FeedService::Impl : std::enable_shared_from_this<Impl> {
         for (auto& w : held) answer(*w);
     }
 
-    void hold(std::chrono::seconds wait, http::Respond respond) {
+    void hold(std::chrono::seconds wait, io::http::Respond respond) {
         auto w = std::make_shared<Waiter>(io, std::move(respond));
         const auto it = waiters.insert(waiters.end(), w);
         w->timer.expires_after(wait);
@@ -89,8 +92,8 @@ Result<std::uint64_t> FeedService::publish(std::vector<core::FeedEntry> releases
     }
     const std::string bytes = core::serialize_feed(feed);
     const crypto::KeyPair keys[] = {impl_->key};
-    impl_->envelope = crypto::serialize_envelope(
-        crypto::sign_envelope(crypto::payload_type::feed, crypto::as_bytes(bytes), keys));
+    impl_->envelope = core::serialize_envelope(
+        core::sign_envelope(core::payload_type::feed, crypto::as_bytes(bytes), keys));
     impl_->feed = std::move(feed);
     spdlog::info("feed signed: sequence {}, {} release(s), {} halted, expires in {} s", *sequence,
                  impl_->feed.releases.size(), impl_->feed.halted.size(),
@@ -110,7 +113,7 @@ bool FeedService::needs_refresh(std::int64_t now) const {
 }
 
 void FeedService::get(std::optional<std::uint64_t> after, std::chrono::seconds wait,
-                      http::Respond respond) {
+                      io::http::Respond respond) {
     wait = std::clamp(wait, std::chrono::seconds(0), kMaxFeedWait);
     const bool answer_now =
         impl_->envelope.empty() || !after || wait.count() == 0 || impl_->feed.sequence > *after;

@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "common/error.hpp"
-#include "common/feed.hpp"
-#include "common/http.hpp"
+#include "base/error.hpp"
+#include "core/feed.hpp"
 #include "crypto/crypto.hpp"
+#include "io/http/http.hpp"
 #include "seeder/fleet_db.hpp"
 
 namespace boost::asio {
@@ -58,7 +58,8 @@ class FeedService {
 
     // Answers GET /v1/feed: now, if there is no `after`, no wait, or a feed newer than `after`;
     // otherwise holds `respond` for up to min(wait, kMaxFeedWait). 503 before the first feed.
-    void get(std::optional<std::uint64_t> after, std::chrono::seconds wait, http::Respond respond);
+    void get(std::optional<std::uint64_t> after, std::chrono::seconds wait,
+             io::http::Respond respond);
 
     // Answers every held long-poll with the current feed (for shutdown).
     void release_waiters();

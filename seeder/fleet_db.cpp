@@ -82,7 +82,7 @@ std::int64_t to_db(std::uint64_t v) {
 }  // namespace
 
 Result<std::unique_ptr<FleetDb>> FleetDb::open(const std::filesystem::path& path) {
-    auto db = Db::open(path);
+    auto db = io::Db::open(path);
     if (!db) return std::unexpected(db.error());
     std::unique_ptr<FleetDb> fleet(new FleetDb(std::move(*db)));
     if (auto ok = fleet->create_schema(); !ok) return std::unexpected(ok.error());

@@ -14,9 +14,9 @@
 #include <string_view>
 #include <vector>
 
-#include "common/error.hpp"
-#include "common/sqlite.hpp"
-#include "common/state_machine.hpp"
+#include "base/error.hpp"
+#include "core/state_machine.hpp"
+#include "io/sqlite.hpp"
 #include "seeder/report.hpp"
 
 namespace patchswarm::seeder {
@@ -131,7 +131,7 @@ class FleetDb {
     [[nodiscard]] Result<void> resume(std::string_view release_id, std::int64_t now);
 
   private:
-    explicit FleetDb(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+    explicit FleetDb(std::unique_ptr<io::Db> db) : db_(std::move(db)) {}
     Result<void> create_schema();
     // Columns added after format 1's first schema, added to older databases in place.
     Result<void> migrate();
@@ -140,7 +140,7 @@ class FleetDb {
     Result<void> store_report(const Report& report, std::string_view remote_address,
                               std::int64_t now, ReportOutcome& outcome);
 
-    std::unique_ptr<Db> db_;
+    std::unique_ptr<io::Db> db_;
 };
 
 }  // namespace patchswarm::seeder

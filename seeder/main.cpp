@@ -10,11 +10,12 @@
 #include <optional>
 #include <string>
 
-#include "common/cli_config.hpp"
-#include "common/rollout.hpp"
-#include "common/sites.hpp"
-#include "common/term.hpp"
+#include "core/rollout.hpp"
+#include "core/sites.hpp"
 #include "crypto/crypto.hpp"
+#include "io/cli_config.hpp"
+#include "io/key_files.hpp"
+#include "io/term.hpp"
 #include "seeder/enrolment.hpp"
 #include "seeder/publish.hpp"
 #include "seeder/repo.hpp"
@@ -67,7 +68,7 @@ void add_keygen(CLI::App& app, KeygenArgs& a) {
 
 int run_keygen(const KeygenArgs& a) {
     if (auto ok = seeder::keygen(a.out); !ok) return fail_with(ok.error());
-    auto pub = patchswarm::crypto::load_public_key(a.out + ".pub");
+    auto pub = patchswarm::io::load_public_key(a.out + ".pub");
     std::cout << a.out << ".key " << a.out << ".pub";
     if (pub) std::cout << " keyid " << patchswarm::crypto::key_id(*pub);
     std::cout << "\n";
@@ -671,7 +672,7 @@ int run_status(const StatusArgs& a) {
     } else if (a.json) {
         std::cout << seeder::status_json(*status) << "\n";
     } else {
-        std::cout << seeder::render_status(*status, patchswarm::term::stdout_is_tty());
+        std::cout << seeder::render_status(*status, patchswarm::io::term::stdout_is_tty());
     }
     return kExitOk;
 }
@@ -680,9 +681,9 @@ int run_status(const StatusArgs& a) {
 
 int main(int argc, char** argv) {
     CLI::App app{"patchswarm-seeder: signs releases and serves them to the fleet."};
-    patchswarm::cli::add_config_option(app, argc, argv,
-                                       {"keygen", "root", "sign", "publish", "serve", "status",
-                                        "halt", "resume", "ca", "token", "device"});
+    patchswarm::io::cli::add_config_option(app, argc, argv,
+                                           {"keygen", "root", "sign", "publish", "serve", "status",
+                                            "halt", "resume", "ca", "token", "device"});
     app.require_subcommand(1);
 
     KeygenArgs keygen;

@@ -12,13 +12,15 @@
 #include <utility>
 #include <vector>
 
-#include "common/feed.hpp"
-#include "common/fsutil.hpp"
-#include "common/json_strict.hpp"
-#include "common/manifest.hpp"
-#include "common/rollout.hpp"
-#include "common/swarm.hpp"
+#include "core/envelope.hpp"
+#include "core/feed.hpp"
+#include "core/json_strict.hpp"
+#include "core/manifest.hpp"
+#include "core/rollout.hpp"
 #include "crypto/crypto.hpp"
+#include "io/fs.hpp"
+#include "io/key_files.hpp"
+#include "io/swarm/swarm.hpp"
 #include "seeder/command_line.hpp"
 #include "seeder/enrolment.hpp"
 #include "seeder/repo.hpp"
@@ -108,7 +110,7 @@ Result<void> check_payload_outside_repo(const fs::path& repo, const fs::path& pa
 
 Result<void> check_rollout(const PublishRequest& req, std::int64_t now, Inputs& in) {
     if (req.rollout_file) {
-        auto text = read_file(*req.rollout_file, kMaxRolloutFileBytes);
+        auto text = io::read_file(*req.rollout_file, kMaxRolloutFileBytes);
         if (!text) return fail(Errc::invalid_argument, "--rollout: " + text.error().message);
         auto rollout = select_rollout(*text, req.severity);
         if (!rollout) return fail(Errc::invalid_argument, "--rollout: " + rollout.error().message);
@@ -275,7 +277,7 @@ std::string random_suffix() {
 
 // Every file the torrent carries must be one we copied (same size), and every non-empty file we
 // copied must be in the torrent: the manifest lists the torrent's files.
-Result<std::vector<core::FileEntry>> hash_torrent_files(const swarm::TorrentSummary& torrent,
+Result<std::vector<core::FileEntry>> hash_torrent_files(const io::swarm::TorrentSummary& torrent,
                                                         const PayloadCopier& copier,
                                                         const fs::path& payload_root) {
     std::vector<core::FileEntry> entries;
@@ -286,7 +288,7 @@ Result<std::vector<core::FileEntry>> hash_torrent_files(const swarm::TorrentSumm
         }
         const fs::path on_disk = torrent.single_file ? payload_root / file.path
                                                      : payload_root / torrent.name / file.path;
-        auto digest = crypto::sha256_file(on_disk, core::kMaxPayloadBytes);
+        auto digest = io::sha256_file(on_disk, core::kMaxPayloadBytes);
         if (!digest) return fail(digest.error().code, file.path + ": " + digest.error().message);
         entries.push_back({file.path, file.size, crypto::to_hex(*digest)});
     }
@@ -304,7 +306,7 @@ Result<std::vector<core::FileEntry>> hash_torrent_files(const swarm::TorrentSumm
 
 core::Manifest build_manifest(const PublishRequest& req, const Inputs& in,
                               const std::string& repository, std::uint64_t sequence,
-                              std::int64_t now, const swarm::TorrentSummary& torrent,
+                              std::int64_t now, const io::swarm::TorrentSummary& torrent,
                               std::vector<core::FileEntry> files) {
     core::Manifest m;
     m.repository = repository;
@@ -366,12 +368,12 @@ Result<StagedRelease> stage_release(const RepoPaths& paths, const PublishRequest
     // certificate from that CA) can join the swarm. The torrent, and so the CA, is bound by the
     // signed manifest's info-hash.
     std::string fleet_ca;
-    if (auto ca = read_file(fleet_ca_cert(paths), x509::kMaxPemBytes); ca) {
+    if (auto ca = io::read_file(fleet_ca_cert(paths), io::x509::kMaxPemBytes); ca) {
         fleet_ca = std::move(*ca);
     } else if (ca.error().code != Errc::not_found) {
         return fail(ca.error().code, "fleet CA: " + ca.error().message);
     }
-    auto torrent = swarm::create_torrent(payload_root / in.name, fleet_ca);
+    auto torrent = io::swarm::create_torrent(payload_root / in.name, fleet_ca);
     if (!torrent) return fail(torrent.error().code, "torrent: " + torrent.error().message);
     if (!in.single_file && torrent->single_file) {
         if (auto ok = flatten_single_file_folder(payload_root, in.name, torrent->name); !ok) {
@@ -391,15 +393,16 @@ Result<StagedRelease> stage_release(const RepoPaths& paths, const PublishRequest
     if (auto parsed = core::parse_manifest(manifest_bytes); !parsed || *parsed != staged.manifest) {
         return fail(Errc::internal, "manifest does not survive its own round trip");
     }
-    staged.manifest_envelope = crypto::serialize_envelope(crypto::sign_envelope(
-        crypto::payload_type::manifest, crypto::as_bytes(manifest_bytes), in.release_keys));
+    staged.manifest_envelope = core::serialize_envelope(core::sign_envelope(
+        core::payload_type::manifest, crypto::as_bytes(manifest_bytes), in.release_keys));
 
-    if (auto ok = write_file_atomic(staged.dir / "manifest.json", staged.manifest_envelope); !ok) {
+    if (auto ok = io::write_file_atomic(staged.dir / "manifest.json", staged.manifest_envelope);
+        !ok) {
         return forward(ok);
     }
     const std::string_view torrent_bytes(reinterpret_cast<const char*>(torrent->bytes.data()),
                                          torrent->bytes.size());
-    if (auto ok = write_file_atomic(staged.dir / "release.torrent", torrent_bytes); !ok) {
+    if (auto ok = io::write_file_atomic(staged.dir / "release.torrent", torrent_bytes); !ok) {
         return forward(ok);
     }
     return staged;
@@ -461,12 +464,12 @@ Result<void> check_release_keys(const CurrentRoot& root, std::span<const crypto:
 std::pair<std::size_t, std::size_t> release_signatures(const CurrentRoot& root,
                                                        const std::string& envelope_json) {
     const auto role = core::key_set(root.doc, root.doc.release);
-    auto env = crypto::parse_envelope(envelope_json, core::kMaxManifestBytes * 2);
+    auto env = core::parse_envelope(envelope_json, core::kMaxManifestBytes * 2);
     std::size_t n = 0;
     if (env) {
         for (const auto& key : role.keys) {
             const crypto::PublicKey one[] = {key};
-            if (crypto::verify_envelope(*env, crypto::payload_type::manifest, one, 1)) ++n;
+            if (core::verify_envelope(*env, core::payload_type::manifest, one, 1)) ++n;
         }
     }
     return {n, role.threshold};
@@ -485,7 +488,7 @@ struct FileSnapshot {
 };
 
 Result<FileSnapshot> snapshot(const fs::path& path, std::size_t max_bytes) {
-    auto text = read_file(path, max_bytes);
+    auto text = io::read_file(path, max_bytes);
     if (text) return FileSnapshot{path, std::move(*text)};
     if (text.error().code == Errc::not_found) return FileSnapshot{path, std::nullopt};
     return forward(text);
@@ -495,7 +498,7 @@ void restore(const FileSnapshot& snap) {
     std::error_code ec;
     if (!snap.content) {
         fs::remove(snap.path, ec);
-    } else if (auto ok = write_file_atomic(snap.path, *snap.content); !ok) {
+    } else if (auto ok = io::write_file_atomic(snap.path, *snap.content); !ok) {
         spdlog::error("rollback: cannot restore {}: {}", snap.path.string(), ok.error().message);
     }
 }
@@ -559,7 +562,7 @@ bool exists_no_follow(const fs::path& path) {
 Result<void> write_step(Transaction& tx, std::string_view name, const FileSnapshot& before,
                         const std::string& content) {
     return tx.run(
-        name, [&] { return write_file_atomic(before.path, content); },
+        name, [&] { return io::write_file_atomic(before.path, content); },
         [before] { restore(before); });
 }
 
@@ -706,7 +709,7 @@ Result<void> keep_staged(const RepoPaths& paths, const RepoState& state,
     if (auto ok = rename_dir(staged.dir, dest); !ok) return ok;
     RepoInfo info = state.info;
     info.sequence = std::max(info.sequence, staged.manifest.sequence);
-    return write_file_atomic(paths.repo_json(), serialize_repo_info(info));
+    return io::write_file_atomic(paths.repo_json(), serialize_repo_info(info));
 }
 
 Result<void> check_not_published(const RepoState& state, const std::string& id, bool replace) {
@@ -773,33 +776,33 @@ Result<PublishResult> commit_locked(const RepoPaths& paths, const PublishCommitR
 
     const fs::path dir = paths.staged_release(req.id);
     const std::size_t max_bytes = core::kMaxManifestBytes * 2;
-    auto text = read_file(dir / "manifest.json", max_bytes);
+    auto text = io::read_file(dir / "manifest.json", max_bytes);
     if (!text) {
         if (text.error().code == Errc::not_found) {
             return fail(Errc::not_found, "no staged release " + req.id + " (publish --stage)");
         }
         return forward(text);
     }
-    auto env = crypto::parse_envelope(*text, max_bytes);
+    auto env = core::parse_envelope(*text, max_bytes);
     if (!env) return fail(env.error().code, "staged manifest: " + env.error().message);
     auto m = core::parse_manifest(
         std::string_view(reinterpret_cast<const char*>(env->payload.data()), env->payload.size()));
     if (!m) return fail(m.error().code, "staged manifest: " + m.error().message);
     if (m->id != req.id) return fail(Errc::malformed, "staged manifest names " + m->id);
 
-    for (const auto& key : keys) crypto::add_signature(*env, key);
+    for (const auto& key : keys) core::add_signature(*env, key);
     const auto release = core::key_set(root->doc, root->doc.release);
     for (const auto& file : req.merge) {
-        auto copy = read_file(file, max_bytes);
+        auto copy = io::read_file(file, max_bytes);
         if (!copy) return fail(copy.error().code, file.string() + ": " + copy.error().message);
-        auto other = crypto::parse_envelope(*copy, max_bytes);
+        auto other = core::parse_envelope(*copy, max_bytes);
         if (!other) return fail(other.error().code, file.string() + ": " + other.error().message);
         auto added = merge_signatures(*env, *other, release.keys);
         if (!added) return fail(added.error().code, file.string() + ": " + added.error().message);
     }
-    StagedRelease staged{dir, crypto::serialize_envelope(*env), std::move(*m)};
+    StagedRelease staged{dir, core::serialize_envelope(*env), std::move(*m)};
     // Signatures gathered so far are kept even if the threshold is not met yet.
-    if (auto ok = write_file_atomic(dir / "manifest.json", staged.manifest_envelope); !ok) {
+    if (auto ok = io::write_file_atomic(dir / "manifest.json", staged.manifest_envelope); !ok) {
         return forward(ok);
     }
     PublishResult result = result_of(staged);
@@ -835,20 +838,20 @@ Result<PublishResult> commit_locked(const RepoPaths& paths, const PublishCommitR
 Result<core::Rollout> select_rollout(std::string_view policy_json, std::string_view severity) {
     static constexpr std::array<std::string_view, 6> kKeys = {"low",      "normal",    "important",
                                                               "critical", "emergency", "default"};
-    auto doc = json_strict::parse(policy_json, "rollout");
+    auto doc = core::json_strict::parse(policy_json, "rollout");
     if (!doc) return fail(Errc::invalid_argument, doc.error().message);
     if (!doc->is_object()) return fail(Errc::invalid_argument, "rollout: expected an object");
     const bool per_severity = std::any_of(kKeys.begin(), kKeys.end(), [&](std::string_view k) {
         return doc->contains(std::string(k));
     });
     // A policy file may leave out an empty "rings" or "windows" (the manifest always has both).
-    const auto parse_policy = [](json_strict::Json policy,
+    const auto parse_policy = [](core::json_strict::Json policy,
                                  const std::string& where) -> Result<core::Rollout> {
         if (policy.is_object()) {
-            if (!policy.contains("rings")) policy["rings"] = json_strict::Json::array();
-            if (!policy.contains("windows")) policy["windows"] = json_strict::Json::array();
+            if (!policy.contains("rings")) policy["rings"] = core::json_strict::Json::array();
+            if (!policy.contains("windows")) policy["windows"] = core::json_strict::Json::array();
         }
-        auto r = core::parse_rollout(json_strict::dump(policy));
+        auto r = core::parse_rollout(core::json_strict::dump(policy));
         if (!r) return fail(Errc::invalid_argument, where + r.error().message);
         return r;
     };

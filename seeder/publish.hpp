@@ -22,14 +22,15 @@
 #include <string_view>
 #include <vector>
 
-#include "common/error.hpp"
-#include "common/manifest.hpp"
+#include "base/error.hpp"
+#include "core/manifest.hpp"
+#include "io/key_files.hpp"
 
 namespace patchswarm::seeder {
 
 struct PublishRequest {
     std::filesystem::path repo;  // created and initialised on first use
-    // Release secret key files (crypto::load_secret_key); each must be a release key of the
+    // Release secret key files (io::load_secret_key); each must be a release key of the
     // repository's current root. May be empty only with `stage`.
     std::vector<std::filesystem::path> release_keys;
     bool stage = false;             // build into staged/<ID> and stop; publish_commit publishes it

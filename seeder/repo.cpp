@@ -10,11 +10,12 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "common/fsutil.hpp"
-#include "common/json_strict.hpp"
-#include "common/manifest.hpp"
-#include "common/trust.hpp"
+#include "core/json_strict.hpp"
+#include "core/manifest.hpp"
+#include "core/trust.hpp"
 #include "crypto/crypto.hpp"
+#include "io/fs.hpp"
+#include "io/key_files.hpp"
 
 namespace patchswarm::seeder {
 
@@ -79,7 +80,7 @@ Result<core::FeedEntry> parse_index_entry(const json& item) {
 }  // namespace
 
 bool is_sha256_hex(std::string_view text) {
-    return json_strict::is_lower_hex(text, 64);
+    return core::json_strict::is_lower_hex(text, 64);
 }
 
 Result<void> validate_repo_name(std::string_view name) {
@@ -113,7 +114,7 @@ Result<RepoInfo> parse_repo_info(std::string_view text) {
 }
 
 Result<RepoInfo> load_repo_info(const RepoPaths& paths) {
-    auto text = read_file(paths.repo_json(), kMaxRepoJsonBytes);
+    auto text = io::read_file(paths.repo_json(), kMaxRepoJsonBytes);
     if (!text) {
         if (text.error().code == Errc::not_found) {
             return fail(Errc::not_found, paths.root().string() +
@@ -171,7 +172,7 @@ Result<Index> parse_index(std::string_view text) {
 }
 
 Result<Index> load_index(const RepoPaths& paths) {
-    auto text = read_file(paths.index_json(), kMaxIndexBytes);
+    auto text = io::read_file(paths.index_json(), kMaxIndexBytes);
     if (!text) {
         if (text.error().code == Errc::not_found) return Index{};
         return std::unexpected(text.error());
@@ -198,7 +199,7 @@ Result<CurrentRoot> load_current_root(const RepoPaths& paths) {
                                          " has no root document: run `patchswarm-seeder root "
                                          "init` first");
     }
-    auto text = read_file(paths.root_version(newest), core::kMaxRootEnvelopeBytes);
+    auto text = io::read_file(paths.root_version(newest), core::kMaxRootEnvelopeBytes);
     if (!text) return std::unexpected(text.error());
     auto doc = core::verify_pinned_root(*text);
     if (!doc) {
@@ -264,7 +265,7 @@ Result<void> keygen(const fs::path& base) {
                         "cannot create " + base.parent_path().string() + ": " + ec.message());
         }
     }
-    return crypto::write_keypair(base, crypto::generate_keypair());
+    return io::write_keypair(base, crypto::generate_keypair());
 }
 
 }  // namespace patchswarm::seeder

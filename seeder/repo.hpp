@@ -11,9 +11,9 @@
 #include <utility>
 #include <vector>
 
-#include "common/error.hpp"
-#include "common/feed.hpp"
-#include "common/root.hpp"
+#include "base/error.hpp"
+#include "core/feed.hpp"
+#include "core/root.hpp"
 
 namespace patchswarm::seeder {
 

@@ -4,12 +4,13 @@
 #include <limits>
 #include <set>
 
-#include "common/json_strict.hpp"
-#include "common/manifest.hpp"
+#include "core/envelope.hpp"
+#include "core/json_strict.hpp"
+#include "core/manifest.hpp"
 
 namespace patchswarm::seeder {
 
-namespace js = json_strict;
+namespace js = core::json_strict;
 
 namespace {
 
@@ -153,9 +154,9 @@ Result<Report> decode_report(std::string_view payload) {
 }  // namespace
 
 Result<Report> parse_report(std::string_view envelope_json) {
-    auto env = crypto::parse_envelope(envelope_json, kMaxReportBytes);
+    auto env = core::parse_envelope(envelope_json, kMaxReportBytes);
     if (!env) return std::unexpected(env.error());
-    if (env->payload_type != crypto::payload_type::report) {
+    if (env->payload_type != core::payload_type::report) {
         return fail(Errc::malformed, "payload_type is not a report");
     }
     const std::string_view payload(reinterpret_cast<const char*>(env->payload.data()),
@@ -167,7 +168,7 @@ Result<Report> parse_report(std::string_view envelope_json) {
                     "report.device_id must be the first 32 hex characters of the device key id");
     }
     const crypto::PublicKey trusted[] = {report->device_key};
-    if (auto ok = crypto::verify_envelope(*env, crypto::payload_type::report, trusted); !ok) {
+    if (auto ok = core::verify_envelope(*env, core::payload_type::report, trusted); !ok) {
         return fail(Errc::bad_signature, "report is not signed by its device key");
     }
     return report;

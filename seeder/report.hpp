@@ -13,9 +13,9 @@
 #include <string_view>
 #include <vector>
 
-#include "common/error.hpp"
-#include "common/manifest.hpp"
-#include "common/state_machine.hpp"
+#include "base/error.hpp"
+#include "core/manifest.hpp"
+#include "core/state_machine.hpp"
 #include "crypto/crypto.hpp"
 
 namespace patchswarm::seeder {
@@ -25,7 +25,7 @@ inline constexpr std::size_t kMaxReportReleases = 1000;
 inline constexpr std::size_t kMaxHostnameBytes = 255;
 inline constexpr std::size_t kMaxBootIdBytes = 128;
 inline constexpr std::size_t kMaxReasonBytes = 4096;
-using core::device_id_for;  // common/manifest.hpp
+using core::device_id_for;  // core/manifest.hpp
 using core::kDeviceIdHexChars;
 
 struct ReleaseReport {

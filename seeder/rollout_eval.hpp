@@ -10,8 +10,8 @@
 #include <span>
 #include <string>
 
-#include "common/manifest.hpp"
-#include "common/rollout.hpp"
+#include "core/manifest.hpp"
+#include "core/rollout.hpp"
 #include "seeder/fleet_db.hpp"
 
 namespace patchswarm::seeder {

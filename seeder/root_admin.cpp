@@ -7,10 +7,12 @@
 #include <set>
 #include <type_traits>
 
-#include "common/fsutil.hpp"
-#include "common/manifest.hpp"
-#include "common/root.hpp"
-#include "common/trust.hpp"
+#include "core/envelope.hpp"
+#include "core/manifest.hpp"
+#include "core/root.hpp"
+#include "core/trust.hpp"
+#include "io/fs.hpp"
+#include "io/key_files.hpp"
 #include "seeder/repo.hpp"
 
 namespace patchswarm::seeder {
@@ -50,7 +52,7 @@ auto load_keys(std::span<const fs::path> files, std::string_view option, Loader 
 
 Result<std::vector<crypto::PublicKey>> load_public_keys(std::span<const fs::path> files,
                                                         std::string_view option) {
-    return load_keys(files, option, [](const fs::path& f) { return crypto::load_public_key(f); });
+    return load_keys(files, option, [](const fs::path& f) { return io::load_public_key(f); });
 }
 
 Result<void> check_expires_days(std::uint32_t days) {
@@ -62,17 +64,17 @@ Result<void> check_expires_days(std::uint32_t days) {
 }
 
 // Valid signatures in `env` by distinct keys of `role` (each key once).
-std::size_t count_signed(const crypto::Envelope& env, const core::KeySet& role) {
+std::size_t count_signed(const core::Envelope& env, const core::KeySet& role) {
     std::size_t n = 0;
     for (const auto& key : role.keys) {
         const crypto::PublicKey one[] = {key};
-        if (crypto::verify_envelope(env, crypto::payload_type::root, one, 1)) ++n;
+        if (core::verify_envelope(env, core::payload_type::root, one, 1)) ++n;
     }
     return n;
 }
 
 struct Staged {
-    crypto::Envelope env;
+    core::Envelope env;
     core::RootDocument doc;
     std::optional<core::RootDocument> previous;  // the committed version before it
 };
@@ -110,7 +112,7 @@ Result<void> add_signatures(Staged& s, std::span<const crypto::KeyPair> keys) {
                         "key " + crypto::key_id(key.public_key) + " is not a root key of version " +
                             std::to_string(s.doc.version) + " or of the version before it");
         }
-        crypto::add_signature(s.env, key);
+        core::add_signature(s.env, key);
     }
     return {};
 }
@@ -118,11 +120,11 @@ Result<void> add_signatures(Staged& s, std::span<const crypto::KeyPair> keys) {
 // Commits the staged root when both thresholds are met; otherwise keeps it staged.
 Result<RootStatus> save_or_commit(const RepoPaths& paths, const Staged& s) {
     RootStatus st = status_of(s, paths);
-    const std::string bytes = crypto::serialize_envelope(s.env);
+    const std::string bytes = core::serialize_envelope(s.env);
     const bool ready = st.signed_by_own >= st.own_threshold &&
                        (!s.previous || st.signed_by_previous >= st.previous_threshold);
     if (!ready) {
-        if (auto ok = write_file_atomic(paths.staged_root(), bytes); !ok) return forward(ok);
+        if (auto ok = io::write_file_atomic(paths.staged_root(), bytes); !ok) return forward(ok);
         return st;
     }
     // The endpoint's own check, so what is committed is exactly what endpoints accept.
@@ -146,7 +148,7 @@ Result<RootStatus> save_or_commit(const RepoPaths& paths, const Staged& s) {
         for (auto it = moved.rbegin(); it != moved.rend(); ++it) fs::rename(it->to, it->from, ec);
     };
     if (exists_no_follow(paths.feed_next_secret_key())) {
-        auto next = crypto::load_secret_key(paths.feed_next_secret_key());
+        auto next = io::load_secret_key(paths.feed_next_secret_key());
         if (!next) return fail(next.error().code, "feed-next.key: " + next.error().message);
         const std::string id = crypto::key_id(next->public_key);
         const auto& feed_ids = s.doc.feed.keyids;
@@ -170,7 +172,7 @@ Result<RootStatus> save_or_commit(const RepoPaths& paths, const Staged& s) {
             }
         }
     }
-    if (auto ok = write_file_atomic(target, bytes); !ok) {
+    if (auto ok = io::write_file_atomic(target, bytes); !ok) {
         undo();
         return forward(ok);
     }
@@ -183,16 +185,16 @@ Result<RootStatus> save_or_commit(const RepoPaths& paths, const Staged& s) {
 }
 
 Result<Staged> load_staged(const RepoPaths& paths) {
-    auto text = read_file(paths.staged_root(), core::kMaxRootEnvelopeBytes);
+    auto text = io::read_file(paths.staged_root(), core::kMaxRootEnvelopeBytes);
     if (!text) {
         if (text.error().code == Errc::not_found) {
             return fail(Errc::not_found, "no root version is staged (root init / root rotate)");
         }
         return forward(text);
     }
-    auto env = crypto::parse_envelope(*text, core::kMaxRootEnvelopeBytes);
+    auto env = core::parse_envelope(*text, core::kMaxRootEnvelopeBytes);
     if (!env) return fail(env.error().code, "root/staged.json: " + env.error().message);
-    if (env->payload_type != crypto::payload_type::root) {
+    if (env->payload_type != core::payload_type::root) {
         return fail(Errc::malformed, "root/staged.json is not a root document");
     }
     auto doc = core::parse_root(as_text(env->payload));
@@ -213,7 +215,7 @@ Result<Staged> load_staged(const RepoPaths& paths) {
 
 Staged stage(core::RootDocument doc, std::optional<core::RootDocument> previous) {
     const std::string bytes = core::serialize_root(doc);
-    return Staged{crypto::sign_envelope(crypto::payload_type::root, crypto::as_bytes(bytes), {}),
+    return Staged{core::sign_envelope(core::payload_type::root, crypto::as_bytes(bytes), {}),
                   std::move(doc), std::move(previous)};
 }
 
@@ -240,12 +242,11 @@ Result<crypto::PublicKey> ensure_feed_key(const RepoPaths& paths) {
         fs::create_directories(paths.keys_dir(), ec);
         if (ec) return fail(Errc::io, "cannot create " + paths.keys_dir().string());
         fs::permissions(paths.keys_dir(), fs::perms::owner_all, ec);
-        if (auto ok = crypto::write_keypair(paths.feed_key_base(), crypto::generate_keypair());
-            !ok) {
+        if (auto ok = io::write_keypair(paths.feed_key_base(), crypto::generate_keypair()); !ok) {
             return forward(ok);
         }
     }
-    auto key = crypto::load_secret_key(paths.feed_secret_key());
+    auto key = io::load_secret_key(paths.feed_secret_key());
     if (!key) return fail(key.error().code, "feed key: " + key.error().message);
     return key->public_key;
 }
@@ -269,7 +270,7 @@ Result<void> ensure_repo_json(const RepoPaths& paths, const std::optional<std::s
     if (auto ok = validate_repo_name(fresh.name); !ok) {
         return fail(Errc::invalid_argument, ok.error().message + " (choose one with --name-repo)");
     }
-    return write_file_atomic(paths.repo_json(), serialize_repo_info(fresh));
+    return io::write_file_atomic(paths.repo_json(), serialize_repo_info(fresh));
 }
 
 std::string describe_manifest(const core::Manifest& m) {
@@ -304,16 +305,16 @@ std::string to_json_line(const RootStatus& st) {
 
 Result<std::vector<crypto::KeyPair>> load_secret_keys(std::span<const fs::path> files,
                                                       std::string_view option) {
-    return load_keys(files, option, [](const fs::path& f) { return crypto::load_secret_key(f); });
+    return load_keys(files, option, [](const fs::path& f) { return io::load_secret_key(f); });
 }
 
-Result<std::size_t> merge_signatures(crypto::Envelope& into, const crypto::Envelope& from,
+Result<std::size_t> merge_signatures(core::Envelope& into, const core::Envelope& from,
                                      std::span<const crypto::PublicKey> allowed) {
     if (from.payload_type != into.payload_type || from.payload != into.payload) {
         return fail(Errc::malformed, "the signed copy holds another document");
     }
     std::size_t added = 0;
-    const crypto::Bytes pae = crypto::pre_auth_encoding(into.payload_type, into.payload);
+    const crypto::Bytes pae = core::pre_auth_encoding(into.payload_type, into.payload);
     for (const auto& entry : from.signatures) {
         const bool present = std::any_of(into.signatures.begin(), into.signatures.end(),
                                          [&](const auto& e) { return e.keyid == entry.keyid; });
@@ -324,7 +325,7 @@ Result<std::size_t> merge_signatures(crypto::Envelope& into, const crypto::Envel
                    crypto::verify_detached(pae, entry.sig, key);
         });
         if (!valid) continue;
-        if (into.signatures.size() >= crypto::kMaxSignatures) {
+        if (into.signatures.size() >= core::kMaxSignatures) {
             return fail(Errc::too_large, "envelope already carries the maximum of signatures");
         }
         into.signatures.push_back(entry);
@@ -361,7 +362,7 @@ Result<RootStatus> root_init(const RootInitRequest& req, std::int64_t now) {
     doc.release = *release;
     crypto::PublicKey feed{};
     if (req.feed_public_key) {
-        auto key = crypto::load_public_key(*req.feed_public_key);
+        auto key = io::load_public_key(*req.feed_public_key);
         if (!key) return fail(key.error().code, "--feed-pub: " + key.error().message);
         feed = *key;
     } else {
@@ -420,7 +421,7 @@ Result<RootStatus> root_rotate(const RootRotateRequest& req, std::int64_t now) {
         fs::remove(paths.feed_next_secret_key(), ec);
         fs::remove(paths.feed_next_public_key(), ec);
         const crypto::KeyPair next = crypto::generate_keypair();
-        if (auto ok = crypto::write_keypair(paths.feed_next_key_base(), next); !ok) {
+        if (auto ok = io::write_keypair(paths.feed_next_key_base(), next); !ok) {
             return forward(ok);
         }
         const crypto::PublicKey feed_keys[] = {next.public_key};
@@ -446,9 +447,9 @@ Result<RootStatus> root_sign(const RootSignRequest& req) {
     if (auto ok = add_signatures(*s, *signers); !ok) return forward(ok);
     const auto allowed = root_signers(*s);
     for (const auto& file : req.merge) {
-        auto text = read_file(file, core::kMaxRootEnvelopeBytes);
+        auto text = io::read_file(file, core::kMaxRootEnvelopeBytes);
         if (!text) return fail(text.error().code, file.string() + ": " + text.error().message);
-        auto env = crypto::parse_envelope(*text, core::kMaxRootEnvelopeBytes);
+        auto env = core::parse_envelope(*text, core::kMaxRootEnvelopeBytes);
         if (!env) return fail(env.error().code, file.string() + ": " + env.error().message);
         auto added = merge_signatures(s->env, *env, allowed);
         if (!added) return fail(added.error().code, file.string() + ": " + added.error().message);
@@ -457,20 +458,20 @@ Result<RootStatus> root_sign(const RootSignRequest& req) {
 }
 
 Result<std::string> sign_envelope_file(const fs::path& file, const fs::path& key_file) {
-    auto key = crypto::load_secret_key(key_file);
+    auto key = io::load_secret_key(key_file);
     if (!key) return fail(key.error().code, "--key: " + key.error().message);
     const std::size_t max_bytes = core::kMaxManifestBytes * 2;
-    auto text = read_file(file, max_bytes);
+    auto text = io::read_file(file, max_bytes);
     if (!text) return fail(text.error().code, file.string() + ": " + text.error().message);
-    auto env = crypto::parse_envelope(*text, max_bytes);
+    auto env = core::parse_envelope(*text, max_bytes);
     if (!env) return fail(env.error().code, file.string() + ": " + env.error().message);
     // Say what is being signed: a signer must see the document, not just a file name.
     std::string what;
-    if (env->payload_type == crypto::payload_type::manifest) {
+    if (env->payload_type == core::payload_type::manifest) {
         auto m = core::parse_manifest(as_text(env->payload));
         if (!m) return fail(m.error().code, file.string() + ": " + m.error().message);
         what = describe_manifest(*m);
-    } else if (env->payload_type == crypto::payload_type::root) {
+    } else if (env->payload_type == core::payload_type::root) {
         auto r = core::parse_root(as_text(env->payload));
         if (!r) return fail(r.error().code, file.string() + ": " + r.error().message);
         what = describe_root(*r);
@@ -479,11 +480,11 @@ Result<std::string> sign_envelope_file(const fs::path& file, const fs::path& key
                     file.string() + ": only staged manifests and roots are signed this way");
     }
     const std::size_t before = env->signatures.size();
-    crypto::add_signature(*env, *key);
-    if (env->signatures.size() > crypto::kMaxSignatures) {
+    core::add_signature(*env, *key);
+    if (env->signatures.size() > core::kMaxSignatures) {
         return fail(Errc::too_large, file.string() + ": too many signatures");
     }
-    if (auto ok = write_file_atomic(file, crypto::serialize_envelope(*env)); !ok) {
+    if (auto ok = io::write_file_atomic(file, core::serialize_envelope(*env)); !ok) {
         return forward(ok);
     }
     const bool added = env->signatures.size() != before;

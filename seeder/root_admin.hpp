@@ -19,8 +19,10 @@
 #include <string>
 #include <vector>
 
-#include "common/error.hpp"
+#include "base/error.hpp"
+#include "core/envelope.hpp"
 #include "crypto/crypto.hpp"
+#include "io/key_files.hpp"
 
 namespace patchswarm::seeder {
 
@@ -90,11 +92,10 @@ std::string to_json_line(const RootStatus& status);
 
 // Copies into `into` every signature of `from` that is valid and made by one of `allowed`, and not
 // yet present. Errc::malformed if `from` carries another type or other payload bytes.
-[[nodiscard]] Result<std::size_t> merge_signatures(crypto::Envelope& into,
-                                                   const crypto::Envelope& from,
+[[nodiscard]] Result<std::size_t> merge_signatures(core::Envelope& into, const core::Envelope& from,
                                                    std::span<const crypto::PublicKey> allowed);
 
-// Loads secret key files; Errc as crypto::load_secret_key, prefixed with the option name.
+// Loads secret key files; Errc as io::load_secret_key, prefixed with the option name.
 [[nodiscard]] Result<std::vector<crypto::KeyPair>> load_secret_keys(
     std::span<const std::filesystem::path> files, std::string_view option);
 

@@ -13,15 +13,17 @@
 #include <set>
 #include <stdexcept>
 
-#include "common/fsutil.hpp"
-#include "common/http.hpp"
-#include "common/manifest.hpp"
-#include "common/rate_limit.hpp"
-#include "common/rollout.hpp"
-#include "common/sites.hpp"
-#include "common/swarm.hpp"
-#include "common/x509.hpp"
+#include "core/envelope.hpp"
+#include "core/manifest.hpp"
+#include "core/rate_limit.hpp"
+#include "core/rollout.hpp"
+#include "core/sites.hpp"
 #include "crypto/crypto.hpp"
+#include "io/fs.hpp"
+#include "io/http/http.hpp"
+#include "io/key_files.hpp"
+#include "io/swarm/swarm.hpp"
+#include "io/x509.hpp"
 #include "seeder/dashboard.hpp"
 #include "seeder/enrolment.hpp"
 #include "seeder/feed_service.hpp"
@@ -49,13 +51,13 @@ std::int64_t now_unix() {
         .count();
 }
 
-http::Response error_response(int status, std::string_view code, std::string_view message) {
+io::http::Response error_response(int status, std::string_view code, std::string_view message) {
     const nlohmann::json body = {{"error", code}, {"message", message}};
-    return http::json_response(status,
-                               body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    return io::http::json_response(
+        status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
-http::Response error_response(const Error& e, int status) {
+io::http::Response error_response(const Error& e, int status) {
     return error_response(status, to_string(e.code), e.message);
 }
 
@@ -109,16 +111,16 @@ struct LoadedRelease {
 };
 
 Result<LoadedRelease> load_release(const RepoPaths& paths, const core::FeedEntry& entry) {
-    auto manifest = read_file(paths.manifest(entry.id), 2 * core::kMaxManifestBytes);
+    auto manifest = io::read_file(paths.manifest(entry.id), 2 * core::kMaxManifestBytes);
     if (!manifest) return std::unexpected(manifest.error());
     if (crypto::sha256_hex(crypto::as_bytes(*manifest)) != entry.manifest_sha256) {
         return fail(Errc::hash_mismatch, "manifest.json does not match index.json");
     }
-    auto torrent = read_file(paths.torrent(entry.id), kMaxTorrentBytes);
+    auto torrent = io::read_file(paths.torrent(entry.id), kMaxTorrentBytes);
     if (!torrent) return std::unexpected(torrent.error());
     LoadedRelease release;
     // Our own repository's manifest: parsed for its rollout policy, which serve enforces.
-    auto env = crypto::parse_envelope(*manifest, 2 * core::kMaxManifestBytes);
+    auto env = core::parse_envelope(*manifest, 2 * core::kMaxManifestBytes);
     if (!env) return std::unexpected(env.error());
     auto m = core::parse_manifest(
         std::string_view(reinterpret_cast<const char*>(env->payload.data()), env->payload.size()));
@@ -126,7 +128,7 @@ Result<LoadedRelease> load_release(const RepoPaths& paths, const core::FeedEntry
     release.created = m->created;
     release.rollout = m->rollout;
     release.torrent.assign(torrent->begin(), torrent->end());
-    auto summary = swarm::inspect_torrent(release.torrent);
+    auto summary = io::swarm::inspect_torrent(release.torrent);
     if (!summary) return std::unexpected(summary.error());
     auto hash = tracker::announce_hash(summary->infohash_v2);
     if (!hash) return std::unexpected(hash.error());
@@ -165,14 +167,14 @@ std::string ssl_listen_for(const ServeOptions& options) {
 
 // The seeder's own certificate: a fresh key each start and at half its life, issued by the
 // fleet CA.
-Result<x509::KeyAndCert> seeder_certificate(const x509::KeyAndCert& ca) {
-    auto key = x509::generate_key();
+Result<io::x509::KeyAndCert> seeder_certificate(const io::x509::KeyAndCert& ca) {
+    auto key = io::x509::generate_key();
     if (!key) return fail(key.error().code, "seeder TLS key: " + key.error().message);
-    auto pub = x509::public_key_of(*key);
+    auto pub = io::x509::public_key_of(*key);
     if (!pub) return fail(pub.error().code, "seeder TLS key: " + pub.error().message);
-    auto cert = x509::issue(ca, *pub, "patchswarm-seeder", kSeederCertLifetime);
+    auto cert = io::x509::issue(ca, *pub, "patchswarm-seeder", kSeederCertLifetime);
     if (!cert) return fail(cert.error().code, "seeder certificate: " + cert.error().message);
-    return x509::KeyAndCert{std::move(*key), std::move(*cert)};
+    return io::x509::KeyAndCert{std::move(*key), std::move(*cert)};
 }
 
 constexpr std::int64_t kRootExpiryWarning = 30 * 86'400;
@@ -191,7 +193,7 @@ void warn_if_root_expires_soon(const core::RootDocument& root) {
 // keys/feed.key, which must be a feed key of `root`: a feed signed by any other key would be
 // refused by every endpoint.
 Result<crypto::KeyPair> feed_key_for(const RepoPaths& paths, const core::RootDocument& root) {
-    auto key = crypto::load_secret_key(paths.feed_secret_key());
+    auto key = io::load_secret_key(paths.feed_secret_key());
     if (!key) return fail(key.error().code, "feed key: " + key.error().message);
     const auto& ids = root.feed.keyids;
     if (std::find(ids.begin(), ids.end(), crypto::key_id(key->public_key)) == ids.end()) {
@@ -212,7 +214,7 @@ class Seeder {
   public:
     Seeder(asio::io_context& io, const ServeOptions& options, RepoInfo info,
            crypto::KeyPair feed_key, std::uint64_t root_version, std::unique_ptr<FleetDb> db,
-           core::SiteMap sites, std::string admin_token, std::optional<x509::KeyAndCert> ca,
+           core::SiteMap sites, std::string admin_token, std::optional<io::x509::KeyAndCert> ca,
            std::unique_ptr<EnrolmentDb> enrolment)
         : io_(io),
           options_(options),
@@ -253,7 +255,7 @@ class Seeder {
     // ---- start-up ----------------------------------------------------------------------------
 
     void start_swarm() {
-        swarm::Settings settings;
+        io::swarm::Settings settings;
         settings.listen = options_.bt;
         settings.resume_dir = paths_.resume_dir();
         // HQ is reached through the tracker; announcing itself on every LAN would defeat the
@@ -271,7 +273,7 @@ class Seeder {
         }
         if (options_.site_upload_limit > 0) {
             for (const auto& site : sites_.sites()) {
-                swarm::PeerClassSpec spec;
+                io::swarm::PeerClassSpec spec;
                 spec.name = "site:" + site.name;
                 for (const auto& r : site.ranges) spec.cidrs.push_back(r.to_string());
                 spec.upload_limit = options_.site_upload_limit;
@@ -281,14 +283,14 @@ class Seeder {
                 settings.peer_classes.push_back(std::move(spec));
             }
         }
-        swarm::Callbacks callbacks;
+        io::swarm::Callbacks callbacks;
         callbacks.on_finished = [](const std::string& id) {
             spdlog::info("release {} checked on disk: seeding", id);
         };
         callbacks.on_error = [](const std::string& id, const std::string& message) {
             spdlog::error("release {}: swarm error: {}", id, message);
         };
-        auto session = swarm::Session::create(io_, settings, callbacks);
+        auto session = io::swarm::Session::create(io_, settings, callbacks);
         if (!session)
             throw std::runtime_error("--bt " + options_.bt + ": " + session.error().message);
         session_ = std::move(*session);
@@ -311,12 +313,12 @@ class Seeder {
     }
 
     void start_http() {
-        http::ServerLimits limits;
+        io::http::ServerLimits limits;
         limits.max_body_bytes = kMaxReportBytes;
         limits.max_connections_per_client = options_.max_connections_per_client;
-        http_ = std::make_unique<http::Server>(
+        http_ = std::make_unique<io::http::Server>(
             io_,
-            [this](http::Request&& req, http::Respond respond) {
+            [this](io::http::Request&& req, io::http::Respond respond) {
                 handle(std::move(req), std::move(respond));
             },
             limits);
@@ -547,7 +549,7 @@ class Seeder {
 
     void add_to_swarm(const std::string& id, const std::string& manifest_sha256,
                       std::vector<std::uint8_t> torrent) {
-        swarm::AddParams params;
+        io::swarm::AddParams params;
         params.id = id;
         params.torrent = std::move(torrent);
         params.save_path = paths_.payload_dir(id);
@@ -567,7 +569,7 @@ class Seeder {
 
     // ---- routes ------------------------------------------------------------------------------
 
-    void handle(http::Request&& req, http::Respond respond) {
+    void handle(io::http::Request&& req, io::http::Respond respond) {
         spdlog::debug("{} {} from {}", req.method, req.target, req.remote_address);
         try {
             if (auto refused = rate_limited(req)) return respond(std::move(*refused));
@@ -594,7 +596,7 @@ class Seeder {
 
     // 429 with Retry-After once a client (req.client, the HTTP server's per-connection key)
     // has used its burst.
-    std::optional<http::Response> rate_limited(const http::Request& req) {
+    std::optional<io::http::Response> rate_limited(const io::http::Request& req) {
         const std::string& client = req.client;
         const auto decision = limiter_.take(client, core::RateLimiter::Clock::now());
         if (decision.allowed) return std::nullopt;
@@ -607,11 +609,11 @@ class Seeder {
         return res;
     }
 
-    static bool is_read(const http::Request& req) {
+    static bool is_read(const io::http::Request& req) {
         return req.method == "GET" || req.method == "HEAD";
     }
 
-    http::Response route(const http::Request& req) {
+    io::http::Response route(const io::http::Request& req) {
         if (req.path == "/v1/report") {
             if (req.method != "POST") return method_not_allowed();
             return post_report(req);
@@ -621,10 +623,11 @@ class Seeder {
             return post_enroll(req);
         }
         if (!is_read(req)) return method_not_allowed();
-        if (req.path == "/healthz") return http::text_response(200, "ok");
+        if (req.path == "/healthz") return io::http::text_response(200, "ok");
         if (req.path == "/announce") return announce(req);
         if (auto version = core::root_route_version(req.path)) {
-            return http::file_response(paths_.root_version(*version), nullptr, "application/json");
+            return io::http::file_response(paths_.root_version(*version), nullptr,
+                                           "application/json");
         }
         if (req.path == "/" || req.path == "/dashboard") return get_dashboard();
         if (req.path == "/v1/status") return get_status();
@@ -634,12 +637,12 @@ class Seeder {
         return error_response(404, "not_found", "no such route");
     }
 
-    static http::Response method_not_allowed() {
+    static io::http::Response method_not_allowed() {
         auto res = error_response(405, "method_not_allowed", "method not allowed");
         return res;
     }
 
-    void get_feed(const http::Request& req, http::Respond respond) {
+    void get_feed(const io::http::Request& req, io::http::Respond respond) {
         std::optional<std::uint64_t> after;
         std::uint64_t wait = 0;
         if (const auto it = req.query.find("after"); it != req.query.end()) {
@@ -655,7 +658,7 @@ class Seeder {
     }
 
     // /v1/releases/<ID>/manifest and /v1/releases/<ID>/torrent
-    http::Response get_release_file(const http::Request& req) {
+    io::http::Response get_release_file(const io::http::Request& req) {
         const std::string_view rest = std::string_view(req.path).substr(13);
         const auto slash = rest.find('/');
         if (slash == std::string_view::npos)
@@ -665,17 +668,17 @@ class Seeder {
         if (auto ok = core::validate_release_id(id); !ok) return error_response(ok.error(), 400);
         if (!is_published(id)) return error_response(404, "not_found", "no release " + id);
         if (what == "manifest") {
-            return http::file_response(paths_.manifest(id), nullptr, "application/json");
+            return io::http::file_response(paths_.manifest(id), nullptr, "application/json");
         }
         if (what == "torrent") {
-            return http::file_response(paths_.torrent(id), nullptr, "application/x-bittorrent");
+            return io::http::file_response(paths_.torrent(id), nullptr, "application/x-bittorrent");
         }
         return error_response(404, "not_found", "no such route");
     }
 
     // /v1/payload/<ID>/<path>: the BEP 19 web seed root is /v1/payload/<ID>/, below which the
     // torrent's name and file paths follow.
-    http::Response get_payload(const http::Request& req) {
+    io::http::Response get_payload(const io::http::Request& req) {
         const std::string_view rest = std::string_view(req.path).substr(12);
         const auto slash = rest.find('/');
         if (slash == std::string_view::npos) return error_response(404, "not_found", "no file");
@@ -695,7 +698,7 @@ class Seeder {
             // With enrolment on, the web seed serves only enrolled, unrevoked devices, which
             // present their device id and web secret as HTTP Basic credentials: a stranger on the
             // LAN gets neither the swarm (TLS) nor this, even from behind an endpoint's NAT.
-            const auto credentials = http::basic_credentials(req);
+            const auto credentials = io::http::basic_credentials(req);
             auto valid = credentials ? enrolment_->web_secret_valid(credentials->first,
                                                                     credentials->second, now_unix())
                                      : Result<bool>(false);
@@ -719,13 +722,13 @@ class Seeder {
                                       std::to_string(options_.site_stall.count()) + "s");
         }
         const auto range = req.headers.find("range");
-        return http::file_response(paths_.payload_dir(id) / path,
-                                   range == req.headers.end() ? nullptr : &range->second);
+        return io::http::file_response(paths_.payload_dir(id) / path,
+                                       range == req.headers.end() ? nullptr : &range->second);
     }
 
-    http::Response announce(const http::Request& req) {
+    io::http::Response announce(const io::http::Request& req) {
         // Trackers answer failures with 200 and a bencoded reason (BEP 3).
-        http::Response res = http::text_response(200, "");
+        io::http::Response res = io::http::text_response(200, "");
         res.content_type = "text/plain";
         auto a = tracker::parse_announce(req.raw_query, req.remote_address);
         if (!a) {
@@ -766,7 +769,7 @@ class Seeder {
     }
 
     // POST /v1/enroll: a first enrolment (signed by a token) or a renewal (device key only).
-    http::Response post_enroll(const http::Request& req) {
+    io::http::Response post_enroll(const io::http::Request& req) {
         if (!enrolment_ || !ca_) {
             return error_response(404, "not_found",
                                   "enrolment is off: the repository has no fleet CA (ca init)");
@@ -795,13 +798,13 @@ class Seeder {
         // "renewal" with a key of their own.
         if (auto ok = enrolment_->check(*request, now); !ok) return refuse(ok.error());
         // Issued before the token is spent, so a bad key costs no use of it.
-        auto cert = x509::issue(*ca_, request->tls_public_key, request->device_id,
-                                options_.cert_lifetime.count());
+        auto cert = io::x509::issue(*ca_, request->tls_public_key, request->device_id,
+                                    options_.cert_lifetime.count());
         if (!cert) {
             spdlog::warn("{} from {} refused: {}", what, req.remote_address, cert.error().message);
             return error_response(400, "malformed", "tls_public_key: " + cert.error().message);
         }
-        auto info = x509::inspect(*cert);
+        auto info = io::x509::inspect(*cert);
         if (!info) return error_response(info.error(), 500);
         // A fresh web seed secret with every certificate: one that leaked stops working at the
         // next renewal, and a revoked device's goes at once.
@@ -816,10 +819,10 @@ class Seeder {
                      core::format_utc(info->not_after));
         const nlohmann::json body = {
             {"certificate", *cert}, {"ca", ca_->cert_pem}, {"web_secret", web_secret}};
-        return http::json_response(200, body.dump());
+        return io::http::json_response(200, body.dump());
     }
 
-    http::Response post_report(const http::Request& req) {
+    io::http::Response post_report(const io::http::Request& req) {
         auto report = parse_report(req.body);
         if (!report) ++counters_.reports_refused;
         if (!report) {
@@ -847,7 +850,7 @@ class Seeder {
         }
         ++counters_.reports_accepted;
         log_outcome(*report, *outcome, req.remote_address);
-        return http::json_response(200, R"({"ok":true})");
+        return io::http::json_response(200, R"({"ok":true})");
     }
 
     static void log_outcome(const Report& report, const ReportOutcome& outcome,
@@ -862,8 +865,8 @@ class Seeder {
     }
 
     // The page is static: it reads /v1/status itself, so it shows no more than that does.
-    static http::Response get_dashboard() {
-        http::Response res = http::text_response(200, std::string(dashboard_html()));
+    static io::http::Response get_dashboard() {
+        io::http::Response res = io::http::text_response(200, std::string(dashboard_html()));
         res.content_type = "text/html; charset=utf-8";
         res.headers["Cache-Control"] = "no-store";
         res.headers["Content-Security-Policy"] = std::string(kDashboardCsp);
@@ -872,14 +875,14 @@ class Seeder {
         return res;
     }
 
-    http::Response get_status() {
+    io::http::Response get_status() {
         auto status =
             collect_status(paths_, db_.get(), now_unix(), &sites_, options_.stale_after.count());
         if (!status) return error_response(status.error(), 500);
-        return http::json_response(200, status_json(*status));
+        return io::http::json_response(200, status_json(*status));
     }
 
-    http::Response get_metrics() {
+    io::http::Response get_metrics() {
         auto status =
             collect_status(paths_, db_.get(), now_unix(), &sites_, options_.stale_after.count());
         if (!status) return error_response(status.error(), 500);
@@ -887,8 +890,8 @@ class Seeder {
         if (!snapshot) return error_response(snapshot.error(), 500);
         std::vector<std::int64_t> last_seen;
         for (const auto& e : snapshot->endpoints) last_seen.push_back(e.last_seen);
-        http::Response res =
-            http::text_response(200, render_metrics(*status, counters_, last_seen));
+        io::http::Response res =
+            io::http::text_response(200, render_metrics(*status, counters_, last_seen));
         res.content_type = std::string(kMetricsContentType);
         return res;
     }
@@ -901,10 +904,10 @@ class Seeder {
     std::unique_ptr<FleetDb> db_;
     FeedService feed_;
     std::optional<tracker::PeerTable> tracker_;  // needs the bound BitTorrent port
-    std::unique_ptr<swarm::Session> session_;
+    std::unique_ptr<io::swarm::Session> session_;
     asio::steady_timer tick_timer_;
     std::uint64_t root_version_ = 0;
-    std::optional<x509::KeyAndCert> ca_;  // set: enrolment required
+    std::optional<io::x509::KeyAndCert> ca_;  // set: enrolment required
     std::int64_t own_cert_renew_at_ = 0;
     std::unique_ptr<EnrolmentDb> enrolment_;  // set iff ca_
     std::set<std::string> ssl_torrents_;      // announce hashes of SSL torrents
@@ -925,7 +928,7 @@ class Seeder {
     bool stopping_ = false;
     const std::string admin_token_;
     core::RateLimiter limiter_;
-    std::unique_ptr<http::Server> http_;  // last: stopped and destroyed first
+    std::unique_ptr<io::http::Server> http_;  // last: stopped and destroyed first
 };
 
 // Everything `serve` needs from the repository, checked before anything is started.
@@ -971,10 +974,10 @@ void serve(const ServeOptions& options) {
     }
     auto sites = core::SiteMap::parse(options.sites);
     if (!sites) throw std::invalid_argument("--site: " + sites.error().message);
-    if (options.site_upload_limit > 0 && sites->sites().size() > swarm::kMaxPeerClasses) {
+    if (options.site_upload_limit > 0 && sites->sites().size() > io::swarm::kMaxPeerClasses) {
         // One libtorrent peer class per site, and a peer-class filter has only so many bits.
         throw std::invalid_argument("--site-upload-limit supports at most " +
-                                    std::to_string(swarm::kMaxPeerClasses) + " sites");
+                                    std::to_string(io::swarm::kMaxPeerClasses) + " sites");
     }
     const RepoPaths paths(options.repo);
     auto repo = open_repo(paths);
@@ -1006,7 +1009,7 @@ void serve(const ServeOptions& options) {
     if (*ca) {
         // Certificates end with the CA that signs them: near its end every renewal is short,
         // and past it no endpoint can join the swarm.
-        if (auto info = x509::inspect((*ca)->cert_pem);
+        if (auto info = io::x509::inspect((*ca)->cert_pem);
             info && info->not_after - now_unix() < kRootExpiryWarning) {
             spdlog::warn("the fleet CA ({}) expires {}: endpoint certificates cannot outlive it",
                          fleet_ca_cert(paths).string(), core::format_utc(info->not_after));

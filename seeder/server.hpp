@@ -34,7 +34,7 @@ struct ServeOptions {
     // torrents). Default: --bt's host with --bt's port + 1.
     std::string bt_ssl;
     std::chrono::seconds feed_expiry{86'400};
-    // Sites, "NAME=CIDR[,CIDR...]" each (common/sites.hpp); addresses outside them form one
+    // Sites, "NAME=CIDR[,CIDR...]" each (core/sites.hpp); addresses outside them form one
     // site per /24 (IPv6: /64).
     std::vector<std::string> sites;
     std::size_t gateways =

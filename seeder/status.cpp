@@ -6,11 +6,12 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "common/fsutil.hpp"
-#include "common/manifest.hpp"
-#include "common/rollout.hpp"
-#include "common/term.hpp"
+#include "core/envelope.hpp"
+#include "core/manifest.hpp"
+#include "core/rollout.hpp"
 #include "crypto/crypto.hpp"
+#include "io/fs.hpp"
+#include "io/term.hpp"
 
 namespace patchswarm::seeder {
 
@@ -245,8 +246,9 @@ void render_bytes(std::ostringstream& out, const ReleaseStatus& rs) {
     const int peer_pct =
         total ? static_cast<int>(static_cast<double>(rs.bytes_from_peers) * 100.0 / total + 0.5)
               : 0;
-    out << "  bytes      " << term::human_bytes(rs.bytes_from_peers) << " from peers (" << peer_pct
-        << "%) · " << term::human_bytes(rs.bytes_from_seeder) << " from the seeder\n";
+    out << "  bytes      " << io::term::human_bytes(rs.bytes_from_peers) << " from peers ("
+        << peer_pct << "%) · " << io::term::human_bytes(rs.bytes_from_seeder)
+        << " from the seeder\n";
 }
 
 // Per site: how many are done, and how many payload copies crossed its WAN link.
@@ -262,8 +264,8 @@ void render_sites(std::ostringstream& out, const ReleaseStatus& rs) {
         std::snprintf(copies, sizeof copies, "%.2f", s.wan_copies);
         out << "             " << pad(printable(s.name, 40), width + 2)
             << pad(std::to_string(s.effective) + "/" + std::to_string(s.endpoints), 12)
-            << pad(term::human_bytes(s.bytes_from_wan), 12) << pad(copies, 8)
-            << term::human_bytes(s.bytes_from_lan) << '\n';
+            << pad(io::term::human_bytes(s.bytes_from_wan), 12) << pad(copies, 8)
+            << io::term::human_bytes(s.bytes_from_lan) << '\n';
     }
 }
 
@@ -286,7 +288,7 @@ void render_endpoints(std::ostringstream& out, const ReleaseStatus& rs, std::int
         out << "    " << pad(e.device_id.substr(0, 8), 10)
             << pad(printable(e.hostname, 24), host_width + 2) << pad(e.state, 16)
             << pad(age(e.since, now), 8)
-            << pad(term::progress_bar(e.progress, 10, tty), tty ? 20 : 10)
+            << pad(io::term::progress_bar(e.progress, 10, tty), tty ? 20 : 10)
             << printable(e.why, tty ? 80 : kMaxReasonBytes) << '\n';
     }
     if (shown < rs.not_effective.size()) {
@@ -333,10 +335,10 @@ void render_release(std::ostringstream& out, const ReleaseStatus& rs, std::int64
     out << '\n' << rs.id;
     if (!rs.name.empty()) out << " · " << rs.name;
     if (!rs.severity.empty()) out << " · " << rs.severity;
-    out << " · " << term::human_bytes(rs.size) << " · sequence " << rs.sequence << '\n';
+    out << " · " << io::term::human_bytes(rs.size) << " · sequence " << rs.sequence << '\n';
     const double fraction =
         rs.endpoints ? static_cast<double>(rs.effective) / static_cast<double>(rs.endpoints) : 0;
-    out << "  effective  " << term::progress_bar(fraction, 30, tty) << "  " << rs.effective
+    out << "  effective  " << io::term::progress_bar(fraction, 30, tty) << "  " << rs.effective
         << " of " << rs.endpoints << " endpoints\n";
     render_counts(out, rs);
     render_rollout(out, rs);
@@ -347,9 +349,9 @@ void render_release(std::ostringstream& out, const ReleaseStatus& rs, std::int64
 
 ManifestFacts read_manifest_facts(const RepoPaths& paths, const std::string& id) {
     // Local, trusted files: signatures were made by publish; this only labels the table.
-    auto text = read_file(paths.manifest(id), 2 * core::kMaxManifestBytes);
+    auto text = io::read_file(paths.manifest(id), 2 * core::kMaxManifestBytes);
     if (!text) return {};
-    auto env = crypto::parse_envelope(*text, 2 * core::kMaxManifestBytes);
+    auto env = core::parse_envelope(*text, 2 * core::kMaxManifestBytes);
     if (!env) return {};
     auto m = core::parse_manifest(
         std::string_view(reinterpret_cast<const char*>(env->payload.data()), env->payload.size()));

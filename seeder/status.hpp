@@ -11,8 +11,8 @@
 #include <utility>
 #include <vector>
 
-#include "common/error.hpp"
-#include "common/sites.hpp"
+#include "base/error.hpp"
+#include "core/sites.hpp"
 #include "seeder/fleet_db.hpp"
 #include "seeder/repo.hpp"
 #include "seeder/rollout_eval.hpp"

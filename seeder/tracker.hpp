@@ -5,7 +5,7 @@
 // The tracker only answers for the repository's own torrents. Those are BitTorrent v2-only, and
 // a v2 torrent is announced under the first 20 bytes of its SHA-256 info-hash (BEP 52).
 //
-// Sites (common/sites.hpp): every peer belongs to the site its address classifies into, and is
+// Sites (core/sites.hpp): every peer belongs to the site its address classifies into, and is
 // answered with peers of that site only, never another site's endpoints: serving another branch
 // costs two WAN links. The seeder's own address goes only to the site's gateways (the first
 // `gateways` peers of the site seen, while they stay; one that leaves or expires is replaced by
@@ -27,8 +27,8 @@
 #include <string_view>
 #include <vector>
 
-#include "common/error.hpp"
-#include "common/sites.hpp"
+#include "base/error.hpp"
+#include "core/sites.hpp"
 
 namespace patchswarm::seeder::tracker {
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <thread>
 
-#include "common/http.hpp"
+#include "io/http/http.hpp"
 
 namespace patchswarm::test {
 
@@ -20,12 +20,12 @@ namespace patchswarm::test {
 class FakeSeeder {
   public:
     explicit FakeSeeder(const std::string& address) {
-        server_ =
-            std::make_unique<http::Server>(io_, [this](http::Request&& req, http::Respond respond) {
-                auto it = routes_.find(req.path);
-                respond(it == routes_.end() ? http::json_response(404, R"({"error":"not_found"})")
-                                            : http::json_response(200, it->second));
-            });
+        server_ = std::make_unique<io::http::Server>(io_, [this](io::http::Request&& req,
+                                                                 io::http::Respond respond) {
+            auto it = routes_.find(req.path);
+            respond(it == routes_.end() ? io::http::json_response(404, R"({"error":"not_found"})")
+                                        : io::http::json_response(200, it->second));
+        });
         auto port = server_->listen(address);
         REQUIRE(port.has_value());
         url_ = "http://" + address;
@@ -51,7 +51,7 @@ class FakeSeeder {
 
   private:
     boost::asio::io_context io_;
-    std::unique_ptr<http::Server> server_;
+    std::unique_ptr<io::http::Server> server_;
     std::thread thread_;
     std::string url_;
 };

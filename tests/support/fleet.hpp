@@ -10,8 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "common/manifest.hpp"
+#include "core/manifest.hpp"
 #include "crypto/crypto.hpp"
+#include "io/key_files.hpp"
 #include "support/process.hpp"
 
 namespace patchswarm::test {
@@ -154,7 +155,7 @@ class Fleet {
 
     // Endpoint i's device id (from its device.pub), "" before it made its key.
     std::string device_id(int i) const {
-        const auto key = patchswarm::crypto::load_public_key(state_dir(i) / "device.pub");
+        const auto key = patchswarm::io::load_public_key(state_dir(i) / "device.pub");
         return key ? patchswarm::core::device_id_for(*key) : std::string();
     }
     // The Authorization header an enrolled endpoint i sends to the web seed (HTTP Basic: device

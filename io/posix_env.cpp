@@ -1,0 +1,60 @@
+// The POSIX Env: the system clocks, the boot id file, io/fs.hpp and io/process.hpp.
+#include <utility>
+
+#include "base/text.hpp"
+#include "io/env.hpp"
+#include "io/fs.hpp"
+
+namespace patchswarm::io {
+
+namespace {
+
+// A boot id is one short line (a UUID on Linux); more than this is not a boot id file.
+constexpr std::size_t kMaxBootIdBytes = 4096;
+
+class PosixEnv final : public Env {
+  public:
+    explicit PosixEnv(std::filesystem::path boot_id_file)
+        : boot_id_file_(std::move(boot_id_file)) {}
+
+    std::int64_t now_unix() override {
+        return std::chrono::duration_cast<std::chrono::seconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    }
+
+    std::chrono::steady_clock::time_point now_steady() override {
+        return std::chrono::steady_clock::now();
+    }
+
+    std::string boot_id() override {
+        auto content = io::read_file(boot_id_file_, kMaxBootIdBytes);
+        if (!content) return {};
+        return std::string(trim(*content, " \t\r\n"));
+    }
+
+    Result<std::string> read_file(const std::filesystem::path& path,
+                                  std::size_t max_bytes) override {
+        return io::read_file(path, max_bytes);
+    }
+
+    Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view content,
+                                   std::filesystem::perms perms) override {
+        return io::write_file_atomic(path, content, perms);
+    }
+
+    Result<ProcessResult> run_process(const ProcessSpec& spec) override {
+        return io::run_process(spec);
+    }
+
+  private:
+    const std::filesystem::path boot_id_file_;
+};
+
+}  // namespace
+
+std::unique_ptr<Env> make_posix_env(std::filesystem::path boot_id_file) {
+    return std::make_unique<PosixEnv>(std::move(boot_id_file));
+}
+
+}  // namespace patchswarm::io

@@ -1,0 +1,4 @@
+#pragma once
+#include <sodium.h>
+
+#include "base/ok.hpp"

@@ -1,0 +1,83 @@
+// A fake io::Env for in-process tests: a clock the test moves by hand, a boot id it changes to
+// simulate a reboot, and hooks that fail a file write or replace a process run (fault
+// injection). Files themselves are real (tests give the program a TempDir), so what is on disk
+// after a fault is what a crash would leave.
+//
+// Thread-safe like the interface requires: the hooks run on whichever thread calls.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <string>
+
+#include "io/env.hpp"
+#include "io/fs.hpp"
+
+namespace patchswarm::test {
+
+class FakeEnv final : public io::Env {
+  public:
+    explicit FakeEnv(std::int64_t start_unix = 1'800'000'000) : now_(start_unix) {}
+
+    // ---- what the test controls --------------------------------------------------------------
+    void set_now(std::int64_t unix_seconds) { now_ = unix_seconds; }
+    void advance(std::int64_t seconds) { now_ += seconds; }
+    void set_boot_id(std::string id) {
+        std::lock_guard lock(mu_);
+        boot_id_ = std::move(id);
+    }
+    // Called before every write_file_atomic; return an Error to make that write fail.
+    void fail_writes_when(std::function<std::optional<Error>(const std::filesystem::path&)> f) {
+        std::lock_guard lock(mu_);
+        write_fault_ = std::move(f);
+    }
+    // Replaces run_process (default: the real one).
+    void on_run_process(std::function<Result<io::ProcessResult>(const io::ProcessSpec&)> f) {
+        std::lock_guard lock(mu_);
+        run_ = std::move(f);
+    }
+
+    // ---- io::Env -----------------------------------------------------------------------------
+    std::int64_t now_unix() override { return now_; }
+    std::chrono::steady_clock::time_point now_steady() override {
+        return std::chrono::steady_clock::time_point(std::chrono::seconds(now_.load()));
+    }
+    std::string boot_id() override {
+        std::lock_guard lock(mu_);
+        return boot_id_;
+    }
+    Result<std::string> read_file(const std::filesystem::path& path,
+                                  std::size_t max_bytes) override {
+        return io::read_file(path, max_bytes);
+    }
+    Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view content,
+                                   std::filesystem::perms perms) override {
+        std::function<std::optional<Error>(const std::filesystem::path&)> fault;
+        {
+            std::lock_guard lock(mu_);
+            fault = write_fault_;
+        }
+        if (fault) {
+            if (auto e = fault(path)) return std::unexpected(*e);
+        }
+        return io::write_file_atomic(path, content, perms);
+    }
+    Result<io::ProcessResult> run_process(const io::ProcessSpec& spec) override {
+        std::function<Result<io::ProcessResult>(const io::ProcessSpec&)> run;
+        {
+            std::lock_guard lock(mu_);
+            run = run_;
+        }
+        return run ? run(spec) : io::run_process(spec);
+    }
+
+  private:
+    std::atomic<std::int64_t> now_;
+    std::mutex mu_;
+    std::string boot_id_ = "boot-1";
+    std::function<std::optional<Error>(const std::filesystem::path&)> write_fault_;
+    std::function<Result<io::ProcessResult>(const io::ProcessSpec&)> run_;
+};
+
+}  // namespace patchswarm::test
