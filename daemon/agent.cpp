@@ -26,7 +26,7 @@
 #include "io/http/http.hpp"
 #include "io/key_files.hpp"
 #include "io/process.hpp"
-#include "io/swarm/swarm.hpp"
+#include "io/swarm/session.hpp"
 #include "io/x509.hpp"
 #include "io/zoneinfo.hpp"
 

@@ -22,7 +22,7 @@
 #include "io/fs.hpp"
 #include "io/http/http.hpp"
 #include "io/key_files.hpp"
-#include "io/swarm/swarm.hpp"
+#include "io/swarm/session.hpp"
 #include "io/x509.hpp"
 #include "seeder/dashboard.hpp"
 #include "seeder/enrolment.hpp"

@@ -7,7 +7,7 @@
 
 #include "crypto/crypto.hpp"
 #include "io/http/http.hpp"
-#include "io/swarm/swarm.hpp"
+#include "io/swarm/session.hpp"
 #include "io/x509.hpp"
 #include "support/fleet.hpp"
 

@@ -13,7 +13,7 @@
 #include "core/root.hpp"
 #include "io/http/http.hpp"
 #include "io/key_files.hpp"
-#include "io/swarm/swarm.hpp"
+#include "io/swarm/torrent_file.hpp"
 #include "support/fake_seeder.hpp"
 #include "support/process.hpp"
 
