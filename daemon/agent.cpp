@@ -23,7 +23,7 @@
 #include "daemon/payload_stager.hpp"
 #include "daemon/relay.hpp"
 #include "io/fs.hpp"
-#include "io/http/http.hpp"
+#include "io/http/client.hpp"
 #include "io/key_files.hpp"
 #include "io/process.hpp"
 #include "io/swarm/session.hpp"

@@ -11,7 +11,7 @@
 #include "core/json_strict.hpp"
 #include "core/manifest.hpp"
 #include "io/fs.hpp"
-#include "io/http/http.hpp"
+#include "io/http/client.hpp"
 #include "io/key_files.hpp"
 #include "io/x509.hpp"
 

@@ -20,7 +20,7 @@
 #include "core/sites.hpp"
 #include "crypto/crypto.hpp"
 #include "io/fs.hpp"
-#include "io/http/http.hpp"
+#include "io/http/server.hpp"
 #include "io/key_files.hpp"
 #include "io/swarm/session.hpp"
 #include "io/x509.hpp"

@@ -11,7 +11,7 @@
 #include "core/feed.hpp"
 #include "core/manifest.hpp"
 #include "core/root.hpp"
-#include "io/http/http.hpp"
+#include "io/http/client.hpp"
 #include "io/key_files.hpp"
 #include "io/swarm/torrent_file.hpp"
 #include "support/fake_seeder.hpp"
