@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -52,6 +53,28 @@ struct ControlTarget {
         const std::string& release_id, std::optional<std::int64_t> until) = 0;
 };
 
+// A ControlTarget made of two callables, for an owner that would rather not derive from it:
+//   control_target_ = std::make_unique<daemon::CallbackControlTarget>(
+//       [this] { return status_json(); },
+//       [this](const std::string& id, std::optional<std::int64_t> t) { return defer(id, t); });
+class CallbackControlTarget : public ControlTarget {
+  public:
+    using StatusFn = std::function<Result<nlohmann::json>()>;
+    using DeferFn = std::function<Result<std::optional<std::int64_t>>(const std::string&,
+                                                                      std::optional<std::int64_t>)>;
+    CallbackControlTarget(StatusFn status, DeferFn defer)
+        : status_(std::move(status)), defer_(std::move(defer)) {}
+    Result<nlohmann::json> status() override { return status_(); }
+    Result<std::optional<std::int64_t>> defer(const std::string& release_id,
+                                              std::optional<std::int64_t> until) override {
+        return defer_(release_id, until);
+    }
+
+  private:
+    StatusFn status_;
+    DeferFn defer_;
+};
+
 // The protocol: one request line (or the transport's reason there is none: io::LocalHandler)
 // -> one response line. Validates every field before calling `target`, so a malformed, unknown,
 // oversized or refused request changes nothing: the request must be one JSON object (strict:
@@ -76,8 +99,9 @@ std::optional<Result<std::optional<std::int64_t>>> ask_daemon_defer(
 // Serves the control socket for the agent: owns the socket server and answers each request by
 // calling `target` on the io_context thread. The agent owns one beside its other services:
 //
-//   control_ = std::make_unique<daemon::ControlServer>(io, *this_as_control_target);
-//   if (auto ok = control_->listen(cfg.state_dir); !ok) spdlog::warn(...);   // at start()
+//   control_ = std::make_unique<daemon::ControlServer>(io, *control_target_);
+//   if (auto ok = control_->listen(cfg.state_dir); !ok)                      // at start()
+//       spdlog::warn("control socket: {}", ok.error().message);  // status/defer use state.db
 //   control_->stop();                                                        // at shutdown()
 class ControlServer {
   public:
@@ -88,7 +112,8 @@ class ControlServer {
     // socket file, never a live one (Errc::already_exists: another daemon runs on this folder).
     // Errors as io::LocalSocketServer::listen. Call at start-up.
     [[nodiscard]] Result<void> listen(const std::filesystem::path& state_dir);
-    // Stops answering and removes the socket file. Idempotent; the destructor calls it.
+    // Stops answering and removes the socket file. Idempotent; the destructor calls it. Until
+    // then the pending accept is work on `io`: call it at shutdown, or io.run() never returns.
     void stop();
 
   private:

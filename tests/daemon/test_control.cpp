@@ -72,26 +72,6 @@ class Served {
     std::thread thread_;
 };
 
-// What the agent will do: answer from its own state.db connection.
-class StoreTarget : public daemon::ControlTarget {
-  public:
-    StoreTarget(daemon::EndpointStore& store, fs::path dir) : store_(store), dir_(std::move(dir)) {}
-    Result<json> status() override { return daemon::endpoint_status(store_, dir_); }
-    Result<std::optional<std::int64_t>> defer(const std::string& id,
-                                              std::optional<std::int64_t> until) override {
-        ++defers;
-        const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
-        return daemon::defer_release(store_, id, until, now);
-    }
-    std::atomic<int> defers{0};
-
-  private:
-    daemon::EndpointStore& store_;
-    fs::path dir_;
-};
-
 }  // namespace
 
 TEST_CASE("the control handler refuses every hostile request before calling the agent", "[core]") {
@@ -273,7 +253,17 @@ TEST_CASE(
     const auto direct = status_json();
     REQUIRE(direct.exit_code == 0);
 
-    StoreTarget target(**store, dir.path());
+    // What the agent does: answer from its own state.db connection.
+    std::atomic<int> defers{0};
+    daemon::CallbackControlTarget target(
+        [&] { return daemon::endpoint_status(**store, dir.path()); },
+        [&](const std::string& id, std::optional<std::int64_t> until) {
+            ++defers;
+            const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+            return daemon::defer_release(**store, id, until, now);
+        });
     {
         Served served(target, dir.path());
         // The same document, whichever way it came.
@@ -285,13 +275,13 @@ TEST_CASE(
             {PATCHSWARM_DAEMON_BIN, "defer", "KB1", "--until", "+1h", "--state-dir", state});
         CHECK(defer.exit_code == 0);
         CHECK(defer.output.rfind("KB1: deferred until ", 0) == 0);
-        CHECK(target.defers == 1);  // the daemon did it, not the CLI behind its back
+        CHECK(defers == 1);  // the daemon did it, not the CLI behind its back
 
         const auto unknown = test::run(
             {PATCHSWARM_DAEMON_BIN, "defer", "KB2", "--until", "+1h", "--state-dir", state});
         CHECK(unknown.exit_code == 1);
         CHECK(unknown.output.find("no release KB2 on this endpoint") != std::string::npos);
-        CHECK(target.defers == 2);
+        CHECK(defers == 2);
     }
     // Daemon gone: the CLI reads state.db and sees what the daemon stored.
     const auto after = status_json();
@@ -301,6 +291,6 @@ TEST_CASE(
         test::run({PATCHSWARM_DAEMON_BIN, "defer", "KB1", "--clear", "--state-dir", state});
     CHECK(cleared.exit_code == 0);
     CHECK(cleared.output == "KB1: deferral cleared\n");
-    CHECK(target.defers == 2);
+    CHECK(defers == 2);
     CHECK(status_json().output == direct.output);
 }
