@@ -307,7 +307,11 @@ void LocalSocketServer::stop() {
 
 Result<std::string> local_request(const fs::path& path, std::string_view request,
                                   LocalRequestOptions options) {
-    if (auto ok = check_socket_path(path); !ok) return std::unexpected(ok.error());
+    // No server can listen on a path that does not fit a socket address.
+    if (auto ok = check_socket_path(path); !ok) {
+        return fail(Errc::not_found,
+                    "nobody can listen on " + path.string() + ": " + ok.error().message);
+    }
     if (request.find('\n') != std::string_view::npos) {
         return fail(Errc::invalid_argument, "a request is one line");
     }

@@ -54,9 +54,10 @@ class LocalSocketServer {
     // temporary name, restricted, then renamed into place, so it is never reachable at `path`
     // with looser permissions. A socket file that nobody answers on (left by a crashed process)
     // is replaced; anything else at `path` is left alone: Errc::already_exists when a process
-    // answers there or the path is not a socket, Errc::invalid_argument when the path does not
-    // fit a socket address (about 107 bytes), Errc::io when the socket cannot be created.
-    // Blocking (a connect to an existing socket file): call at start-up, before io.run().
+    // answers there or the path is not a socket, Errc::invalid_argument when the path, or the
+    // temporary name beside it, does not fit a socket address (about 100 bytes), Errc::io when the
+    // socket cannot be created. Blocking (a connect to an existing socket file): call at start-up,
+    // before io.run().
     [[nodiscard]] Result<void> listen(const std::filesystem::path& path);
 
     // Stops accepting, closes open connections and removes the socket file if it is still the
@@ -76,12 +77,13 @@ struct LocalRequestOptions {
 
 // Blocking client for CLIs and tests (runs its own io_context): connects to `path`, sends
 // `request` and a newline, returns the response line without its newline.
-//   Errc::not_found          nobody listens there: no socket file, or connection refused (a
-//                            socket file left by a crashed process)
+//   Errc::not_found          nobody listens there: no socket file, connection refused (a
+//                            socket file left by a crashed process), or a path too long for
+//                            a socket address (listen() refuses those)
 //   Errc::permission         the socket file's mode keeps this user out
 //   Errc::network            timeout, or the server closed before a complete line
 //   Errc::too_large          the response exceeds max_response_bytes
-//   Errc::invalid_argument   `request` contains a newline, or the path is too long
+//   Errc::invalid_argument   `request` contains a newline
 [[nodiscard]] Result<std::string> local_request(const std::filesystem::path& path,
                                                 std::string_view request,
                                                 LocalRequestOptions options = {});

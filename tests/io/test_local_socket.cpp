@@ -226,8 +226,9 @@ TEST_CASE("a stale socket file is replaced, a live one and other files are left 
 TEST_CASE("the client tells 'nobody listens' from other failures", "[io]") {
     test::TempDir dir("ps-sock-client");
     CHECK(io::local_request(dir / "absent.sock", "x").error().code == Errc::not_found);
-    CHECK(io::local_request(dir / std::string(200, 'p'), "x").error().code ==
-          Errc::invalid_argument);
+    // A path too long for a socket address: no server can be there (the CLI reads state.db).
+    CHECK(io::local_request(dir / std::string(200, 'p'), "x").error().code == Errc::not_found);
+    CHECK(Served().listen(dir / std::string(200, 'p')).error().code == Errc::invalid_argument);
 
     Served served;
     REQUIRE(served.listen(dir / "control.sock"));
