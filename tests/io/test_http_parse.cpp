@@ -98,7 +98,8 @@ TEST_CASE("Basic credentials decode user and password, anything else is none", "
     CHECK_FALSE(http::basic_credentials(http::Request{}));
 }
 
-TEST_CASE("URLs: http:// with host, port and target, everything else is invalid_argument", "[io]") {
+TEST_CASE("URLs: http:// with host, port and target, and anything else is invalid_argument",
+          "[io]") {
     const auto url = http::parse_url("HTTP://[::1]:8080/v1/feed?after=3#frag");
     REQUIRE(url);
     CHECK(url->host == "::1");
