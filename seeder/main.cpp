@@ -14,6 +14,7 @@
 #include "core/sites.hpp"
 #include "crypto/crypto.hpp"
 #include "io/cli_config.hpp"
+#include "io/env.hpp"
 #include "io/key_files.hpp"
 #include "io/term.hpp"
 #include "seeder/enrolment.hpp"
@@ -439,7 +440,8 @@ int run_serve(ServeArgs& a) {
     a.opts.admin_auth =
         a.admin_auth == "always" ? seeder::AdminAuth::always : seeder::AdminAuth::remote;
     a.opts.admin_token_file = a.admin_token_file;
-    seeder::serve(a.opts);
+    const auto env = patchswarm::io::make_posix_env();
+    seeder::serve(a.opts, *env);
     return kExitOk;
 }
 
