@@ -34,7 +34,7 @@ struct ReleasePolicy {
 // torrent.
 struct ServedRelease {
     core::FeedEntry entry;
-    std::string announce_hash;  // first 20 bytes of the v2 info-hash (hex)
+    std::string announce_hash;  // first 20 bytes of the v2 info-hash (raw, as announced)
     bool ssl = false;           // an SSL torrent: peers meet on the SSL listen port
     std::vector<std::uint8_t> torrent;
     ReleasePolicy policy;
