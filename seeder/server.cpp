@@ -22,7 +22,8 @@
 #include "seeder/routes.hpp"
 #include "seeder/seeding.hpp"
 #include "seeder/serve_setup.hpp"
-#include "seeder/status.hpp"
+#include "seeder/status_model.hpp"
+#include "seeder/status_render.hpp"
 
 namespace patchswarm::seeder {
 
