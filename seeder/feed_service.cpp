@@ -112,6 +112,12 @@ bool FeedService::needs_refresh(std::int64_t now) const {
     return now >= f.issued + (f.expires - f.issued) / 2;
 }
 
+std::optional<std::int64_t> FeedService::refresh_at() const {
+    if (impl_->envelope.empty()) return std::nullopt;
+    const auto& f = impl_->feed;
+    return f.issued + (f.expires - f.issued) / 2;
+}
+
 void FeedService::get(std::optional<std::uint64_t> after, std::chrono::seconds wait,
                       io::http::Respond respond) {
     wait = std::clamp(wait, std::chrono::seconds(0), kMaxFeedWait);

@@ -55,6 +55,8 @@ class FeedService {
 
     // true when there is no feed yet or half of its lifetime has passed.
     bool needs_refresh(std::int64_t now) const;
+    // When the current feed reaches half its lifetime (unix seconds); nullopt before the first.
+    std::optional<std::int64_t> refresh_at() const;
 
     // Answers GET /v1/feed: now, if there is no `after`, no wait, or a feed newer than `after`;
     // otherwise holds `respond` for up to min(wait, kMaxFeedWait). 503 before the first feed.

@@ -226,6 +226,15 @@ Result<void> FleetDb::resume(std::string_view release_id, std::int64_t now) {
     return {};
 }
 
+Result<std::int64_t> FleetDb::data_version() {
+    auto stmt = db_->prepare("PRAGMA data_version");
+    if (!stmt) return std::unexpected(stmt.error());
+    auto row = stmt->step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return fail(Errc::database, "PRAGMA data_version returned no row");
+    return stmt->column_int(0);
+}
+
 Result<void> FleetDb::save_sites(const std::vector<std::string>& specs) {
     std::string value;
     for (const auto& spec : specs) value += spec + "\n";
@@ -299,14 +308,18 @@ Result<ReportOutcome> FleetDb::apply_report(const Report& report, std::string_vi
 }
 
 Result<void> FleetDb::check_and_pin(const Report& report, ReportOutcome& outcome) {
-    auto stmt = db_->prepare("SELECT device_key, counter FROM endpoints WHERE device_id = ?1");
+    auto stmt = db_->prepare(
+        "SELECT device_key, counter, last_seen, groups FROM endpoints WHERE device_id = ?1");
     if (!stmt) return std::unexpected(stmt.error());
     auto row = stmt->bind(1, report.device_id).step();
     if (!row) return std::unexpected(row.error());
     if (!*row) {
         outcome.new_device = true;
+        outcome.facts_changed = true;
         return {};
     }
+    outcome.previous_last_seen = stmt->column_int(2);
+    if (stmt->column_text(3) != join_lines(report.groups)) outcome.facts_changed = true;
     if (stmt->column_text(0) != crypto::to_hex(report.device_key)) {
         return fail(Errc::permission, "device " + report.device_id + " is pinned to another key");
     }
@@ -321,9 +334,13 @@ Result<void> FleetDb::check_and_pin(const Report& report, ReportOutcome& outcome
 Result<void> FleetDb::store_report(const Report& report, std::string_view remote_address,
                                    std::int64_t now, ReportOutcome& outcome) {
     std::map<std::string, std::string> before;  // release id → state text
+    // What a rollout evaluation reads of each release row: if none of it changes, the report
+    // cannot open a ring or halt a release (apart from the endpoint no longer being stale).
+    std::map<std::string, std::string> facts_before;
     {
-        auto stmt =
-            db_->prepare("SELECT release_id, state FROM endpoint_releases WHERE device_id = ?1");
+        auto stmt = db_->prepare(
+            "SELECT release_id, state, manifest_sha256, entered_at, IFNULL(failed_phase, '') "
+            "FROM endpoint_releases WHERE device_id = ?1");
         if (!stmt) return std::unexpected(stmt.error());
         stmt->bind(1, report.device_id);
         for (;;) {
@@ -331,7 +348,22 @@ Result<void> FleetDb::store_report(const Report& report, std::string_view remote
             if (!row) return std::unexpected(row.error());
             if (!*row) break;
             before.emplace(stmt->column_text(0), stmt->column_text(1));
+            facts_before.emplace(stmt->column_text(0), stmt->column_text(2) + '\n' +
+                                                           stmt->column_text(1) + '\n' +
+                                                           std::to_string(stmt->column_int(3)) +
+                                                           '\n' + stmt->column_text(4));
         }
+    }
+    {
+        std::map<std::string, std::string> facts_after;
+        for (const auto& rel : report.releases) {
+            facts_after.emplace(
+                rel.id, rel.manifest_sha256 + '\n' + std::string(core::to_string(rel.state)) +
+                            '\n' + std::to_string(rel.entered_at) + '\n' +
+                            (rel.failed_phase ? std::string(core::to_string(*rel.failed_phase))
+                                              : std::string()));
+        }
+        if (facts_after != facts_before) outcome.facts_changed = true;
     }
     auto upsert = db_->prepare(R"sql(
         INSERT INTO endpoints(device_id, device_key, hostname, remote_address, boot_id, counter,

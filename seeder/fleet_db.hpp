@@ -79,6 +79,10 @@ struct StateChange {
 struct ReportOutcome {
     bool new_device = false;
     std::vector<StateChange> changes;
+    // Something a rollout evaluation reads changed: a new device, its groups, or a release row's
+    // manifest, state, entered_at or failed phase (a release added or dropped included).
+    bool facts_changed = false;
+    std::int64_t previous_last_seen = 0;  // the endpoint's last report before this one; 0: new
 };
 
 class FleetDb {
@@ -129,6 +133,11 @@ class FleetDb {
                                     std::string_view reason, std::string_view by, std::int64_t now);
     // Errc::not_found when the release has no active halt.
     [[nodiscard]] Result<void> resume(std::string_view release_id, std::int64_t now);
+
+    // SQLite's PRAGMA data_version: changes exactly when another connection (another process:
+    // `halt`, `resume`, `token create`; or another FleetDb) has committed since the last call,
+    // never for this connection's own writes. serve asks it when fleet.db's files change.
+    [[nodiscard]] Result<std::int64_t> data_version();
 
   private:
     explicit FleetDb(std::unique_ptr<io::Db> db) : db_(std::move(db)) {}

@@ -6,7 +6,7 @@
 #include <span>
 #include <string>
 
-#include "seeder/status.hpp"
+#include "seeder/status_model.hpp"
 
 namespace patchswarm::seeder {
 

@@ -3,12 +3,21 @@
 // feed-key delegation, manifests, torrents, the payload as a BEP 19 web seed, the tracker, report
 // intake into fleet.db, the fleet status and a health check.
 //
-// index.json is polled every 500 ms (mtime, size, inode); a change re-signs the feed, updates the
-// tracker's torrents and adds or removes seeded releases. The feed is also re-signed at half its
-// lifetime. On the same tick the staged rollouts are evaluated from fleet.db (rings that may
-// open, auto-halts; halts and resumes by `patchswarm-seeder halt|resume` land there too); when
-// a release's open rings or the halted set change, the feed is re-signed. GET /metrics answers
-// in the Prometheus text format; GET / and GET /dashboard the read-only dashboard page
+// Driven by events (seeder/server.cpp wires them):
+//   - index.json replaced by a publish: noticed by an inotify watch on the repository folder
+//     (io/file_watch.hpp); the catalog reloads, the tracker and the seeded set follow, and the
+//     feed is re-signed;
+//   - a report that changes what a rollout reads, and fleet.db written by another process
+//     (`patchswarm-seeder halt|resume`: the same watch sees its WAL change, and SQLite's
+//     data_version tells another connection's commit from our own): the staged rollouts are
+//     evaluated (seeder/rollout_controller.hpp) and the feed re-signed when a release's open
+//     rings or the halted set change;
+//   - a root rotation (root/ and keys/ are watched): the feed is signed with the new feed key.
+// Timers: the feed is re-signed at half its lifetime (one-shot); the rollout controller arms a
+// one-shot for the next instant a time rule (soak, deadline, staleness) can change a verdict;
+// and every kMaintenance a coarse re-check catches what a missed file event would have said
+// (and expires tracker peers, renews the seeder's own certificate). GET /metrics answers in the
+// Prometheus text format; GET / and GET /dashboard the read-only dashboard page
 // (seeder/dashboard.hpp), which polls GET /v1/status.
 #pragma once
 
@@ -18,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "io/env.hpp"
 #include "seeder/admin_auth.hpp"
 #include "seeder/tracker.hpp"
 
@@ -63,6 +73,9 @@ struct ServeOptions {
 
 inline constexpr std::size_t kMaxGateways = 1000;
 
+// The coarse re-check: a file event the watch missed costs at most this long.
+inline constexpr std::chrono::seconds kMaintenance{30};
+
 inline constexpr std::chrono::seconds kMinCertLifetime{20};
 inline constexpr std::chrono::seconds kMaxCertLifetime{365 * 86'400};
 inline constexpr std::chrono::seconds kMinFeedExpiry{60};
@@ -72,7 +85,7 @@ inline constexpr std::chrono::seconds kMaxFeedExpiry{7 * 86'400};
 // std::invalid_argument for bad options (a site that does not parse) and std::runtime_error for
 // start-up failures (repository not initialised, address in use, database cannot be opened);
 // nothing escapes once it is running. The site definitions are saved in fleet.db, so that
-// `status` groups endpoints the same way.
-void serve(const ServeOptions& options);
+// `status` groups endpoints the same way. `env` gives the clock; it must outlive the call.
+void serve(const ServeOptions& options, io::Env& env);
 
 }  // namespace patchswarm::seeder

@@ -14,7 +14,8 @@
 #include "io/sqlite.hpp"
 #include "seeder/fleet_db.hpp"
 #include "seeder/report.hpp"
-#include "seeder/status.hpp"
+#include "seeder/status_model.hpp"
+#include "seeder/status_render.hpp"
 #include "support/process.hpp"
 
 using namespace patchswarm;

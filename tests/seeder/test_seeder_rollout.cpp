@@ -12,7 +12,8 @@
 #include "seeder/metrics.hpp"
 #include "seeder/report.hpp"
 #include "seeder/rollout_eval.hpp"
-#include "seeder/status.hpp"
+#include "seeder/status_model.hpp"
+#include "seeder/status_render.hpp"
 #include "support/process.hpp"
 
 using namespace patchswarm;

@@ -1,7 +1,8 @@
-// Fleet compliance per release: the document behind `patchswarm-seeder status [--json]` and
-// GET /v1/status (schema: docs/STATUS_JSON.md), and its rendering for a terminal.
+// Fleet compliance per release: the model behind `patchswarm-seeder status [--json|--csv]` and
+// GET /v1/status (schema: docs/STATUS_JSON.md). Its renderers (text, JSON, CSV) are in
+// seeder/status_render.hpp; the dashboard reads the JSON.
 //
-// build_status and render_status are pure; collect_status reads the repository and fleet.db.
+// build_status is pure; collect_status reads the repository and fleet.db.
 #pragma once
 
 #include <cstdint>
@@ -143,19 +144,6 @@ FleetStatus build_status(const std::string& repository, const Index& index,
 // Nearest-rank percentiles of seconds-to-effective (values need not be sorted).
 TimeToProtection time_to_protection(std::vector<std::int64_t> seconds);
 
-// `status --csv`: one row per endpoint per release (the quarterly compliance report):
-// release,device_id,hostname,site,groups,ring,state,since,last_seen,effective,why.
-// Text from reports is quoted, and a leading = + - @ is neutralised so that a spreadsheet never
-// runs it as a formula.
-std::string status_csv(const FleetStatus& status);
-
-// The JSON document (one line, stable key order).
-std::string status_json(const FleetStatus& status);
-
-// Text for humans. With `tty`, progress bars and columns trimmed to fit a terminal; without,
-// the same lines with plain percentages (for logs and pipes).
-std::string render_status(const FleetStatus& status, bool tty);
-
 // Reads repo.json, index.json, each release's manifest and the fleet database. `db` may be
 // null: then fleet.db is opened if it exists (a repository that was never served has an empty
 // fleet). `sites` null: the sites `serve` last ran with (saved in fleet.db). `stale_after`
@@ -164,14 +152,5 @@ std::string render_status(const FleetStatus& status, bool tty);
 [[nodiscard]] Result<FleetStatus> collect_status(
     const RepoPaths& paths, FleetDb* db, std::int64_t now, const core::SiteMap* sites = nullptr,
     std::optional<std::int64_t> stale_after = std::nullopt);
-
-// `patchswarm-seeder halt ID [--reason TEXT]` / `resume ID`: record a manual halt (or lift
-// one) in fleet.db, for the release's current manifest. `serve` picks it up within a tick and
-// re-signs the feed; without `serve` running it takes effect when serve starts. Errc::not_found
-// when the id is not published (or, for resume, not halted), Errc::invalid_argument for a bad id.
-[[nodiscard]] Result<void> halt_release(const RepoPaths& paths, const std::string& id,
-                                        const std::string& reason, std::int64_t now);
-[[nodiscard]] Result<void> resume_release(const RepoPaths& paths, const std::string& id,
-                                          std::int64_t now);
 
 }  // namespace patchswarm::seeder
