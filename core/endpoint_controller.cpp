@@ -312,6 +312,12 @@ std::optional<std::int64_t> EndpointController::deferred_until(const std::string
     return it == entries_.end() ? std::nullopt : it->second.deferred_until;
 }
 
+bool EndpointController::any_downloading() const {
+    return std::any_of(entries_.begin(), entries_.end(), [](const auto& kv) {
+        return kv.second.in_swarm && kv.second.record.state == State::downloading;
+    });
+}
+
 std::vector<std::string> EndpointController::ids() const {
     std::vector<std::string> out;
     for (const auto& [id, e] : entries_) out.push_back(id);

@@ -115,6 +115,8 @@ class EndpointController {
     const ReleaseRecord* record(const std::string& id) const;
     std::optional<std::int64_t> deferred_until(const std::string& id) const;
     std::vector<std::string> ids() const;
+    // A release is downloading in the swarm (its progress is worth reading often).
+    bool any_downloading() const;
 
   private:
     struct Entry {
