@@ -13,6 +13,7 @@
 #include <functional>
 #include <future>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
@@ -420,4 +421,77 @@ TEST_CASE(
     CHECK(roots->back().version == 2);
     CHECK(log.contains("root version 2 accepted"));
     CHECK_FALSE(log.contains("root version 3 accepted"));
+}
+
+TEST_CASE(
+    "Agent::defer persists the deferral, clamped to the deadline, and the release waits "
+    "at once",
+    "[net]") {
+    TempDir dir("ps-agent");
+    LogCapture log;
+    const Keys keys;
+    test::write_text(dir / "root.json", keys.root_envelope(1));
+    FakeSeeder seeder("127.31.0.5:18080");
+    serve(seeder, keys, 40, {}, false);
+    seeder.start();
+    auto rel = make_release(dir.path(), "KB-DEFER", 1);
+    // A window that is never open now (12 hours away), and a deadline in a day.
+    const std::int64_t now = real_now();
+    core::Rollout rollout;
+    const auto hour = static_cast<std::uint16_t>((now / 3600 + 12) % 24);
+    rollout.windows.push_back({"*", core::kAllDays, static_cast<std::uint16_t>(hour * 60),
+                               static_cast<std::uint16_t>(hour * 60 + 60), "UTC"});
+    rollout.deadline = now + 86400;
+    rel.manifest.rollout = rollout;
+    fs::create_directories(dir / "endpoint" / "releases" / "KB-DEFER" / "install");
+    {
+        auto store = open_store(dir.path());
+        daemon::StoredRelease row;
+        row.record.id = "KB-DEFER";
+        row.record.state = core::State::verified;
+        row.record.entered_at = now;
+        row.manifest_envelope = seal(core::payload_type::manifest,
+                                     core::serialize_manifest(rel.manifest), keys.release);
+        row.manifest_sha256 = crypto::sha256_hex(crypto::as_bytes(row.manifest_envelope));
+        row.sequence = 1;
+        REQUIRE(store->save_release(row));
+    }
+    FakeEnv env(now);
+    std::atomic<int> runs{0};
+    env.on_run_process([&](const io::ProcessSpec&) -> Result<io::ProcessResult> {
+        ++runs;
+        return io::ProcessResult{0, false, ""};
+    });
+    boost::asio::io_context io;
+    auto cfg = config_for(dir.path(), seeder, "127.31.0.15");
+    cfg.zoneinfo_dir = "/usr/share/zoneinfo";
+    daemon::Agent agent(io, std::move(cfg), env);
+    agent.start();
+    io.run_for(200ms);
+    // Outside its window: waiting.
+    auto waiting = open_store(dir.path())->load_release("KB-DEFER");
+    REQUIRE(waiting);
+    REQUIRE(*waiting);
+    CHECK((*waiting)->record.state == core::State::waiting);
+
+    auto unknown = agent.defer("KB-NOPE", now + 3600);
+    CHECK_FALSE(unknown);
+    auto stored = agent.defer("KB-DEFER", now + 10 * 86400);
+    REQUIRE(stored);
+    REQUIRE(*stored);
+    CHECK(**stored == now + 86400);  // clamped to the deadline
+    auto deferral = open_store(dir.path())->deferral("KB-DEFER");
+    REQUIRE(deferral);
+    CHECK(*deferral == now + 86400);
+    auto row = open_store(dir.path())->load_release("KB-DEFER");
+    REQUIRE(row);
+    REQUIRE(*row);
+    CHECK((*row)->record.reason.rfind("install deferred until ", 0) == 0);
+    const auto status = nlohmann::json::parse(agent.status_json());
+    REQUIRE(status.is_array());
+    REQUIRE(status.size() == 1);
+    CHECK(status[0]["id"] == "KB-DEFER");
+    CHECK(status[0]["deferred_until"] == now + 86400);
+    CHECK(runs == 0);
+    agent.shutdown();
 }
