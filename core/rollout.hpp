@@ -4,7 +4,7 @@
 // soak times and an early deadline, never a code path keyed on severity.
 //
 // Pure: no clock (callers pass `now`, unix seconds), no I/O, no global state. Time zones come in
-// through a UtcOffsetFn (real one: rollout_zoneinfo.hpp; tests: fixed offsets). Thread-safe as
+// through a UtcOffsetFn (real one: io/zoneinfo.hpp; tests: fixed offsets). Thread-safe as
 // long as the UtcOffsetFn is.
 #pragma once
 

@@ -1,13 +1,12 @@
 #include "core/sites.hpp"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <set>
 
 #include "base/text.hpp"
+#include "core/ip_address.hpp"
 
 namespace patchswarm::core {
 
@@ -36,11 +35,18 @@ IpAddress masked(IpAddress a, int prefix) {
 // ---- addresses -------------------------------------------------------------------------------
 
 std::optional<IpAddress> parse_ip(std::string_view text) {
-    if (text.empty() || text.size() >= INET6_ADDRSTRLEN) return std::nullopt;
-    const std::string z(text);  // inet_pton needs a NUL-terminated string
+    // 45 characters is the longest IPv6 text form (INET6_ADDRSTRLEN less its NUL), the bound
+    // this always had.
+    constexpr std::size_t kMaxText = 45;
+    if (text.empty() || text.size() > kMaxText) return std::nullopt;
     IpAddress a;
-    if (::inet_pton(AF_INET, z.c_str(), a.bytes.data()) == 1) return a;
-    if (::inet_pton(AF_INET6, z.c_str(), a.bytes.data()) != 1) return std::nullopt;
+    if (const auto v4 = parse_ipv4(text)) {
+        std::copy(v4->begin(), v4->end(), a.bytes.begin());
+        return a;
+    }
+    const auto v6 = parse_ipv6(text);
+    if (!v6) return std::nullopt;
+    a.bytes = *v6;
     static constexpr std::uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     if (std::memcmp(a.bytes.data(), kMapped, sizeof kMapped) == 0) {
         std::memmove(a.bytes.data(), a.bytes.data() + 12, 4);
@@ -52,9 +58,8 @@ std::optional<IpAddress> parse_ip(std::string_view text) {
 }
 
 std::string to_string(const IpAddress& a) {
-    char buf[INET6_ADDRSTRLEN] = {};
-    ::inet_ntop(a.v6 ? AF_INET6 : AF_INET, a.bytes.data(), buf, sizeof buf);
-    return buf;
+    if (a.v6) return format_ipv6(a.bytes);
+    return format_ipv4({a.bytes[0], a.bytes[1], a.bytes[2], a.bytes[3]});
 }
 
 // ---- CIDR ------------------------------------------------------------------------------------

@@ -31,12 +31,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The swarm's byte counters are read this often when nothing downloads (and when a torrent
-// finishes, and right before the controller decides on a web seed fallback).
+// The swarm is asked for changed counters (post_torrent_updates; the answer comes back as an
+// alert) this often when nothing downloads...
 constexpr auto kStatusRefresh = std::chrono::seconds(30);
-// INTERIM, until io::swarm::Session delivers state_update_alert (engineer E): while a release
-// downloads, its progress is read every second, as the dashboard and the SIGKILL-resume test
-// expect (libtorrent's post_torrent_updates would be asked at the same pace).
+// ...and every second while a release downloads: the dashboard's progress, the web seed
+// fallback's "no progress" and what a kill -9 loses depend on it (libtorrent's own pace).
 constexpr auto kDownloadProgress = std::chrono::seconds(1);
 // INTERIM, until the control socket (engineer B) calls Agent::defer and the tests reboot by
 // restarting the endpoint: `patchswarmd defer` still writes state.db from another process, and
@@ -96,7 +95,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     bool started = false;
     bool status_fast = false;         // status_timer runs at kDownloadProgress
     asio::steady_timer wake_timer;    // one-shot: the controller's next_wakeup()
-    asio::steady_timer status_timer;  // kStatusRefresh, kDownloadProgress while downloading
+    asio::steady_timer status_timer;  // request_progress: kStatusRefresh, kDownloadProgress
     asio::steady_timer watch_timer;   // kInterimWatch
 
     Impl(asio::io_context& io_, AgentConfig c, std::unique_ptr<io::Env> owned, io::Env& env_)
@@ -403,8 +402,6 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         wake_timer.expires_after(delay);
         wake_timer.async_wait([this](const boost::system::error_code& ec) {
             if (ec || stopping) return;
-            // The web seed decision wants fresh counters.
-            runner->refresh_progress();
             apply(controller->on_timer(env.now_unix()));
         });
     }
@@ -419,7 +416,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         status_timer.expires_after(status_fast ? kDownloadProgress : kStatusRefresh);
         status_timer.async_wait([this](const boost::system::error_code& ec) {
             if (ec || stopping) return;
-            runner->refresh_progress();
+            runner->request_progress();
             arm_status();
         });
     }

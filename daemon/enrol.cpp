@@ -12,7 +12,7 @@
 #include "core/manifest.hpp"
 #include "io/env.hpp"
 #include "io/fs.hpp"
-#include "io/http/http.hpp"
+#include "io/http/client.hpp"
 #include "io/key_files.hpp"
 #include "io/x509.hpp"
 

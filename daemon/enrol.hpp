@@ -17,7 +17,7 @@
 
 #include "base/error.hpp"
 #include "crypto/crypto.hpp"
-#include "io/http/http.hpp"
+#include "io/http/client.hpp"
 
 namespace patchswarm::io {
 class Env;

@@ -16,6 +16,7 @@
 #include "core/sites.hpp"
 #include "crypto/crypto.hpp"
 #include "daemon/agent.hpp"
+#include "daemon/control.hpp"
 #include "daemon/enrol.hpp"
 #include "daemon/status_view.hpp"
 #include "io/cli_config.hpp"
@@ -78,8 +79,17 @@ int run_enroll(patchswarm::daemon::EnrolOptions o) {
     return kExitOk;
 }
 
+// `status` and `defer` ask the running daemon over its control socket, so it learns of a
+// deferral at once and nothing writes state.db behind its back. With no daemon answering they
+// read or write state.db themselves, so a stopped endpoint can still be inspected and deferred.
+// The output is the same either way.
 int show_status(const std::string& state_dir, bool as_json) {
-    auto status = patchswarm::daemon::endpoint_status(state_dir);
+    auto answered = patchswarm::daemon::ask_daemon_status(state_dir);
+    // A user the socket keeps out gets what state.db's permissions give them, as before.
+    if (answered && !*answered && answered->error().code == patchswarm::Errc::permission) {
+        answered.reset();
+    }
+    auto status = answered ? std::move(*answered) : patchswarm::daemon::endpoint_status(state_dir);
     if (!status) {
         std::cerr << "patchswarmd: " << status.error().message << "\n";
         return kExitFailure;
@@ -111,7 +121,13 @@ int run_defer(const std::string& dir, const std::string& id, const std::string& 
         }
         until = *t;
     }
-    auto stored = patchswarm::daemon::defer_release(dir, id, until, now);
+    // A malformed id names no release: state.db's lookup says so, as it always has.
+    std::optional<patchswarm::Result<std::optional<std::int64_t>>> answered;
+    if (patchswarm::core::validate_release_id(id)) {
+        answered = patchswarm::daemon::ask_daemon_defer(dir, id, until);
+    }
+    auto stored =
+        answered ? std::move(*answered) : patchswarm::daemon::defer_release(dir, id, until, now);
     if (!stored) {
         std::cerr << "patchswarmd: " << stored.error().message << "\n";
         return stored.error().code == patchswarm::Errc::invalid_argument ? kExitUsage

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "base/error.hpp"
-#include "io/http/http.hpp"
+#include "io/http/server.hpp"
 
 namespace patchswarm::daemon {
 

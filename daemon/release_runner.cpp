@@ -10,8 +10,9 @@
 #include "daemon/seeder_client.hpp"
 #include "daemon/worker_pool.hpp"
 #include "io/env.hpp"
-#include "io/http/http.hpp"
-#include "io/swarm/swarm.hpp"
+#include "io/http/client.hpp"
+#include "io/swarm/session.hpp"
+#include "io/swarm/torrent_file.hpp"
 
 namespace patchswarm::daemon {
 namespace fs = std::filesystem;
@@ -108,6 +109,11 @@ void ReleaseRunner::open_session() {
     cb.on_finished = [this](const std::string& id) {
         refresh_progress(id);
         hooks_.on_event(id, core::ev::DownloadComplete{});
+    };
+    cb.on_progress = [this](const std::vector<io::swarm::Status>& changed) {
+        for (const auto& st : changed) {
+            if (auto* r = find(st.id); r && r->in_session) take_status(*r, st);
+        }
     };
     cb.on_error = [](const std::string& id, const std::string& msg) {
         spdlog::warn("{}: swarm error: {}", id, msg);
@@ -371,29 +377,38 @@ void ReleaseRunner::refresh_progress(const std::string& id) {
     for (auto& [rid, r] : releases_) refresh_one(r);
 }
 
-// Pulls byte counters from the swarm into the row (and state.db when they moved).
+void ReleaseRunner::request_progress() {
+    session_->request_progress();
+}
+
+// Blocks on libtorrent's thread: only where the counters must be exact now (a finished download,
+// shutdown); the steady flow comes from request_progress.
 void ReleaseRunner::refresh_one(RunnerRelease& r) {
+    auto st = r.in_session ? session_->status(r.stored.record.id) : std::nullopt;
+    if (st) take_status(r, *st);
+}
+
+// Byte counters from the swarm into the row (and state.db when they moved).
+void ReleaseRunner::take_status(RunnerRelease& r, const io::swarm::Status& status) {
     const std::string& id = r.stored.record.id;
-    auto st = r.in_session ? session_->status(id) : std::nullopt;
-    if (!st) return;
-    const std::uint64_t peers = r.base_from_peers + st->bytes_from_peers;
-    const std::uint64_t seed = r.base_from_seeder + st->bytes_from_seeder;
-    const std::uint64_t lan = r.base_from_lan + st->bytes_from_lan;
-    const std::uint64_t wan = r.base_from_wan + st->bytes_from_outside_site;
+    const std::uint64_t peers = r.base_from_peers + status.bytes_from_peers;
+    const std::uint64_t seed = r.base_from_seeder + status.bytes_from_seeder;
+    const std::uint64_t lan = r.base_from_lan + status.bytes_from_lan;
+    const std::uint64_t wan = r.base_from_wan + status.bytes_from_outside_site;
     auto& s = r.stored;
-    if (st->total_done == s.bytes_done && peers == s.bytes_from_peers &&
+    if (status.total_done == s.bytes_done && peers == s.bytes_from_peers &&
         seed == s.bytes_from_seeder && lan == s.bytes_from_lan && wan == s.bytes_from_wan) {
         return;
     }
     spdlog::debug("{}: {} of {} bytes; {} from peers, {} from the seeder, {} peers connected", id,
-                  st->total_done, r.manifest.total_size(), peers, seed, st->num_peers);
-    s.bytes_done = st->total_done;
+                  status.total_done, r.manifest.total_size(), peers, seed, status.num_peers);
+    s.bytes_done = status.total_done;
     s.bytes_from_peers = peers;
     s.bytes_from_seeder = seed;
     s.bytes_from_lan = lan;
     s.bytes_from_wan = wan;
     if (auto ok = store_.save_progress(
-            id, {st->total_done, r.manifest.total_size(), peers, seed, lan, wan});
+            id, {status.total_done, r.manifest.total_size(), peers, seed, lan, wan});
         !ok) {
         spdlog::warn("{}: cannot store progress: {}", id, ok.error().message);
     }

@@ -28,7 +28,8 @@ namespace patchswarm::io {
 class Env;
 namespace swarm {
 class Session;
-}
+struct Status;
+}  // namespace swarm
 }  // namespace patchswarm::io
 
 namespace patchswarm::daemon {
@@ -76,8 +77,11 @@ class ReleaseRunner {
     // At start-up: a release past its download keeps seeding for its site.
     void rejoin(const std::string& id);
     void execute(const std::string& id, const core::Command& command);
-    // Pulls the swarm's byte counters of one release (all with an empty id) into its row.
+    // Pulls the swarm's byte counters of one release (all with an empty id) into its row now
+    // (blocks on libtorrent's thread briefly: for a finished download and shutdown).
     void refresh_progress(const std::string& id = {});
+    // Asks the swarm for what changed; the answer updates the rows later (hooks.on_progress).
+    void request_progress();
     // A renewed certificate: SSL torrents and web seed credentials follow.
     void renewed(const TlsIdentity& tls);
 
@@ -102,6 +106,7 @@ class ReleaseRunner {
     std::string with_web_credentials(const std::string& url) const;
     std::filesystem::path release_dir(const std::string& id) const;
     void refresh_one(RunnerRelease& r);
+    void take_status(RunnerRelease& r, const io::swarm::Status& status);
 
     boost::asio::io_context& io_;
     io::Env& env_;

@@ -10,7 +10,7 @@
 #include "daemon/endpoint_store.hpp"
 #include "daemon/seeder_client.hpp"
 #include "io/env.hpp"
-#include "io/http/http.hpp"
+#include "io/http/client.hpp"
 
 namespace patchswarm::daemon {
 

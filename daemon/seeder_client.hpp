@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "io/http/http.hpp"
+#include "io/http/client.hpp"
 
 namespace patchswarm::daemon {
 

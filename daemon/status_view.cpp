@@ -14,20 +14,33 @@ namespace patchswarm::daemon {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-Result<json> endpoint_status(const fs::path& state_dir) {
+namespace {
+
+// state.db of `state_dir`, opened when there is one: a missing file is not created.
+Result<std::unique_ptr<EndpointStore>> open_existing(const fs::path& state_dir) {
     if (!fs::exists(state_dir / "state.db")) {
         return fail(Errc::not_found, "no state in " + state_dir.string() +
                                          " (has patchswarmd run with this --state-dir?)");
     }
-    auto store = EndpointStore::open(state_dir / "state.db");
+    return EndpointStore::open(state_dir / "state.db");
+}
+
+}  // namespace
+
+Result<json> endpoint_status(const fs::path& state_dir) {
+    auto store = open_existing(state_dir);
     if (!store) return std::unexpected(store.error());
-    auto rows = (*store)->load_releases();
+    return endpoint_status(**store, state_dir);
+}
+
+Result<json> endpoint_status(EndpointStore& store, const fs::path& state_dir) {
+    auto rows = store.load_releases();
     if (!rows) return std::unexpected(rows.error());
     json out = {{"format", 1}};
     if (auto pub = io::load_public_key(state_dir / "device.pub")) {
         out["device_id"] = core::device_id_for(*pub);
     }
-    auto seq = (*store)->get_meta("feed_sequence");
+    auto seq = store.get_meta("feed_sequence");
     out["feed_sequence"] = seq && *seq ? std::stoull(**seq) : 0ull;
     json releases = json::array();
     for (const auto& r : *rows) {
@@ -46,13 +59,13 @@ Result<json> endpoint_status(const fs::path& state_dir) {
              {"attempts", r.record.attempts},
              {"next_attempt_at", r.record.next_attempt_at},
              {"reason", r.record.reason}});
-        auto deferred = (*store)->deferral(r.record.id);
+        auto deferred = store.deferral(r.record.id);
         releases.back()["deferred_until"] =
             deferred && *deferred ? json(**deferred) : json(nullptr);
     }
     out["releases"] = std::move(releases);
     json rejected = json::array();
-    if (auto rej = (*store)->load_rejected()) {
+    if (auto rej = store.load_rejected()) {
         for (const auto& r : *rej) {
             rejected.push_back({{"id", r.id},
                                 {"manifest_sha256", r.manifest_sha256},
@@ -64,42 +77,50 @@ Result<json> endpoint_status(const fs::path& state_dir) {
     return out;
 }
 
-Result<std::optional<std::int64_t>> defer_release(const fs::path& state_dir, const std::string& id,
+Result<std::int64_t> plan_deferral(const StoredRelease& release, std::int64_t until,
+                                   std::int64_t now) {
+    const auto state = release.record.state;
+    if (state == core::State::effective || state == core::State::rejected) {
+        return fail(Errc::invalid_argument, "release " + release.record.id + " is " +
+                                                std::string(core::to_string(state)) +
+                                                ": nothing left to defer");
+    }
+    if (until <= now) return fail(Errc::invalid_argument, "--until must lie in the future");
+    // The stored manifest was verified when it was accepted; its deadline bounds the deferral.
+    auto env = core::parse_envelope(release.manifest_envelope, core::kMaxManifestBytes * 2);
+    if (env) {
+        auto m = core::parse_manifest(std::string_view(
+            reinterpret_cast<const char*>(env->payload.data()), env->payload.size()));
+        if (m && m->rollout) return core::clamp_deferral(*m->rollout, until);
+    }
+    return until;
+}
+
+Result<std::optional<std::int64_t>> defer_release(EndpointStore& store, const std::string& id,
                                                   std::optional<std::int64_t> until,
                                                   std::int64_t now) {
-    if (!fs::exists(state_dir / "state.db")) {
-        return fail(Errc::not_found, "no state in " + state_dir.string() +
-                                         " (has patchswarmd run with this --state-dir?)");
-    }
-    auto store = EndpointStore::open(state_dir / "state.db");
-    if (!store) return std::unexpected(store.error());
-    auto release = (*store)->load_release(id);
+    auto release = store.load_release(id);
     if (!release) return std::unexpected(release.error());
     if (!*release) {
         return fail(Errc::not_found,
                     "no release " + id + " on this endpoint (see patchswarmd status)");
     }
     if (!until) {
-        if (auto ok = (*store)->clear_deferral(id); !ok) return std::unexpected(ok.error());
+        if (auto ok = store.clear_deferral(id); !ok) return std::unexpected(ok.error());
         return std::optional<std::int64_t>{};
     }
-    const auto state = (*release)->record.state;
-    if (state == core::State::effective || state == core::State::rejected) {
-        return fail(Errc::invalid_argument, "release " + id + " is " +
-                                                std::string(core::to_string(state)) +
-                                                ": nothing left to defer");
-    }
-    if (*until <= now) return fail(Errc::invalid_argument, "--until must lie in the future");
-    // The stored manifest was verified when it was accepted; its deadline bounds the deferral.
-    std::int64_t clamped = *until;
-    auto env = core::parse_envelope((*release)->manifest_envelope, core::kMaxManifestBytes * 2);
-    if (env) {
-        auto m = core::parse_manifest(std::string_view(
-            reinterpret_cast<const char*>(env->payload.data()), env->payload.size()));
-        if (m && m->rollout) clamped = core::clamp_deferral(*m->rollout, *until);
-    }
-    if (auto ok = (*store)->set_deferral(id, clamped, now); !ok) return std::unexpected(ok.error());
-    return std::optional<std::int64_t>{clamped};
+    auto clamped = plan_deferral(**release, *until, now);
+    if (!clamped) return std::unexpected(clamped.error());
+    if (auto ok = store.set_deferral(id, *clamped, now); !ok) return std::unexpected(ok.error());
+    return std::optional<std::int64_t>{*clamped};
+}
+
+Result<std::optional<std::int64_t>> defer_release(const fs::path& state_dir, const std::string& id,
+                                                  std::optional<std::int64_t> until,
+                                                  std::int64_t now) {
+    auto store = open_existing(state_dir);
+    if (!store) return std::unexpected(store.error());
+    return defer_release(**store, id, until, now);
 }
 
 std::string render_endpoint_status(const json& s, bool tty) {

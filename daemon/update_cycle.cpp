@@ -9,7 +9,7 @@
 #include "daemon/relay.hpp"
 #include "daemon/seeder_client.hpp"
 #include "io/env.hpp"
-#include "io/http/http.hpp"
+#include "io/http/client.hpp"
 
 namespace patchswarm::daemon {
 

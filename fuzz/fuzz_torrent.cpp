@@ -11,7 +11,7 @@
 
 #include "core/manifest.hpp"
 #include "fuzz/fuzz_support.hpp"
-#include "io/swarm/swarm.hpp"
+#include "io/swarm/torrent_file.hpp"
 
 namespace patchswarm::fuzz {
 

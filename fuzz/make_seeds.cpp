@@ -18,7 +18,7 @@
 #include "core/root.hpp"
 #include "crypto/crypto.hpp"
 #include "fuzz/fuzz_support.hpp"
-#include "io/swarm/swarm.hpp"
+#include "io/swarm/torrent_file.hpp"
 #include "seeder/report.hpp"
 
 namespace fs = std::filesystem;

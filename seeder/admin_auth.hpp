@@ -13,7 +13,7 @@
 #include <string_view>
 
 #include "base/error.hpp"
-#include "io/http/http.hpp"
+#include "io/http/parse.hpp"
 
 namespace patchswarm::seeder {
 

@@ -19,7 +19,7 @@
 #include "base/error.hpp"
 #include "core/feed.hpp"
 #include "crypto/crypto.hpp"
-#include "io/http/http.hpp"
+#include "io/http/server.hpp"
 #include "seeder/fleet_db.hpp"
 
 namespace boost::asio {

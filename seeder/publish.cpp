@@ -20,7 +20,7 @@
 #include "crypto/crypto.hpp"
 #include "io/fs.hpp"
 #include "io/key_files.hpp"
-#include "io/swarm/swarm.hpp"
+#include "io/swarm/torrent_file.hpp"
 #include "seeder/command_line.hpp"
 #include "seeder/enrolment.hpp"
 #include "seeder/repo.hpp"

@@ -2,23 +2,17 @@
 // maintenance windows, deferral and deadline (endpoint side), and the time zone rules behind the
 // windows. Every test uses fixed unix timestamps; nothing sleeps or reads the clock.
 //
-// [core] tests use zone rules built from POSIX TZ strings or fixed offsets (no files);
-// [zoneinfo] tests read the system zone database (/usr/share/zoneinfo, Debian package tzdata).
+// The tests use zone rules written out in this file or fixed offsets (no files); the system zone
+// database (io::ZoneInfo) is tested in tests/io/test_zoneinfo.cpp.
 #include <catch2/catch.hpp>
 #include <chrono>
-#include <cstdlib>
-#include <ctime>
-#include <filesystem>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "core/rollout.hpp"
-#include "core/rollout_tz.hpp"
 #include "crypto/crypto.hpp"
-#include "io/fs.hpp"
-#include "io/zoneinfo.hpp"
 
 using namespace patchswarm;
 using namespace patchswarm::core;
@@ -35,29 +29,47 @@ std::int64_t utc(int y, unsigned mo, unsigned d, int h = 0, int mi = 0, int s = 
     return std::int64_t{days_since_epoch} * kDay + h * kHour + mi * 60 + s;
 }
 
-// Zone rules from POSIX TZ strings: DST without touching the file system.
-UtcOffsetFn posix_zones(std::map<std::string, std::string> rules) {
-    std::map<std::string, PosixTz, std::less<>> zones;
-    for (const auto& [name, text] : rules) {
-        auto tz = parse_posix_tz(text);
-        REQUIRE(tz.has_value());
-        zones.emplace(name, *tz);
-    }
-    return [zones](std::string_view zone, std::int64_t at) -> std::optional<std::int32_t> {
-        auto it = zones.find(zone);
-        if (it == zones.end()) return std::nullopt;
-        return it->second.utc_offset(at);
-    };
+// The local time h:00 on the n-th (n = 0: the last) Sunday of a month, as unix seconds, in a
+// zone `offset` seconds east of UTC.
+std::int64_t sunday(int y, unsigned mo, unsigned n, int h, std::int64_t offset) {
+    using namespace std::chrono;
+    const sys_days d = n > 0 ? sys_days{year{y} / month{mo} / Sunday[n]}
+                             : sys_days{year{y} / month{mo} / Sunday[last]};
+    return std::int64_t{d.time_since_epoch().count()} * kDay + h * kHour - offset;
 }
 
-// The five zones the window tests use, as POSIX rules (the footers of their TZif files).
+int utc_year(std::int64_t at) {
+    using namespace std::chrono;
+    const sys_days day{days{at >= 0 ? at / kDay : (at + 1) / kDay - 1}};
+    return static_cast<int>(year_month_day{day}.year());
+}
+
+// The five zones the window tests use, with their current rules written out: DST without a zone
+// database (io::ZoneInfo, tested in tests/io/test_zoneinfo.cpp against the C library).
 const UtcOffsetFn& posix() {
-    static const UtcOffsetFn zones =
-        posix_zones({{"America/New_York", "EST5EDT,M3.2.0,M11.1.0"},
-                     {"Europe/Berlin", "CET-1CEST,M3.5.0,M10.5.0/3"},
-                     {"Asia/Kolkata", "IST-5:30"},
-                     {"Australia/Lord_Howe", "<+1030>-10:30<+11>-11,M10.1.0,M4.1.0"},
-                     {"UTC", "UTC0"}});
+    static const UtcOffsetFn zones = [](std::string_view zone,
+                                        std::int64_t at) -> std::optional<std::int32_t> {
+        const int y = utc_year(at);
+        const auto between = [at](std::int64_t from, std::int64_t to) {
+            return at >= from && at < to;
+        };
+        if (zone == "America/New_York") {  // 2nd Sunday of March 02:00 to 1st of November 02:00
+            return between(sunday(y, 3, 2, 2, -5 * kHour), sunday(y, 11, 1, 2, -4 * kHour))
+                       ? -4 * 3600
+                       : -5 * 3600;
+        }
+        if (zone == "Europe/Berlin") {  // last Sunday of March to of October, 01:00 UTC
+            return between(sunday(y, 3, 0, 1, 0), sunday(y, 10, 0, 1, 0)) ? 2 * 3600 : 3600;
+        }
+        if (zone == "Asia/Kolkata") return 5 * 3600 + 1800;
+        if (zone == "Australia/Lord_Howe") {  // +10:30, +11 from 1st Sunday of October to of April
+            const bool standard =
+                between(sunday(y, 4, 1, 2, 11 * kHour), sunday(y, 10, 1, 2, 10 * kHour + 1800));
+            return standard ? 10 * 3600 + 1800 : 11 * 3600;
+        }
+        if (zone == "UTC") return 0;
+        return std::nullopt;
+    };
     return zones;
 }
 
@@ -707,227 +719,6 @@ TEST_CASE("the wait causes have stable names", "[core]") {
     CHECK(format_utc(0) == "1970-01-01T00:00:00Z");
     CHECK(format_utc(-1) == "1969-12-31T23:59:59Z");
     CHECK(format_utc(utc(2038, 1, 19, 3, 14, 8)) == "2038-01-19T03:14:08Z");
-}
-
-// --- time zone rules ---------------------------------------------------------------------------
-
-TEST_CASE("POSIX TZ rules parse and give the offsets of their dates", "[core]") {
-    auto ny = parse_posix_tz("EST5EDT,M3.2.0,M11.1.0");
-    REQUIRE(ny.has_value());
-    CHECK(ny->std_offset == -5 * 3600);
-    REQUIRE(ny->dst.has_value());
-    CHECK(ny->dst->offset == -4 * 3600);
-    // 2045: second Sunday of March is the 12th, first Sunday of November the 5th.
-    CHECK(ny->utc_offset(utc(2045, 3, 12, 7, 0) - 1) == -5 * 3600);
-    CHECK(ny->utc_offset(utc(2045, 3, 12, 7, 0)) == -4 * 3600);
-    CHECK(ny->utc_offset(utc(2045, 11, 5, 6, 0) - 1) == -4 * 3600);
-    CHECK(ny->utc_offset(utc(2045, 11, 5, 6, 0)) == -5 * 3600);
-
-    // Southern hemisphere, half-hour offsets and a half-hour shift.
-    auto howe = parse_posix_tz("<+1030>-10:30<+11>-11,M10.1.0,M4.1.0");
-    REQUIRE(howe.has_value());
-    CHECK(howe->utc_offset(utc(2040, 1, 1)) == 11 * 3600);
-    CHECK(howe->utc_offset(utc(2040, 7, 1)) == 10 * 3600 + 1800);
-    // Year boundary inside DST: still DST on both sides.
-    CHECK(howe->utc_offset(utc(2040, 12, 31, 23, 59)) == 11 * 3600);
-
-    auto kolkata = parse_posix_tz("IST-5:30");
-    REQUIRE(kolkata.has_value());
-    CHECK_FALSE(kolkata->dst.has_value());
-    CHECK(kolkata->utc_offset(0) == 5 * 3600 + 1800);
-
-    // Julian day forms and times past 24 h (RFC 8536): DST all year round.
-    auto all_year = parse_posix_tz("EST5EDT,0/0,J365/25");
-    REQUIRE(all_year.has_value());
-    for (int month = 1; month <= 12; ++month) {
-        CHECK(all_year->utc_offset(utc(2041, static_cast<unsigned>(month), 15)) == -4 * 3600);
-    }
-    CHECK(all_year->utc_offset(utc(2041, 1, 1, 0, 30)) == -4 * 3600);
-
-    // Negative rule times (America/Nuuk): the change at -1:00 local on the last Saturday.
-    auto nuuk = parse_posix_tz("<-02>2<-01>,M3.5.0/-1,M10.5.0/0");
-    REQUIRE(nuuk.has_value());
-    CHECK(nuuk->dst->start.time_s == -3600);
-    // 2040-03-25 is the last Sunday: -1:00 local standard time is 01:00 UTC that day.
-    CHECK(nuuk->utc_offset(utc(2040, 3, 25, 1, 0)) == -3600);
-    CHECK(nuuk->utc_offset(utc(2040, 3, 25, 0, 59)) == -2 * 3600);
-
-    for (std::string_view bad :
-         {"", "E5", "EST", "EST5EDT", "EST5EDT,M3.2.0", "EST5EDT,M13.2.0,M11.1.0",
-          "EST5EDT,M3.6.0,M11.1.0", "EST5EDT,M3.2.7,M11.1.0", "EST5EDT,J0,J365", "EST5EDT,366,J365",
-          "EST25", "<>5", "EST5EDT,M3.2.0/168,M11.1.0", "EST5:60", "EST5 ", "<+05"}) {
-        INFO(bad);
-        auto r = parse_posix_tz(bad);
-        REQUIRE_FALSE(r.has_value());
-        CHECK(r.error().code == Errc::malformed);
-    }
-    CHECK(parse_posix_tz(std::string(kMaxPosixTzBytes + 1, 'A')).error().code == Errc::too_large);
-}
-
-namespace {
-
-std::vector<std::uint8_t> bytes_of(const std::string& s) {
-    return {s.begin(), s.end()};
-}
-
-// A hand-made version 2 TZif file: one transition at `at` from UTC+0 to UTC+1 and a footer.
-std::string tiny_tzif(std::string_view footer, std::int64_t at = 1000) {
-    const auto be32 = [](std::uint32_t v) {
-        return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
-    };
-    const auto be64 = [&](std::uint64_t v) {
-        return be32(static_cast<std::uint32_t>(v >> 32)) + be32(static_cast<std::uint32_t>(v));
-    };
-    const auto header = [&](char version, std::uint32_t timecnt) {
-        return std::string("TZif") + version + std::string(15, '\0') + be32(0) + be32(0) + be32(0) +
-               be32(timecnt) + be32(2) + be32(8);
-    };
-    const std::string types = be32(0) + '\0' + '\0' + be32(3600) + '\0' + '\4';
-    const std::string chars("UTC\0ONE\0", 8);
-    std::string v1 = header('2', 1) + be32(static_cast<std::uint32_t>(at)) + '\1' + types + chars;
-    std::string v2 = header('2', 1) + be64(static_cast<std::uint64_t>(at)) + '\1' + types + chars;
-    return v1 + v2 + "\n" + std::string(footer) + "\n";
-}
-
-}  // namespace
-
-TEST_CASE("TZif bytes decode into offsets, damaged files are refused", "[core]") {
-    auto tz = parse_tzif(bytes_of(tiny_tzif("<+01>-1")));
-    REQUIRE(tz.has_value());
-    CHECK(tz->utc_offset(999) == 0);
-    CHECK(tz->utc_offset(1000) == 3600);
-    CHECK(tz->utc_offset(4'000'000'000) == 3600);
-
-    // Without a footer rule the last transition's type holds for ever.
-    auto no_rule = parse_tzif(bytes_of(tiny_tzif("")));
-    REQUIRE(no_rule.has_value());
-    CHECK(no_rule->utc_offset(4'000'000'000) == 3600);
-
-    const std::string good = tiny_tzif("<+01>-1");
-    // Every truncation is refused, none crashes.
-    for (std::size_t n = 0; n < good.size(); ++n) {
-        INFO(n);
-        auto r = parse_tzif(bytes_of(good.substr(0, n)));
-        CHECK_FALSE(r.has_value());
-    }
-    struct Row {
-        const char* what;
-        std::string bytes;
-    };
-    std::string bad_magic = good;
-    bad_magic[0] = 'X';
-    std::string bad_version = good;
-    bad_version[4] = '9';
-    std::string bad_type = good;
-    // The version 1 block (44-byte header, 25 bytes of data) is skipped; the version 2 block's
-    // type index follows its header and the 8-byte transition time.
-    bad_type[44 + 25 + 44 + 8] = '\7';
-    std::string bad_footer = tiny_tzif("EST5EDT");
-    std::string no_newline = good.substr(0, good.size() - 1);
-    std::string leap = good;
-    leap[28 + 3] = '\1';  // v1 leapcnt = 1
-    const Row rows[] = {
-        {"bad magic", bad_magic},
-        {"unknown version", bad_version},
-        {"type index out of range", bad_type},
-        {"footer without a rule", bad_footer},
-        {"unterminated footer", no_newline},
-        {"leap seconds", leap},
-    };
-    for (const auto& row : rows) {
-        INFO(row.what);
-        auto r = parse_tzif(bytes_of(row.bytes));
-        REQUIRE_FALSE(r.has_value());
-        CHECK(r.error().code == Errc::malformed);
-    }
-    CHECK(parse_tzif(std::vector<std::uint8_t>(kMaxTzifBytes + 1, 0)).error().code ==
-          Errc::too_large);
-}
-
-// --- the system zone database (adapter) --------------------------------------------------------
-
-TEST_CASE("zoneinfo offsets agree with the C library across zones and years", "[zoneinfo]") {
-    io::ZoneInfo zones;
-    for (const char* name :
-         {"America/New_York", "Europe/Berlin", "Asia/Kolkata", "Australia/Lord_Howe",
-          "America/Nuuk", "Pacific/Chatham", "America/Santiago", "Africa/Casablanca", "UTC"}) {
-        INFO(name);
-        REQUIRE(zones.zone(name).has_value());
-        REQUIRE(::setenv("TZ", (std::string(":") + name).c_str(), 1) == 0);
-        ::tzset();
-        // Every 7 h 13 min from 1990 to 2060: well past the transitions listed in the file
-        // (Debian's tzdata lists them up to 2037), so the footer rule is checked too.
-        std::size_t compared = 0;
-        for (std::int64_t t = utc(1990, 1, 1); t < utc(2060, 1, 1); t += 7 * kHour + 13 * 60) {
-            const std::time_t tt = static_cast<std::time_t>(t);
-            std::tm local{};
-            const auto ours = zones.utc_offset(name, t);
-            if (::localtime_r(&tt, &local) == nullptr || !ours || *ours != local.tm_gmtoff) {
-                FAIL_CHECK(name << " at " << t << ": " << ours.value_or(-1) << " vs "
-                                << local.tm_gmtoff);
-                break;
-            }
-            ++compared;
-        }
-        CHECK(compared > 80'000);
-    }
-    ::unsetenv("TZ");
-}
-
-TEST_CASE("windows on DST nights hold in the real zone database as in the rules", "[zoneinfo]") {
-    io::ZoneInfo zones;
-    const UtcOffsetFn real = zones.offset_fn();
-    const std::int64_t jump = utc(2025, 3, 9, 7, 0);  // New York springs forward
-    const Window spring{"g", kSun, 2 * 60, 4 * 60, "America/New_York"};
-    CHECK(in_window(spring, real, jump - 1) == false);
-    CHECK(in_window(spring, real, jump) == true);
-    CHECK(next_window_open(std::vector<Window>{spring}, real, utc(2025, 3, 9)) == jump);
-    const std::int64_t back = utc(2025, 11, 2, 6, 0);  // and falls back
-    const Window fall{"g", kSun, 60, 2 * 60, "America/New_York"};
-    CHECK(in_window(fall, real, back - kHour) == true);
-    CHECK(in_window(fall, real, back + kHour - 1) == true);
-    CHECK(in_window(fall, real, back + kHour) == false);
-    const std::int64_t howe = utc(2025, 10, 4, 15, 30);  // Lord Howe, half an hour
-    const Window lh{"g", kSun, 2 * 60, 3 * 60, "Australia/Lord_Howe"};
-    CHECK(next_window_open(std::vector<Window>{lh}, real, utc(2025, 10, 4)) == howe);
-    CHECK(in_window(lh, real, howe + 30 * 60) == false);
-
-    Rollout r = windowed();
-    const std::vector<std::string> groups{"finance"};
-    CHECK(
-        may_install(r, real, true, false, std::nullopt, utc(2025, 11, 25, 3, 30), groups).allowed);
-}
-
-TEST_CASE("the zoneinfo adapter refuses bad names before touching the disk", "[zoneinfo]") {
-    io::ZoneInfo zones;
-    auto escape = zones.zone("../../etc/passwd");
-    REQUIRE_FALSE(escape.has_value());
-    CHECK(escape.error().code == Errc::malformed);
-    auto missing = zones.zone("Nowhere/Nothing");
-    REQUIRE_FALSE(missing.has_value());
-    CHECK(missing.error().code == Errc::not_found);
-    CHECK_FALSE(zones.utc_offset("Nowhere/Nothing", 0).has_value());
-    // A folder is not a zone.
-    CHECK_FALSE(zones.zone("America").has_value());
-    // Cached: the same object comes back.
-    auto a = zones.zone("Europe/Berlin");
-    auto b = zones.zone("Europe/Berlin");
-    REQUIRE(a.has_value());
-    REQUIRE(b.has_value());
-    CHECK(*a == *b);
-
-    // A damaged file in a zone folder of our own is refused with the decoder's error.
-    const auto dir = std::filesystem::temp_directory_path() / "patchswarm-test-zoneinfo";
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir / "Bad");
-    REQUIRE(io::write_file_atomic(dir / "Bad" / "Zone", "TZif2 but not really").has_value());
-    REQUIRE(io::write_file_atomic(dir / "Good", tiny_tzif("<+01>-1")).has_value());
-    io::ZoneInfo own(dir);
-    auto damaged = own.zone("Bad/Zone");
-    REQUIRE_FALSE(damaged.has_value());
-    CHECK(damaged.error().code == Errc::malformed);
-    CHECK(own.utc_offset("Good", 2000) == 3600);
-    std::filesystem::remove_all(dir);
 }
 
 // --- the endpoint's tick and the command-line times ------------------------------------------

@@ -26,7 +26,7 @@
 #include "io/fs.hpp"
 #include "io/key_files.hpp"
 #include "io/sqlite.hpp"
-#include "io/swarm/swarm.hpp"
+#include "io/swarm/torrent_file.hpp"
 #include "support/fake_env.hpp"
 #include "support/fake_seeder.hpp"
 #include "support/process.hpp"

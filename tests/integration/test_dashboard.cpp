@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
-#include "io/http/http.hpp"
+#include "io/http/client.hpp"
 #include "support/fleet.hpp"
 
 using nlohmann::json;

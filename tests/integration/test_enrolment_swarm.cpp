@@ -6,8 +6,8 @@
 #include <catch2/catch.hpp>
 
 #include "crypto/crypto.hpp"
-#include "io/http/http.hpp"
-#include "io/swarm/swarm.hpp"
+#include "io/http/client.hpp"
+#include "io/swarm/session.hpp"
 #include "io/x509.hpp"
 #include "support/fleet.hpp"
 

@@ -18,6 +18,7 @@
 #include "fuzz/fuzz_enrolment.cpp"
 #include "fuzz/fuzz_envelope.cpp"
 #include "fuzz/fuzz_feed.cpp"
+#include "fuzz/fuzz_http.cpp"
 #include "fuzz/fuzz_manifest.cpp"
 #include "fuzz/fuzz_report.cpp"
 #include "fuzz/fuzz_torrent.cpp"
@@ -38,7 +39,7 @@ constexpr Target kTargets[] = {
     {"envelope", patchswarm::fuzz::envelope_one},   {"manifest", patchswarm::fuzz::manifest_one},
     {"feed", patchswarm::fuzz::feed_one},           {"report", patchswarm::fuzz::report_one},
     {"tracker", patchswarm::fuzz::tracker_one},     {"torrent", patchswarm::fuzz::torrent_one},
-    {"enrolment", patchswarm::fuzz::enrolment_one},
+    {"enrolment", patchswarm::fuzz::enrolment_one}, {"http", patchswarm::fuzz::http_one},
 };
 
 const fs::path kFuzzDir = PATCHSWARM_FUZZ_CORPUS;

@@ -11,9 +11,9 @@
 #include "core/feed.hpp"
 #include "core/manifest.hpp"
 #include "core/root.hpp"
-#include "io/http/http.hpp"
+#include "io/http/client.hpp"
 #include "io/key_files.hpp"
-#include "io/swarm/swarm.hpp"
+#include "io/swarm/torrent_file.hpp"
 #include "support/fake_seeder.hpp"
 #include "support/process.hpp"
 

@@ -8,7 +8,7 @@
 
 #include "core/envelope.hpp"
 #include "crypto/crypto.hpp"
-#include "io/http/http.hpp"
+#include "io/http/client.hpp"
 #include "support/fleet.hpp"
 
 using nlohmann::json;

@@ -8,7 +8,7 @@
 #include "core/feed.hpp"
 #include "core/manifest.hpp"
 #include "crypto/crypto.hpp"
-#include "io/http/http.hpp"
+#include "io/http/client.hpp"
 #include "io/key_files.hpp"
 #include "support/fake_seeder.hpp"
 #include "support/fleet.hpp"

@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "core/sites.hpp"
-#include "io/http/http.hpp"
+#include "io/http/client.hpp"
 #include "support/fleet.hpp"
 #include "support/root_init.hpp"
 

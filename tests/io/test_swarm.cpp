@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdint>
@@ -18,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "io/swarm/swarm.hpp"
+#include "io/swarm/session.hpp"
 
 namespace fs = std::filesystem;
 using namespace patchswarm;
@@ -96,6 +97,7 @@ struct Node {
     std::vector<std::string> errors;
     int hash_fails = 0;
     std::vector<std::string> hash_fail_from;
+    std::vector<Status> progress;  // every Status of every on_progress event, in order
 
     std::uint16_t port() const { return session->listen_port(); }
     Status status(const std::string& id) const {
@@ -124,6 +126,9 @@ std::unique_ptr<Node> make_node(boost::asio::io_context& io, const std::string& 
     callbacks.on_hash_fail = [n](const std::string&, const std::vector<std::string>& from) {
         ++n->hash_fails;
         n->hash_fail_from.insert(n->hash_fail_from.end(), from.begin(), from.end());
+    };
+    callbacks.on_progress = [n](const std::vector<Status>& changed) {
+        n->progress.insert(n->progress.end(), changed.begin(), changed.end());
     };
     auto session = Session::create(io, std::move(settings), std::move(callbacks));
     INFO((session ? "" : session.error().message));
@@ -494,6 +499,72 @@ TEST_CASE("an upload rate limit holds for peers on private addresses", "[net]") 
     const auto elapsed = std::chrono::steady_clock::now() - start;
     // 4.3 MiB at 2 MiB/s: a little over 2 s; unlimited on loopback it takes a few hundred ms.
     CHECK(elapsed > 1500ms);
+    CHECK(same_tree(root, tmp.path / "dl" / "payload"));
+}
+
+TEST_CASE("progress arrives as events with growing bytes until the torrent finishes", "[net]") {
+    TempDir tmp;
+    const fs::path root = make_payload(tmp.path / "seed");
+    auto torrent = create_torrent(root);
+    REQUIRE(torrent.has_value());
+    boost::asio::io_context io;
+
+    // A capped seeder, so that the download spans many progress requests.
+    auto seeder = make_node(io, "127.0.0.20", tmp.path / "seeder-resume", 2 * 1024 * 1024);
+    REQUIRE(seeder->session->add(add_params(*torrent, tmp.path / "seed", true)).has_value());
+    REQUIRE(run_until(io, [&] { return seeder->finished == 1; }));
+
+    auto leecher = make_node(io, "127.0.0.21", tmp.path / "leecher-resume", 0,
+                             [](Settings& s) { s.seeder_addresses = {"127.0.0.20"}; });
+    REQUIRE(
+        leecher->session
+            ->add(add_params(*torrent, tmp.path / "dl", false, {endpoint("127.0.0.20", *seeder)}))
+            .has_value());
+    // What the agent's timer does, only faster.
+    boost::asio::steady_timer timer(io);
+    std::function<void()> tick = [&] {
+        leecher->session->request_progress();
+        timer.expires_after(50ms);
+        timer.async_wait([&](const boost::system::error_code& ec) {
+            if (!ec) tick();
+        });
+    };
+    tick();
+    const auto finished_event = [&] {
+        return !leecher->progress.empty() && leecher->progress.back().finished;
+    };
+    REQUIRE(run_until(io, [&] { return leecher->finished == 1 && finished_event(); }));
+    timer.cancel();
+
+    const std::vector<Status>& events = leecher->progress;
+    bool in_between = false;
+    bool had_peer = false;
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        INFO("event " << i << ": " << events[i].total_done << " of " << events[i].total_wanted);
+        CHECK(events[i].id == "rel-1");
+        CHECK(events[i].total_wanted == kPayloadSize);
+        if (i > 0) CHECK(events[i].total_done >= events[i - 1].total_done);
+        if (events[i].total_done > 0 && events[i].total_done < kPayloadSize) {
+            in_between = true;
+            CHECK(events[i].state == TorrentState::downloading);
+            CHECK_FALSE(events[i].finished);
+        }
+        had_peer = had_peer || events[i].num_peers > 0;
+    }
+    CHECK(in_between);
+    CHECK(had_peer);
+    const Status& last = events.back();
+    CHECK(last.state == TorrentState::seeding);
+    CHECK(last.total_done == kPayloadSize);
+    CHECK(last.progress == Approx(1.0));
+    CHECK(last.bytes_from_seeder == kPayloadSize);
+    CHECK(last.bytes_from_outside_site + last.bytes_from_lan == kPayloadSize);
+    CHECK(last.error.empty());
+    // The event and the synchronous call agree.
+    const Status now = leecher->status("rel-1");
+    CHECK(now.total_done == last.total_done);
+    CHECK(now.bytes_from_seeder == last.bytes_from_seeder);
+    CHECK(now.state == last.state);
     CHECK(same_tree(root, tmp.path / "dl" / "payload"));
 }
 

@@ -11,7 +11,7 @@
 
 #include "core/envelope.hpp"
 #include "crypto/crypto.hpp"
-#include "io/http/http.hpp"
+#include "io/http/client.hpp"
 #include "seeder/report.hpp"
 #include "support/process.hpp"
 #include "support/root_init.hpp"

@@ -12,7 +12,7 @@
 #include <string>
 #include <thread>
 
-#include "io/http/http.hpp"
+#include "io/http/server.hpp"
 
 namespace patchswarm::test {
 

@@ -1,58 +1,28 @@
-// libtorrent behind project types. Only swarm.cpp includes libtorrent headers (each such
-// translation unit takes ~10 s to compile here).
+// The libtorrent session behind project types: settings, peer classes, adding and removing
+// torrents, resume data, the SSL identity. libtorrent stays in session.cpp; the events a
+// session delivers are in alerts.hpp, the .torrent files it takes in torrent_file.hpp.
 //
-// Threading: construct, call and destroy a Swarm on the io_context thread only. libtorrent's
-// alerts are pumped onto that io_context (set_alert_notify -> post -> pop_alerts), and the
-// callbacks run there.
+// Threading: construct, call and destroy a Session on the io_context thread only. libtorrent's
+// alerts are pumped onto that io_context (alerts.hpp), and the callbacks run there.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "base/error.hpp"
+#include "io/swarm/alerts.hpp"
+#include "io/swarm/torrent_file.hpp"
 
 namespace boost::asio {
 class io_context;
 }
 
 namespace patchswarm::io::swarm {
-
-// ---- torrent files ---------------------------------------------------------------------------
-struct TorrentFile {
-    std::string path;  // relative to the torrent root: for a folder payload the torrent name is
-                       // stripped ("bin/x.sh"), for a single-file payload it is the file name
-    std::uint64_t size = 0;
-};
-
-struct TorrentSummary {
-    std::vector<std::uint8_t> bytes;  // the .torrent file (bencoded)
-    std::string infohash_v2;          // lowercase hex, 64 chars
-    std::string name;                 // top-level name (folder or file)
-    bool single_file = false;
-    std::vector<TorrentFile> files;  // sorted by path, pad files excluded
-    // An SSL torrent carries the CA (PEM) whose certificates its peers must present.
-    std::string ssl_root_cert;
-};
-
-// Builds a BitTorrent v2-only torrent of a file or folder (v2: per-file SHA-256 merkle trees).
-// Symlinks and special files in the payload are refused (Errc::unsafe_path). With
-// `ssl_root_cert` (a CA certificate PEM) the torrent is an SSL torrent: libtorrent then talks to
-// its peers only over TLS, each side presenting a certificate issued by that CA.
-[[nodiscard]] Result<TorrentSummary> create_torrent(const std::filesystem::path& payload,
-                                                    const std::string& ssl_root_cert = {});
-
-// Parses an untrusted .torrent with explicit load limits (size, decode depth/tokens, pieces).
-// Errc::malformed / Errc::too_large; Errc::unsafe_path if a file path is not a safe relative
-// path (see core::validate_relative_path). `bytes` is copied into the summary.
-[[nodiscard]] Result<TorrentSummary> inspect_torrent(const std::vector<std::uint8_t>& bytes);
-
-// ---- sessions --------------------------------------------------------------------------------
 
 // A libtorrent peer class over address ranges. libtorrent's default filter puts every private
 // address in its "local" class, which rate limits skip (../shared/FACTS.md); a class listed here
@@ -110,35 +80,6 @@ struct AddParams {
     bool seed = false;                   // we already have the data (seeder): check it, then seed
 };
 
-struct Status {
-    std::string id;
-    double progress = 0;  // 0..1 of wanted bytes
-    std::uint64_t total_wanted = 0;
-    std::uint64_t total_done = 0;
-    std::uint64_t bytes_from_peers = 0;   // payload bytes received from other endpoints
-    std::uint64_t bytes_from_seeder = 0;  // payload bytes received from seeder_addresses
-    // The same bytes split by site: from peers inside site_ranges, and from outside the site
-    // (peers outside site_ranges plus the seeder). lan + outside = peers + seeder.
-    std::uint64_t bytes_from_lan = 0;
-    std::uint64_t bytes_from_outside_site = 0;
-    std::uint64_t total_uploaded = 0;
-    int download_rate = 0;  // bytes/s
-    int upload_rate = 0;
-    int num_peers = 0;
-    bool finished = false;  // every wanted byte is on disk and hash-checked
-    bool checking = false;
-    std::string error;  // libtorrent error for this torrent, if any
-};
-
-// Run on the io_context thread by the alert pump (or inside save_resume_data_and_wait). They may
-// call any Session method, but must not destroy the Session.
-struct Callbacks {
-    std::function<void(const std::string& id)> on_finished;  // all pieces downloaded + checked
-    std::function<void(const std::string& id, const std::string& message)> on_error;
-    // A piece failed its hash check; `from` lists the peers that sent parts of it.
-    std::function<void(const std::string& id, const std::vector<std::string>& from)> on_hash_fail;
-};
-
 class Session {
   public:
     // Errc::network if the listen address (or the SSL listen address) cannot be used.
@@ -164,8 +105,15 @@ class Session {
         (void)id;
         (void)endpoint;
     }
+    // The status of one torrent (std::nullopt for an unknown id), or of all. Each asks
+    // libtorrent's network thread and waits for the answer; prefer request_progress.
     virtual std::optional<Status> status(const std::string& id) const = 0;
     virtual std::vector<Status> status_all() const = 0;
+    // Asks for the status of every torrent that changed since the previous request
+    // (libtorrent's post_torrent_updates). Returns at once; the answer arrives later on the
+    // io_context as one Callbacks::on_progress call, with the same Status as status(). Call it
+    // on a timer (once a second, say). Not pure so that test fakes need not implement it.
+    virtual void request_progress() {}
     // Asks libtorrent for resume data of every torrent that needs it; written asynchronously
     // (atomically) to resume_dir as it arrives.
     virtual void save_resume_data() = 0;

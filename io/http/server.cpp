@@ -1,8 +1,9 @@
-// HTTP/1.1 server and client on Boost.Beast. The contract is in http.hpp; this file is the only
-// one that includes Beast. Everything here runs on the caller's io_context, which is driven by a
-// single thread, so no state is guarded by strands or locks; Respond is the one entry point that
-// may be called from elsewhere, and it dispatches onto the io_context before touching anything.
-#include "io/http/http.hpp"
+// The HTTP/1.1 server on Boost.Beast. The contract is in server.hpp; what is a function of the
+// bytes alone (targets, Range, error answers, the parse-error mapping) is in parse.cpp. Everything
+// here runs on the caller's io_context, which is driven by a single thread, so no state is guarded
+// by strands or locks; Respond is the one entry point that may be called from elsewhere, and it
+// dispatches onto the io_context before touching anything.
+#include "io/http/server.hpp"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -16,19 +17,14 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <cctype>
 #include <cerrno>
-#include <charconv>
 #include <limits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
-#include "base/text.hpp"
 #include "core/rate_limit.hpp"
-#include "crypto/crypto.hpp"
+#include "io/http/beast_glue.hpp"
 
 namespace patchswarm::io::http {
 namespace {
@@ -39,8 +35,10 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using error_code = boost::system::error_code;
 using Clock = std::chrono::steady_clock;
+using glue::kAgent;
+using glue::to_bsv;
+using glue::to_sv;
 
-constexpr std::string_view kAgent = "patchswarm/0.1";
 // Files are copied through this buffer; big enough to keep syscalls rare, small enough that a
 // per-chunk write deadline still catches a reader that has stalled.
 constexpr std::size_t kFileChunk = 64 * 1024;
@@ -49,106 +47,7 @@ constexpr std::size_t kFileChunk = 64 * 1024;
 constexpr std::chrono::seconds kLingerTime{2};
 // A failing accept (EMFILE) would fail again at once; wait a little instead of spinning.
 constexpr std::chrono::milliseconds kAcceptRetry{100};
-constexpr std::uint32_t kClientHeaderLimit = 64 * 1024;
 constexpr std::size_t kIdleReadBytes = 4096;
-
-// ---- small text helpers ----------------------------------------------------------------------
-
-std::string_view to_sv(beast::string_view s) {
-    return {s.data(), s.size()};
-}
-beast::string_view to_bsv(std::string_view s) {
-    return {s.data(), s.size()};
-}
-
-char ascii_lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-std::string lowercase(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), ascii_lower);
-    return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return ascii_lower(x) == ascii_lower(y);
-           });
-}
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-// Malformed escapes ("%zz", a trailing "%") are kept literally: refusing them would buy nothing,
-// since the caller validates the decoded text anyway.
-std::string percent_decode(std::string_view s, bool plus_as_space) {
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        const char c = s[i];
-        if (c == '%' && i + 2 < s.size()) {
-            const int hi = hex_value(s[i + 1]);
-            const int lo = hex_value(s[i + 2]);
-            if (hi >= 0 && lo >= 0) {
-                out.push_back(static_cast<char>(hi * 16 + lo));
-                i += 2;
-                continue;
-            }
-        }
-        out.push_back(plus_as_space && c == '+' ? ' ' : c);
-    }
-    return out;
-}
-
-// Header names and values from a handler go onto the wire verbatim; a CR or LF would let them
-// forge headers or a second response.
-bool safe_header_text(std::string_view s) {
-    return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
-}
-
-std::string json_escape(std::string_view s) {
-    std::string out;
-    for (const char c : s) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    constexpr char kHex[] = "0123456789abcdef";
-                    out += "\\u00";
-                    out.push_back(kHex[(c >> 4) & 0xf]);
-                    out.push_back(kHex[c & 0xf]);
-                } else {
-                    out.push_back(c);
-                }
-        }
-    }
-    return out;
-}
-
-// PROTOCOL.md: errors are {"error":"<code>","message":"..."}.
-Response error_response(int status, std::string_view code, std::string_view message) {
-    return json_response(status, "{\"error\":\"" + json_escape(code) + "\",\"message\":\"" +
-                                     json_escape(message) + "\"}");
-}
 
 std::string address_text(const net::ip::address& address) {
     if (address.is_v6() && address.to_v6().is_v4_mapped()) {
@@ -158,90 +57,6 @@ std::string address_text(const net::ip::address& address) {
 }
 
 // Digits only; a value too large for 64 bits saturates, which callers treat as "beyond the end".
-std::optional<std::uint64_t> parse_decimal(std::string_view s) {
-    if (s.empty() ||
-        !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-        return std::nullopt;
-    }
-    std::uint64_t value = 0;
-    const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
-    if (ec == std::errc::result_out_of_range) return std::numeric_limits<std::uint64_t>::max();
-    if (ec != std::errc{} || ptr != s.data() + s.size()) return std::nullopt;
-    return value;
-}
-
-// Splits an origin-form target ("/path?query") into Request fields. False for anything else
-// (absolute-form, "*", a path that decodes to a NUL byte).
-bool parse_target(std::string_view target, Request& req) {
-    if (target.empty() || target.front() != '/') return false;
-    const auto question = target.find('?');
-    const std::string_view raw_path = target.substr(0, question);
-    const std::string_view raw_query =
-        question == std::string_view::npos ? std::string_view{} : target.substr(question + 1);
-    req.path = percent_decode(raw_path, false);
-    if (req.path.find('\0') != std::string::npos) return false;
-    req.raw_query = std::string(raw_query);
-    std::string_view rest = raw_query;
-    while (!rest.empty()) {
-        const auto amp = rest.find('&');
-        const std::string_view part = rest.substr(0, amp);
-        rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
-        if (part.empty()) continue;
-        const auto eq = part.find('=');
-        // Query components follow form encoding, where '+' is a space.
-        std::string key = percent_decode(part.substr(0, eq), true);
-        std::string value = eq == std::string_view::npos
-                                ? std::string{}
-                                : percent_decode(part.substr(eq + 1), true);
-        req.query.insert_or_assign(std::move(key), std::move(value));
-    }
-    return true;
-}
-
-struct ByteRange {
-    enum class Kind { whole, partial, unsatisfiable } kind = Kind::whole;
-    std::uint64_t first = 0;
-    std::uint64_t last = 0;  // inclusive
-};
-
-// RFC 7233 single byte range. Syntax we do not understand, and multiple ranges, yield `whole`:
-// the RFC lets a server ignore Range, and a 200 with the full file is always a correct answer.
-ByteRange parse_range(std::string_view header, std::uint64_t size) {
-    ByteRange whole;
-    std::string_view spec = trim(header);
-    constexpr std::string_view kUnit = "bytes=";
-    if (spec.size() < kUnit.size() || !iequals(spec.substr(0, kUnit.size()), kUnit)) return whole;
-    spec = trim(spec.substr(kUnit.size()));
-    if (spec.find(',') != std::string_view::npos) return whole;
-    const auto dash = spec.find('-');
-    if (dash == std::string_view::npos) return whole;
-    const std::string_view first_text = trim(spec.substr(0, dash));
-    const std::string_view last_text = trim(spec.substr(dash + 1));
-    ByteRange range;
-    if (first_text.empty()) {  // "bytes=-n": the last n bytes
-        const auto suffix = parse_decimal(last_text);
-        if (!suffix) return whole;
-        if (*suffix == 0 || size == 0) return {ByteRange::Kind::unsatisfiable};
-        range.kind = ByteRange::Kind::partial;
-        range.first = size - std::min(*suffix, size);
-        range.last = size - 1;
-        return range;
-    }
-    const auto first = parse_decimal(first_text);
-    if (!first) return whole;
-    std::uint64_t last = std::numeric_limits<std::uint64_t>::max();
-    if (!last_text.empty()) {
-        const auto parsed = parse_decimal(last_text);
-        if (!parsed || *parsed < *first) return whole;
-        last = *parsed;
-    }
-    if (*first >= size) return {ByteRange::Kind::unsatisfiable};
-    range.kind = ByteRange::Kind::partial;
-    range.first = *first;
-    range.last = std::min(last, size - 1);
-    return range;
-}
-
 // Owns a POSIX file descriptor.
 class FileDescriptor {
   public:
@@ -354,9 +169,7 @@ class Session : public std::enable_shared_from_this<Session> {
         if (closed_) return;
         head_request_ = false;
         parser_.emplace();
-        parser_->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(
-            limits().max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
-        parser_->body_limit(static_cast<std::uint64_t>(limits().max_body_bytes));
+        glue::apply_limits(*parser_, limits().message_limits());
         // One deadline for the whole request, header and body, so a client cannot trickle
         // bytes to keep a connection forever.
         read_deadline_ = Clock::now() + limits().read_timeout;
@@ -402,20 +215,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
 
     void on_read_error(error_code ec) {
-        if (ec == bhttp::error::body_limit) {
-            return do_fail(
-                413, "payload_too_large",
-                "request body exceeds " + std::to_string(limits().max_body_bytes) + " bytes");
-        }
-        if (ec == bhttp::error::header_limit) {
-            return do_fail(
-                431, "header_too_large",
-                "request header exceeds " + std::to_string(limits().max_header_bytes) + " bytes");
-        }
-        // A peer that hangs up, mid-message or not, gets nothing; a malformed message gets 400.
-        if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category() &&
-            ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
-            return do_fail(400, "bad_request", ec.message());
+        if (auto refusal = glue::refusal_for(ec, limits().message_limits())) {
+            return do_fail(std::move(*refusal));
         }
         close();
     }
@@ -428,19 +229,11 @@ class Session : public std::enable_shared_from_this<Session> {
         head_request_ = message.method() == bhttp::verb::head;
         keep_alive_ = message.keep_alive();
 
-        Request req;
-        req.method = std::string(to_sv(message.method_string()));
-        req.target = std::string(to_sv(message.target()));
-        if (!parse_target(req.target, req)) {
-            return do_write(error_response(400, "bad_request", "unsupported request target"));
-        }
-        for (const auto& field : message) {
-            auto [it, inserted] = req.headers.try_emplace(lowercase(to_sv(field.name_string())),
-                                                          to_sv(field.value()));
-            // Repeated fields combine into one comma-separated value (RFC 7230 section 3.2.2).
-            if (!inserted) it->second.append(", ").append(to_sv(field.value()));
-        }
-        req.body = std::move(message.body());
+        const auto fields = glue::header_fields(message);
+        auto parsed = make_request(to_sv(message.method_string()), to_sv(message.target()), fields,
+                                   std::move(message.body()));
+        if (!parsed) return do_write(std::move(parsed.error()));
+        Request req = std::move(*parsed);
         req.remote_address = remote_address_;
         req.client = client_;
 
@@ -622,11 +415,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
     // ---- errors that end the connection ----
 
-    void do_fail(int status, std::string_view code, std::string message) {
+    void do_fail(Response refusal) {
         keep_alive_ = false;
         linger_after_write_ = true;
         parser_.reset();
-        do_write(error_response(status, code, message));
+        do_write(std::move(refusal));
     }
 
     void do_linger() {
@@ -753,318 +546,7 @@ Result<tcp::endpoint> parse_listen_address(net::io_context& io, const std::strin
     return results.begin()->endpoint();
 }
 
-// ---- client ----------------------------------------------------------------------------------
-
-struct ParsedUrl {
-    std::string host;         // without brackets
-    std::string port;         // decimal text
-    std::string target;       // "/path?query"
-    std::string host_header;  // authority as written
-};
-
-Result<ParsedUrl> parse_url(const std::string& url) {
-    const auto bad = [&](std::string_view why) {
-        return fail(Errc::invalid_argument, "unsupported URL '" + url + "': " + std::string(why));
-    };
-    constexpr std::string_view kScheme = "http://";
-    if (url.size() < kScheme.size() ||
-        !iequals(std::string_view(url).substr(0, kScheme.size()), kScheme)) {
-        return bad("only http:// is supported");
-    }
-    if (std::any_of(url.begin(), url.end(),
-                    [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f; })) {
-        return bad("contains spaces or control characters");
-    }
-    std::string_view rest = std::string_view(url).substr(kScheme.size());
-    const auto authority_end = rest.find_first_of("/?#");
-    const std::string_view authority = rest.substr(0, authority_end);
-    std::string_view target =
-        authority_end == std::string_view::npos ? std::string_view{} : rest.substr(authority_end);
-    target = target.substr(0, target.find('#'));
-    if (authority.find('@') != std::string_view::npos)
-        return bad("user information is not supported");
-
-    ParsedUrl parsed;
-    std::string_view host;
-    std::string_view port;
-    if (!authority.empty() && authority.front() == '[') {
-        const auto close = authority.find(']');
-        if (close == std::string_view::npos) return bad("unterminated IPv6 address");
-        host = authority.substr(1, close - 1);
-        const std::string_view after = authority.substr(close + 1);
-        if (!after.empty()) {
-            if (after.front() != ':') return bad("garbage after IPv6 address");
-            port = after.substr(1);
-            if (port.empty()) return bad("empty port");
-        }
-    } else {
-        const auto colon = authority.find(':');
-        host = authority.substr(0, colon);
-        if (colon != std::string_view::npos) {
-            port = authority.substr(colon + 1);
-            if (port.empty()) return bad("empty port");
-        }
-    }
-    if (host.empty()) return bad("no host");
-    if (!port.empty()) {
-        const auto number = parse_decimal(port);
-        if (!number || *number == 0 || *number > 65535) return bad("bad port");
-    }
-    parsed.host = std::string(host);
-    parsed.port = port.empty() ? "80" : std::string(port);
-    parsed.host_header = std::string(authority);
-    parsed.target =
-        target.empty() || target.front() != '/' ? "/" + std::string(target) : std::string(target);
-    return parsed;
-}
-
-// RFC 7230 token characters, so a method cannot smuggle spaces or line breaks onto the wire.
-bool is_token(std::string_view s) {
-    static constexpr std::string_view kSpecials = "!#$%&'*+-.^_`|~";
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-               kSpecials.find(c) != std::string_view::npos;
-    });
-}
-
-class ClientOp : public std::enable_shared_from_this<ClientOp> {
-  public:
-    ClientOp(net::io_context& io, ClientRequest req, ParsedUrl url,
-             std::optional<net::ip::address> local,
-             std::function<void(Result<ClientResponse>)> done)
-        : req_(std::move(req)),
-          url_(std::move(url)),
-          local_address_(local),
-          done_(std::move(done)),
-          resolver_(io),
-          resolve_timer_(io),
-          stream_(io) {}
-
-    void start() {
-        deadline_ = Clock::now() + req_.timeout;
-        const auto verb = bhttp::string_to_verb(req_.method);
-        if (verb == bhttp::verb::unknown) {
-            request_.method_string(to_bsv(req_.method));
-        } else {
-            request_.method(verb);
-        }
-        request_.target(to_bsv(url_.target));
-        request_.version(11);
-        request_.set(bhttp::field::host, to_bsv(url_.host_header));
-        request_.set(bhttp::field::user_agent, to_bsv(kAgent));
-        request_.keep_alive(false);  // one exchange per connection keeps the deadline simple
-        for (const auto& [name, value] : req_.headers) request_.set(to_bsv(name), to_bsv(value));
-        if (!req_.body.empty() || verb == bhttp::verb::post || verb == bhttp::verb::put ||
-            verb == bhttp::verb::patch) {
-            request_.set(bhttp::field::content_type, to_bsv(req_.content_type));
-            request_.content_length(req_.body.size());
-            request_.body() = std::move(req_.body);
-        }
-        do_resolve();
-    }
-
-  private:
-    std::string describe() const { return req_.method + " " + req_.url; }
-
-    Error network_error(std::string_view step, error_code ec) const {
-        if (ec == beast::error::timeout) {
-            return Error{Errc::network, describe() + ": timed out after " +
-                                            std::to_string(req_.timeout.count()) + " ms during " +
-                                            std::string(step)};
-        }
-        return Error{Errc::network,
-                     describe() + ": " + std::string(step) + " failed: " + ec.message()};
-    }
-
-    void do_resolve() {
-        // The resolver has no deadline of its own; a timer cancels it at the overall deadline.
-        resolve_timer_.expires_at(deadline_);
-        resolve_timer_.async_wait([self = shared_from_this()](error_code ec) {
-            if (!ec) {
-                self->resolve_timed_out_ = true;
-                self->resolver_.cancel();
-            }
-        });
-        resolver_.async_resolve(
-            url_.host, url_.port,
-            beast::bind_front_handler(&ClientOp::on_resolve, shared_from_this()));
-    }
-
-    void on_resolve(error_code ec, tcp::resolver::results_type results) {
-        resolve_timer_.cancel();
-        if (resolve_timed_out_)
-            return finish(std::unexpected(network_error("resolve", beast::error::timeout)));
-        if (ec) return finish(std::unexpected(network_error("resolve", ec)));
-        for (const auto& entry : results) {
-            const auto endpoint = entry.endpoint();
-            if (local_address_ && endpoint.address().is_v4() != local_address_->is_v4()) continue;
-            endpoints_.push_back(endpoint);
-        }
-        if (endpoints_.empty()) {
-            return finish(
-                fail(Errc::network, describe() + ": resolve found no address" +
-                                        (local_address_ ? " of the local address's family" : "")));
-        }
-        do_connect();
-    }
-
-    // Endpoints are tried one by one on a fresh socket each, because binding the local address
-    // has to happen between open and connect.
-    void do_connect() {
-        const auto endpoint = endpoints_[next_endpoint_++];
-        auto& socket = stream_.socket();
-        error_code ec;
-        if (socket.is_open()) socket.close(ec);
-        socket.open(endpoint.protocol(), ec);
-        if (ec) return finish(std::unexpected(network_error("socket open", ec)));
-        if (local_address_) {
-            socket.bind(tcp::endpoint(*local_address_, 0), ec);
-            if (ec) {
-                return finish(fail(Errc::network, describe() + ": binding local address " +
-                                                      local_address_->to_string() +
-                                                      " failed: " + ec.message()));
-            }
-        }
-        stream_.expires_at(deadline_);
-        stream_.async_connect(endpoint,
-                              beast::bind_front_handler(&ClientOp::on_connect, shared_from_this()));
-    }
-
-    void on_connect(error_code ec) {
-        if (ec) {
-            if (ec != beast::error::timeout && next_endpoint_ < endpoints_.size())
-                return do_connect();
-            return finish(std::unexpected(network_error("connect", ec)));
-        }
-        do_write();
-    }
-
-    void do_write() {
-        stream_.expires_at(deadline_);
-        bhttp::async_write(stream_, request_,
-                           beast::bind_front_handler(&ClientOp::on_write, shared_from_this()));
-    }
-
-    void on_write(error_code ec, std::size_t) {
-        if (ec == beast::error::timeout) return finish(std::unexpected(network_error("write", ec)));
-        // A server may answer and close before taking the whole body (413); the answer can still
-        // be waiting in our receive buffer, so read it and report the write error only if that
-        // fails.
-        if (ec) write_error_ = ec;
-        do_read();
-    }
-
-    void do_read() {
-        parser_.emplace();
-        parser_->header_limit(kClientHeaderLimit);
-        parser_->body_limit(static_cast<std::uint64_t>(req_.max_response_bytes));
-        if (request_.method() == bhttp::verb::head) parser_->skip(true);
-        stream_.expires_at(deadline_);
-        // Header first, then body: Beast 1.74 checks Content-Length against body_limit only when
-        // the header is parsed on its own; in one eager pass it overwrites the error and reads
-        // any length (boostorg/beast#2183).
-        bhttp::async_read_header(
-            stream_, buffer_, *parser_,
-            beast::bind_front_handler(&ClientOp::on_read_header, shared_from_this()));
-    }
-
-    void on_read_header(error_code ec, std::size_t bytes) {
-        if (ec || parser_->is_done()) return on_read(ec, bytes);
-        stream_.expires_at(deadline_);
-        bhttp::async_read(stream_, buffer_, *parser_,
-                          beast::bind_front_handler(&ClientOp::on_read, shared_from_this()));
-    }
-
-    void on_read(error_code ec, std::size_t) {
-        if (ec == bhttp::error::body_limit) {
-            return finish(fail(Errc::too_large, describe() + ": response body exceeds " +
-                                                    std::to_string(req_.max_response_bytes) +
-                                                    " bytes"));
-        }
-        if (ec == bhttp::error::header_limit) {
-            return finish(fail(Errc::too_large, describe() + ": response header too large"));
-        }
-        if (ec && write_error_)
-            return finish(std::unexpected(network_error("write", write_error_)));
-        if (ec) return finish(std::unexpected(network_error("read", ec)));
-        auto& message = parser_->get();
-        ClientResponse response;
-        response.status = static_cast<int>(message.result_int());
-        for (const auto& field : message) {
-            auto [it, inserted] = response.headers.try_emplace(
-                lowercase(to_sv(field.name_string())), to_sv(field.value()));
-            if (!inserted) it->second.append(", ").append(to_sv(field.value()));
-        }
-        response.body = std::move(message.body());
-        finish(std::move(response));
-    }
-
-    void finish(Result<ClientResponse> result) {
-        if (finished_) return;
-        finished_ = true;
-        resolve_timer_.cancel();
-        error_code ignored;
-        stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-        stream_.close();
-        auto done = std::move(done_);
-        done(std::move(result));
-    }
-
-    ClientRequest req_;
-    ParsedUrl url_;
-    std::optional<net::ip::address> local_address_;
-    std::function<void(Result<ClientResponse>)> done_;
-    tcp::resolver resolver_;
-    net::steady_timer resolve_timer_;
-    beast::tcp_stream stream_;
-    beast::flat_buffer buffer_;
-    bhttp::request<bhttp::string_body> request_;
-    std::optional<bhttp::response_parser<bhttp::string_body>> parser_;
-    std::vector<tcp::endpoint> endpoints_;
-    std::size_t next_endpoint_ = 0;
-    Clock::time_point deadline_{};
-    error_code write_error_;
-    bool resolve_timed_out_ = false;
-    bool finished_ = false;
-};
-
 }  // namespace
-
-// ---- public functions ------------------------------------------------------------------------
-
-std::optional<std::pair<std::string, std::string>> basic_credentials(const Request& req) {
-    const auto it = req.headers.find("authorization");
-    if (it == req.headers.end()) return std::nullopt;
-    const std::string_view value = trim(it->second, " \t");
-    const auto space = value.find(' ');
-    if (space == std::string_view::npos) return std::nullopt;
-    std::string scheme(value.substr(0, space));
-    std::transform(scheme.begin(), scheme.end(), scheme.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (scheme != "basic") return std::nullopt;
-    const auto decoded = crypto::from_base64(trim(value.substr(space + 1), " \t"));
-    if (!decoded) return std::nullopt;
-    const std::string pair(decoded->begin(), decoded->end());
-    const auto colon = pair.find(':');
-    if (colon == std::string::npos) return std::nullopt;
-    return std::pair{pair.substr(0, colon), pair.substr(colon + 1)};
-}
-
-Response text_response(int status, std::string body) {
-    Response res;
-    res.status = status;
-    res.content_type = "text/plain; charset=utf-8";
-    res.body = std::move(body);
-    return res;
-}
-
-Response json_response(int status, std::string body) {
-    Response res;
-    res.status = status;
-    res.content_type = "application/json";
-    res.body = std::move(body);
-    return res;
-}
 
 Response file_response(const std::filesystem::path& file, const std::string* range_header,
                        const std::string& content_type) {
@@ -1155,63 +637,6 @@ void Server::stop() {
         if (auto session = weak.lock()) open.push_back(std::move(session));
     }
     for (const auto& session : open) session->close();
-}
-
-void request(boost::asio::io_context& io, ClientRequest req,
-             std::function<void(Result<ClientResponse>)> done) {
-    const auto reject = [&](Error error) {
-        net::post(io, [done = std::move(done), error = std::move(error)]() mutable {
-            done(std::unexpected(std::move(error)));
-        });
-    };
-    auto url = parse_url(req.url);
-    if (!url) return reject(url.error());
-    if (!is_token(req.method)) {
-        return reject(Error{Errc::invalid_argument, "invalid HTTP method '" + req.method + "'"});
-    }
-    std::optional<net::ip::address> local;
-    if (!req.local_address.empty()) {
-        error_code ec;
-        local = net::ip::make_address(req.local_address, ec);
-        if (ec)
-            return reject(
-                Error{Errc::invalid_argument, "invalid local address '" + req.local_address + "'"});
-    }
-    auto op =
-        std::make_shared<ClientOp>(io, std::move(req), std::move(*url), local, std::move(done));
-    // Started on the io_context so that request() may be called from any thread.
-    net::post(io, [op] { op->start(); });
-}
-
-Result<ClientResponse> request_sync(ClientRequest req) {
-    net::io_context io;
-    std::optional<Result<ClientResponse>> result;
-    request(io, std::move(req), [&result](Result<ClientResponse> r) { result = std::move(r); });
-    io.run();
-    if (!result) return fail(Errc::internal, "HTTP request finished without a result");
-    return std::move(*result);
-}
-
-std::string url_decode(std::string_view s) {
-    return percent_decode(s, false);
-}
-
-std::string url_encode(std::string_view s) {
-    constexpr char kHex[] = "0123456789ABCDEF";
-    std::string out;
-    out.reserve(s.size());
-    for (const char c : s) {
-        const auto byte = static_cast<unsigned char>(c);
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '.' || c == '_' || c == '~') {
-            out.push_back(c);
-        } else {
-            out.push_back('%');
-            out.push_back(kHex[byte >> 4]);
-            out.push_back(kHex[byte & 0xf]);
-        }
-    }
-    return out;
 }
 
 }  // namespace patchswarm::io::http
