@@ -5,6 +5,7 @@
 
 #include <boost/asio.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "core/endpoint_controller.hpp"
@@ -20,6 +21,7 @@
 #include "daemon/renewal.hpp"
 #include "daemon/reporter.hpp"
 #include "daemon/seeder_client.hpp"
+#include "daemon/status_view.hpp"
 #include "daemon/update_cycle.hpp"
 #include "io/env.hpp"
 #include "io/key_files.hpp"
@@ -440,41 +442,24 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     }
 
     // ---- control socket ----------------------------------------------------------------------
+    // The rules (release known and not past deferring, clamped to its deadline) are
+    // daemon::defer_release's, the same the CLI applies to a stopped endpoint's state.db.
     Result<std::optional<std::int64_t>> defer(const std::string& id,
                                               std::optional<std::int64_t> until) {
-        const auto* rec = controller->record(id);
-        auto* r = runner->find(id);
-        if (!rec || !r) {
-            return fail(Errc::not_found,
-                        "no release " + id + " on this endpoint (see patchswarmd status)");
-        }
         const std::int64_t now = env.now_unix();
-        std::optional<std::int64_t> stored;
-        if (!until) {
-            if (auto ok = store->clear_deferral(id); !ok) return std::unexpected(ok.error());
-        } else {
-            if (rec->state == core::State::effective || rec->state == core::State::rejected) {
-                return fail(Errc::invalid_argument, "release " + id + " is " +
-                                                        std::string(core::to_string(rec->state)) +
-                                                        ": nothing left to defer");
-            }
-            if (*until <= now) {
-                return fail(Errc::invalid_argument, "--until must lie in the future");
-            }
-            stored =
-                r->manifest.rollout ? core::clamp_deferral(*r->manifest.rollout, *until) : *until;
-            if (auto ok = store->set_deferral(id, *stored, now); !ok) {
-                return std::unexpected(ok.error());
-            }
-        }
-        apply(controller->set_deferral(id, stored, now));
+        auto stored = defer_release(*store, id, until, now);
+        if (!stored) return stored;
+        apply(controller->set_deferral(id, *stored, now));
         reporter->schedule();
         return stored;
     }
 
+    // The state.db document `patchswarmd status --json` prints (docs/STATUS_JSON.md): every
+    // record change is persisted before it is acted on, so it is what this agent holds.
     std::string status_json() const {
-        const std::int64_t now = env.now_unix();
-        return releases_json(release_reports(), now);
+        auto doc = endpoint_status(*store, cfg.state_dir);
+        if (!doc) return nlohmann::json{{"error", doc.error().message}}.dump();
+        return doc->dump();
     }
 
     void shutdown() {

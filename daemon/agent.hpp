@@ -74,12 +74,14 @@ class Agent {
     void shutdown();
 
     // ---- the local control socket (io_context thread) ----------------------------------------
-    // `patchswarmd defer`: persists the deferral of a release (clamped to its deadline; nullopt
-    // clears it) and re-evaluates the release at once. Returns what was stored. Errc::not_found
-    // for an unknown release, Errc::database when it cannot be saved (then nothing changed).
+    // `patchswarmd defer`: persists the deferral of a release (daemon::defer_release: clamped
+    // to its deadline; nullopt clears it) and re-evaluates the release at once. Returns what was
+    // stored. Errc::not_found for an unknown release, Errc::invalid_argument for a time not
+    // after now or a release past deferring, Errc::database (then nothing changed).
     [[nodiscard]] Result<std::optional<std::int64_t>> defer(const std::string& release_id,
                                                             std::optional<std::int64_t> until);
-    // The releases as this agent holds them (the report's "releases" array), as JSON text.
+    // The endpoint status document (docs/STATUS_JSON.md, daemon::endpoint_status), as JSON
+    // text: what daemon::ControlTarget::status answers.
     std::string status_json() const;
 
   private:

@@ -49,12 +49,6 @@ json release_json(const ReleaseReport& r, std::int64_t now) {
 
 }  // namespace
 
-std::string releases_json(const std::vector<ReleaseReport>& releases, std::int64_t now) {
-    json out = json::array();
-    for (const auto& r : releases) out.push_back(release_json(r, now));
-    return out.dump();
-}
-
 struct Reporter::Timers {
     explicit Timers(boost::asio::io_context& io) : heartbeat(io), debounce(io) {}
     boost::asio::steady_timer heartbeat;

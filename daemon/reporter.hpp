@@ -36,10 +36,6 @@ struct ReleaseReport {
     std::optional<std::int64_t> deferred_until;
 };
 
-// The report's "releases" array for these releases, as JSON text (also the control socket's
-// status answer).
-std::string releases_json(const std::vector<ReleaseReport>& releases, std::int64_t now);
-
 struct ReporterIdentity {
     crypto::KeyPair device_key{};
     std::string device_id;

@@ -253,7 +253,7 @@ TEST_CASE("a feed whose state cannot be saved is not acted on, and the old seque
         RunningAgent agent(config_for(dir.path(), seeder, "127.31.0.11"), env);
         REQUIRE(log.eventually([&] { return log.contains("cannot persist feed state"); }, 30s));
         // Not acted on: the release it announces was never fetched.
-        CHECK(agent.status_json() == "[]");
+        CHECK(nlohmann::json::parse(agent.status_json())["releases"].empty());
         CHECK_FALSE(log.contains("KB-FEED: release announced"));
         agent.stop();
     }
@@ -488,10 +488,10 @@ TEST_CASE(
     REQUIRE(*row);
     CHECK((*row)->record.reason.rfind("install deferred until ", 0) == 0);
     const auto status = nlohmann::json::parse(agent.status_json());
-    REQUIRE(status.is_array());
-    REQUIRE(status.size() == 1);
-    CHECK(status[0]["id"] == "KB-DEFER");
-    CHECK(status[0]["deferred_until"] == now + 86400);
+    REQUIRE(status["releases"].is_array());
+    REQUIRE(status["releases"].size() == 1);
+    CHECK(status["releases"][0]["id"] == "KB-DEFER");
+    CHECK(status["releases"][0]["deferred_until"] == now + 86400);
     CHECK(runs == 0);
     agent.shutdown();
 }
