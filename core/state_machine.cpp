@@ -227,6 +227,15 @@ class Machine {
         }
     }
 
+    void operator()(const ev::Rejected& e) {
+        rec_.state = State::rejected;
+        rec_.entered_at = now_;
+        rec_.reason = e.reason;
+        rec_.verify_started_at = 0;
+        emit(cmd::LeaveSwarm{});
+        report_ = true;
+    }
+
     Step finish() && {
         if (report_) emit(cmd::SendReport{});
         Step step{std::move(rec_), std::move(commands_), false};

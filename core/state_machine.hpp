@@ -101,11 +101,15 @@ struct Tick {
     std::string reboot_wait_reason;
 };
 struct Resumed {};  // the daemon restarted and loaded this record from disk
+// The release can never be installed (its torrent does not match the signed manifest, say).
+struct Rejected {
+    std::string reason;
+};
 }  // namespace ev
 
 using Event =
     std::variant<ev::Announced, ev::DownloadStarted, ev::DownloadComplete, ev::PayloadVerified,
-                 ev::InstallFinished, ev::VerifyFinished, ev::Tick, ev::Resumed>;
+                 ev::InstallFinished, ev::VerifyFinished, ev::Tick, ev::Resumed, ev::Rejected>;
 
 namespace cmd {
 struct StartDownload {};  // add (or resume) the torrent
@@ -115,10 +119,17 @@ struct RunInstall {};
 struct RunVerify {};
 struct SendReport {};  // tell the seeder about the (new) state
 struct RunReboot {};   // run the configured reboot command (the boot id changes when it worked)
+struct LeaveSwarm {};  // remove the torrent from the swarm (the release was rejected)
+// Issued by core::EndpointController, never by on_event:
+struct AddWebSeed {};          // (re-)add the seeder's HTTP web seed: the swarm gave nothing
+struct SaveResumeData {};      // ask the swarm for resume data of every torrent
+struct RemoveReleaseFiles {};  // a replaced release: leave the swarm, delete folder and resume file
 }  // namespace cmd
 
-using Command = std::variant<cmd::StartDownload, cmd::Redownload, cmd::VerifyPayload,
-                             cmd::RunInstall, cmd::RunVerify, cmd::SendReport, cmd::RunReboot>;
+using Command =
+    std::variant<cmd::StartDownload, cmd::Redownload, cmd::VerifyPayload, cmd::RunInstall,
+                 cmd::RunVerify, cmd::SendReport, cmd::RunReboot, cmd::LeaveSwarm, cmd::AddWebSeed,
+                 cmd::SaveResumeData, cmd::RemoveReleaseFiles>;
 
 // A reboot that was asked for and did not happen (the command failed, or the machine came back
 // with the same boot id) is asked for again after this long, while policy still allows it.

@@ -1,12 +1,15 @@
-// The endpoint agent: wires the feed watcher, the swarm, the verifier, the installer, the reboot
-// tracker and the reporter around the pure state machine. Runs on one io_context; blocking work
-// (hashing, installs) runs on short-lived worker threads that post their results back.
+// The endpoint agent: wires the update cycle (daemon/update_cycle.hpp), the release runner
+// (swarm, stager, processes: daemon/release_runner.hpp), certificate renewal and the reporter
+// around the pure core::EndpointController, and persists every record change before acting on
+// it. Runs on one io_context; blocking work runs on a joined worker pool (daemon/worker_pool.hpp).
+// Time, the boot id, state file writes and process runs come from an io::Env.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +17,9 @@
 
 namespace boost::asio {
 class io_context;
+}
+namespace patchswarm::io {
+class Env;
 }
 
 namespace patchswarm::daemon {
@@ -29,6 +35,7 @@ struct AgentConfig {
     // its port + 1 (any free port when bt_listen's port is 0).
     std::string bt_ssl_listen;
     std::string relay_listen;  // optional "ip:port": serve the signed feed/manifests to peers
+    // Read by the PosixEnv the two-argument constructor makes; with an Env given, the Env's.
     std::filesystem::path boot_id_file = "/proc/sys/kernel/random/boot_id";
     std::string name;  // reported host name; defaults to gethostname()
     int heartbeat_s = 60;
@@ -56,11 +63,26 @@ class Agent {
     // Opens the state directory (creating the device key on first start) and, when the endpoint
     // is enrolled (daemon/enrol.hpp), its TLS identity for SSL torrents. Throws
     // std::runtime_error with a one-line message on start-up failure.
+    // `env` (clock, boot id, state file writes, processes) must outlive the Agent.
+    Agent(boost::asio::io_context& io, AgentConfig config, io::Env& env);
+    // As above with a PosixEnv reading config.boot_id_file, owned by the Agent.
     Agent(boost::asio::io_context& io, AgentConfig config);
     ~Agent();
     void start();
-    // Saves resume data and progress, then stops the io_context.
+    // Saves resume data and progress, lets a running install or verify finish for a few seconds
+    // (after that its record on disk resumes it), then stops the io_context.
     void shutdown();
+
+    // ---- the local control socket (io_context thread) ----------------------------------------
+    // `patchswarmd defer`: persists the deferral of a release (daemon::defer_release: clamped
+    // to its deadline; nullopt clears it) and re-evaluates the release at once. Returns what was
+    // stored. Errc::not_found for an unknown release, Errc::invalid_argument for a time not
+    // after now or a release past deferring, Errc::database (then nothing changed).
+    [[nodiscard]] Result<std::optional<std::int64_t>> defer(const std::string& release_id,
+                                                            std::optional<std::int64_t> until);
+    // The endpoint status document (docs/STATUS_JSON.md, daemon::endpoint_status), as JSON
+    // text: what daemon::ControlTarget::status answers.
+    std::string status_json() const;
 
   private:
     struct Impl;

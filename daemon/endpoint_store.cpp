@@ -268,6 +268,39 @@ Result<void> EndpointStore::save_root(std::uint64_t version, const std::string& 
     });
 }
 
+Result<void> EndpointStore::save_feed_state(const FeedState& feed) {
+    return db_->transaction([&]() -> Result<void> {
+        auto s = db_->prepare(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES('feed_sequence', ?1), "
+            "('feed_sha256', ?2), ('feed', ?3)");
+        if (!s) return std::unexpected(s.error());
+        return s->bind(1, std::to_string(feed.sequence))
+            .bind(2, feed.payload_sha256)
+            .bind(3, feed.envelope)
+            .run();
+    });
+}
+
+Result<FeedState> EndpointStore::load_feed_state() {
+    FeedState f;
+    auto seq = get_meta("feed_sequence");
+    if (!seq) return std::unexpected(seq.error());
+    if (*seq && !(*seq)->empty()) {
+        try {
+            f.sequence = std::stoull(**seq);
+        } catch (const std::exception&) {
+            return fail(Errc::database, "state.db: feed_sequence is not a number");
+        }
+    }
+    auto digest = get_meta("feed_sha256");
+    if (!digest) return std::unexpected(digest.error());
+    if (*digest) f.payload_sha256 = **digest;
+    auto body = get_meta("feed");
+    if (!body) return std::unexpected(body.error());
+    if (*body) f.envelope = **body;
+    return f;
+}
+
 Result<std::vector<StoredRoot>> EndpointStore::load_roots() {
     auto s = db_->prepare("SELECT version, envelope FROM roots ORDER BY version");
     if (!s) return std::unexpected(s.error());

@@ -55,6 +55,14 @@ struct StoredRoot {
     std::string envelope;
 };
 
+// The last accepted feed: the rollback protection (sequence and payload hash) and the feed itself
+// (its halts and open rings hold across a restart while the seeder is unreachable).
+struct FeedState {
+    std::uint64_t sequence = 0;
+    std::string payload_sha256;
+    std::string envelope;  // exact bytes as verified
+};
+
 class EndpointStore {
   public:
     [[nodiscard]] static Result<std::unique_ptr<EndpointStore>> open(
@@ -63,6 +71,12 @@ class EndpointStore {
     // Small key/value facts: device id, last feed sequence and hash, report counter.
     [[nodiscard]] Result<std::optional<std::string>> get_meta(const std::string& key);
     [[nodiscard]] Result<void> set_meta(const std::string& key, const std::string& value);
+
+    // All three parts of the feed state in one transaction: either all are the new feed's or, on
+    // failure, all still the old one's (a partial write would weaken rollback protection).
+    [[nodiscard]] Result<void> save_feed_state(const FeedState& feed);
+    // The stored feed state; sequence 0 and empty strings when none was stored.
+    [[nodiscard]] Result<FeedState> load_feed_state();
 
     [[nodiscard]] Result<std::vector<StoredRelease>> load_releases();
     [[nodiscard]] Result<std::optional<StoredRelease>> load_release(const std::string& id);

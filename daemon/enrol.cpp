@@ -10,6 +10,7 @@
 #include "core/envelope.hpp"
 #include "core/json_strict.hpp"
 #include "core/manifest.hpp"
+#include "io/env.hpp"
 #include "io/fs.hpp"
 #include "io/http/client.hpp"
 #include "io/key_files.hpp"
@@ -23,20 +24,21 @@ namespace {
 
 constexpr std::size_t kMaxWebSecretBytes = 256;
 
-std::int64_t now_unix() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
+// The options' Env, or one PosixEnv for the process (the CLI's `enroll` passes none).
+io::Env& env_of(const EnrolOptions& o) {
+    if (o.env) return *o.env;
+    static const std::unique_ptr<io::Env> posix = io::make_posix_env();
+    return *posix;
 }
 
-Result<std::string> load_or_create_tls_key(const fs::path& state_dir) {
+Result<std::string> load_or_create_tls_key(io::Env& env, const fs::path& state_dir) {
     const fs::path path = state_dir / "tls.key";
     auto existing = io::read_file(path, io::x509::kMaxPemBytes);
     if (existing) return existing;
     if (existing.error().code != Errc::not_found) return existing;
     auto key = io::x509::generate_key();
     if (!key) return key;
-    if (auto ok = io::write_file_atomic(path, *key, fs::perms::owner_read | fs::perms::owner_write);
+    if (auto ok = env.write_file_atomic(path, *key, fs::perms::owner_read | fs::perms::owner_write);
         !ok) {
         return std::unexpected(ok.error());
     }
@@ -126,7 +128,7 @@ Result<io::http::ClientRequest> enrolment_request(const EnrolOptions& o) {
     }
     auto device = load_or_create_device_key(o.state_dir);
     if (!device) return std::unexpected(device.error());
-    auto key = load_or_create_tls_key(o.state_dir);
+    auto key = load_or_create_tls_key(env_of(o), o.state_dir);
     if (!key) return fail(key.error().code, "tls.key: " + key.error().message);
     auto pub = io::x509::public_key_of(*key);
     if (!pub) return fail(pub.error().code, "tls.key: " + pub.error().message);
@@ -135,8 +137,8 @@ Result<io::http::ClientRequest> enrolment_request(const EnrolOptions& o) {
     req.url = o.seeder + "/v1/enroll";
     req.local_address = o.local_address;
     req.max_response_bytes = kMaxEnrolmentAnswerBytes;
-    req.body =
-        make_enrolment(*device, *pub, token_key ? &*token_key : nullptr, o.hostname, now_unix());
+    req.body = make_enrolment(*device, *pub, token_key ? &*token_key : nullptr, o.hostname,
+                              env_of(o).now_unix());
     return req;
 }
 
@@ -175,7 +177,8 @@ Result<TlsIdentity> accept_enrolment(const EnrolOptions& o,
     }
     auto key = io::read_file(state_dir / "tls.key", io::x509::kMaxPemBytes);
     if (!key) return fail(key.error().code, "tls.key: " + key.error().message);
-    const std::int64_t now = now_unix();
+    io::Env& env = env_of(o);
+    const std::int64_t now = env.now_unix();
     if (auto ok = io::x509::check(*cert, *ca, *key, now); !ok) {
         return fail(ok.error().code, "enrolment answer: " + ok.error().message);
     }
@@ -190,14 +193,16 @@ Result<TlsIdentity> accept_enrolment(const EnrolOptions& o,
         return fail(Errc::malformed, "enrolment answer: the certificate is valid for over a year");
     }
     const auto secret_perms = fs::perms::owner_read | fs::perms::owner_write;
-    if (auto ok = io::write_file_atomic(state_dir / "fleet-ca.pem", *ca); !ok) {
+    const auto public_perms = fs::perms::owner_read | fs::perms::owner_write |
+                              fs::perms::group_read | fs::perms::others_read;
+    if (auto ok = env.write_file_atomic(state_dir / "fleet-ca.pem", *ca, public_perms); !ok) {
         return std::unexpected(ok.error());
     }
-    if (auto ok = io::write_file_atomic(state_dir / "web.secret", *secret, secret_perms); !ok) {
+    if (auto ok = env.write_file_atomic(state_dir / "web.secret", *secret, secret_perms); !ok) {
         return std::unexpected(ok.error());
     }
     // tls.crt last: its presence means "enrolled".
-    if (auto ok = io::write_file_atomic(state_dir / "tls.crt", *cert); !ok) {
+    if (auto ok = env.write_file_atomic(state_dir / "tls.crt", *cert, public_perms); !ok) {
         return std::unexpected(ok.error());
     }
     return TlsIdentity{std::move(*key), *cert, *ca, *secret, info->not_before, info->not_after};

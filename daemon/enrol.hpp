@@ -19,6 +19,10 @@
 #include "crypto/crypto.hpp"
 #include "io/http/client.hpp"
 
+namespace patchswarm::io {
+class Env;
+}
+
 namespace patchswarm::daemon {
 
 inline constexpr std::size_t kMaxEnrolmentAnswerBytes = 64 * 1024;
@@ -62,6 +66,8 @@ struct EnrolOptions {
     std::string local_address;  // bind the HTTP client here (optional)
     // Network errors and 5xx are retried until this passes; a refusal (4xx) is final.
     std::chrono::seconds retry_for{0};
+    // The clock and the writes of the enrolment files; null: a PosixEnv of this process.
+    io::Env* env = nullptr;
 };
 
 // The POST /v1/enroll request enroll() sends (a fresh sent_at each call), for callers with their

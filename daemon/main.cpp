@@ -20,6 +20,7 @@
 #include "daemon/enrol.hpp"
 #include "daemon/status_view.hpp"
 #include "io/cli_config.hpp"
+#include "io/env.hpp"
 #include "io/fs.hpp"
 #include "io/term.hpp"
 
@@ -36,7 +37,8 @@ int run_agent(patchswarm::daemon::AgentConfig cfg, const std::string& log_level)
     // Signals are caught from before the agent opens its state, so a SIGTERM during start-up is
     // a clean shutdown too (handled once io.run() starts).
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-    patchswarm::daemon::Agent agent(io, std::move(cfg));
+    const auto env = patchswarm::io::make_posix_env(cfg.boot_id_file);
+    patchswarm::daemon::Agent agent(io, std::move(cfg), *env);
     signals.async_wait([&](const boost::system::error_code& ec, int) {
         if (!ec) agent.shutdown();
     });

@@ -162,3 +162,40 @@ TEST_CASE("state.db keeps deferrals and the reboot request time", "[core]") {
     REQUIRE(cleared);
     CHECK_FALSE(cleared->has_value());
 }
+
+TEST_CASE("the feed state is saved in one transaction: a failure leaves all of the old one",
+          "[core]") {
+    test::TempDir dir("ps-store");
+    auto store = EndpointStore::open(dir / "state.db");
+    REQUIRE(store);
+    REQUIRE((*store)->save_feed_state({5, std::string(64, 'a'), "feed five"}));
+    {
+        // Fault injection: the third of the three rows cannot be written.
+        auto db = io::Db::open(dir / "state.db");
+        REQUIRE(db);
+        REQUIRE(
+            (*db)->exec("CREATE TRIGGER no_feed BEFORE INSERT ON meta WHEN NEW.key = 'feed' "
+                        "BEGIN SELECT RAISE(ABORT, 'injected'); END"));
+    }
+    CHECK_FALSE((*store)->save_feed_state({6, std::string(64, 'b'), "feed six"}));
+    auto kept = (*store)->load_feed_state();
+    REQUIRE(kept);
+    CHECK(kept->sequence == 5);  // written before the failing row, rolled back with it
+    CHECK(kept->payload_sha256 == std::string(64, 'a'));
+    CHECK(kept->envelope == "feed five");
+}
+
+TEST_CASE("a state.db that never saw a feed has an empty feed state", "[core]") {
+    test::TempDir dir("ps-store");
+    auto store = EndpointStore::open(dir / "state.db");
+    REQUIRE(store);
+    auto none = (*store)->load_feed_state();
+    REQUIRE(none);
+    CHECK(none->sequence == 0);
+    CHECK(none->envelope.empty());
+    REQUIRE((*store)->save_feed_state({9, std::string(64, 'c'), "feed nine"}));
+    auto nine = (*store)->load_feed_state();
+    REQUIRE(nine);
+    CHECK(nine->sequence == 9);
+    CHECK(nine->envelope == "feed nine");
+}
