@@ -18,13 +18,14 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <cerrno>
-#include <limits>
+#include <optional>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "core/rate_limit.hpp"
 #include "io/http/beast_glue.hpp"
+#include "io/posix_io.hpp"
 
 namespace patchswarm::io::http {
 namespace {
@@ -55,24 +56,6 @@ std::string address_text(const net::ip::address& address) {
     }
     return address.to_string();
 }
-
-// Digits only; a value too large for 64 bits saturates, which callers treat as "beyond the end".
-// Owns a POSIX file descriptor.
-class FileDescriptor {
-  public:
-    FileDescriptor() = default;
-    FileDescriptor(const FileDescriptor&) = delete;
-    FileDescriptor& operator=(const FileDescriptor&) = delete;
-    ~FileDescriptor() { reset(); }
-    void reset(int fd = -1) {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = fd;
-    }
-    int get() const { return fd_; }
-
-  private:
-    int fd_ = -1;
-};
 
 // ---- server ----------------------------------------------------------------------------------
 
@@ -335,7 +318,7 @@ class Session : public std::enable_shared_from_this<Session> {
         // a FIFO swapped in from blocking the thread in open().
         const int fd = ::open(range.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         if (fd < 0) return do_write(error_response(404, "not_found", "file not found"));
-        file_.reset(fd);
+        file_.emplace(fd);
         struct stat st {};
         if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
             file_.reset();
@@ -377,7 +360,8 @@ class Session : public std::enable_shared_from_this<Session> {
             static_cast<std::size_t>(std::min<std::uint64_t>(file_remaining_, kFileChunk));
         ssize_t got = 0;
         do {
-            got = ::pread(file_.get(), file_buffer_.data(), want, static_cast<off_t>(file_offset_));
+            got =
+                ::pread(file_->get(), file_buffer_.data(), want, static_cast<off_t>(file_offset_));
         } while (got < 0 && errno == EINTR);
         if (got <= 0) {
             // The file shrank or failed after the header promised its length; dropping the
@@ -462,7 +446,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // The response in flight: Beast needs the message alive until the write completes.
     std::unique_ptr<bhttp::response<bhttp::string_body>> string_response_;
     std::unique_ptr<bhttp::response<bhttp::empty_body>> file_header_;
-    FileDescriptor file_;
+    std::optional<posix::Fd> file_;
     std::uint64_t file_offset_ = 0;
     std::uint64_t file_remaining_ = 0;
     std::vector<char> file_buffer_;
@@ -547,42 +531,6 @@ Result<tcp::endpoint> parse_listen_address(net::io_context& io, const std::strin
 }
 
 }  // namespace
-
-Response file_response(const std::filesystem::path& file, const std::string* range_header,
-                       const std::string& content_type) {
-    // symlink_status: a symlink is not served even if it points at a regular file, because where
-    // it points was never checked by the caller's path validation.
-    std::error_code ec;
-    const auto status = std::filesystem::symlink_status(file, ec);
-    if (ec || status.type() != std::filesystem::file_type::regular) {
-        return error_response(404, "not_found", "file not found");
-    }
-    const std::uint64_t size = std::filesystem::file_size(file, ec);
-    if (ec) return error_response(404, "not_found", "file not found");
-
-    Response res;
-    res.content_type = content_type;
-    res.headers["Accept-Ranges"] = "bytes";
-    const ByteRange range = range_header ? parse_range(*range_header, size) : ByteRange{};
-    switch (range.kind) {
-        case ByteRange::Kind::whole:
-            res.status = 200;
-            res.file = FileRange{file, 0, size};
-            break;
-        case ByteRange::Kind::partial:
-            res.status = 206;
-            res.file = FileRange{file, range.first, range.last - range.first + 1};
-            res.headers["Content-Range"] = "bytes " + std::to_string(range.first) + "-" +
-                                           std::to_string(range.last) + "/" + std::to_string(size);
-            break;
-        case ByteRange::Kind::unsatisfiable:
-            res = error_response(416, "range_not_satisfiable",
-                                 "requested range is beyond the end of the file");
-            res.headers["Content-Range"] = "bytes */" + std::to_string(size);
-            break;
-    }
-    return res;
-}
 
 struct Server::Impl : ServerState {
     using ServerState::ServerState;

@@ -6,12 +6,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
 
 #include "base/error.hpp"
+#include "io/http/file_response.hpp"  // file_response, for the handlers that serve files
 #include "io/http/parse.hpp"
 
 namespace boost::asio {
@@ -19,15 +19,6 @@ class io_context;
 }
 
 namespace patchswarm::io::http {
-
-// Builds the answer for a GET of a file, honouring a single "Range: bytes=a-b" (206, or 416
-// when unsatisfiable). 404 if the file does not exist or is not a regular file; a symlink is
-// refused too, since its target escaped the caller's path checks. Several ranges or a Range the
-// parser does not understand are ignored (200 with the whole file, as RFC 7233 allows). The
-// server sends Accept-Ranges and Content-Length for file responses and answers HEAD without body.
-// Looks at the file (its type and size) but does not open it; the server does when it writes.
-Response file_response(const std::filesystem::path& file, const std::string* range_header,
-                       const std::string& content_type = "application/octet-stream");
 
 // Called once per request; call `respond` exactly once, now or later (long-poll). Calls happen
 // on the io_context thread. `respond` keeps the connection's state alive until it is called or
