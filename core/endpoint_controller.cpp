@@ -109,7 +109,10 @@ void EndpointController::left_swarm(const std::string& id) {
 }
 
 void EndpointController::progressed(const std::string& id, std::int64_t now) {
-    if (auto it = entries_.find(id); it != entries_.end()) it->second.last_progress_at = now;
+    if (auto it = entries_.find(id); it != entries_.end()) {
+        it->second.last_progress_at = now;
+        progressed_since_save_ = true;
+    }
 }
 
 void EndpointController::torrent_stored(const std::string& id) {
@@ -190,8 +193,10 @@ std::vector<Action> EndpointController::on_timer(std::int64_t now) {
             out.push_back(std::move(a));
         }
     }
-    if (any_downloading && now - last_resume_save_at_ >= config_.resume_save_every_s) {
+    if (any_downloading && progressed_since_save_ &&
+        now - last_resume_save_at_ >= config_.resume_save_every_s) {
         last_resume_save_at_ = now;
+        progressed_since_save_ = false;
         Action a;
         a.commands.push_back(cmd::SaveResumeData{});
         out.push_back(std::move(a));
@@ -234,7 +239,9 @@ std::optional<std::int64_t> EndpointController::next_wakeup(std::int64_t now) co
                      std::max(e.last_progress_at, e.web_seed_added_at) + config_.webseed_after_s);
         }
     }
-    if (any_downloading) keep_min(best, last_resume_save_at_ + config_.resume_save_every_s);
+    if (any_downloading && progressed_since_save_) {
+        keep_min(best, last_resume_save_at_ + config_.resume_save_every_s);
+    }
     return best;
 }
 
@@ -310,12 +317,6 @@ const ReleaseRecord* EndpointController::record(const std::string& id) const {
 std::optional<std::int64_t> EndpointController::deferred_until(const std::string& id) const {
     auto it = entries_.find(id);
     return it == entries_.end() ? std::nullopt : it->second.deferred_until;
-}
-
-bool EndpointController::any_downloading() const {
-    return std::any_of(entries_.begin(), entries_.end(), [](const auto& kv) {
-        return kv.second.in_swarm && kv.second.record.state == State::downloading;
-    });
 }
 
 std::vector<std::string> EndpointController::ids() const {

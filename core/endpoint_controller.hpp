@@ -115,8 +115,6 @@ class EndpointController {
     const ReleaseRecord* record(const std::string& id) const;
     std::optional<std::int64_t> deferred_until(const std::string& id) const;
     std::vector<std::string> ids() const;
-    // A release is downloading in the swarm (its progress is worth reading often).
-    bool any_downloading() const;
 
   private:
     struct Entry {
@@ -141,6 +139,9 @@ class EndpointController {
     FeedPolicy feed_policy_;
     std::string boot_id_;
     std::int64_t last_resume_save_at_ = 0;
+    // Resume data is saved only when a download moved since the last save: a stalled download
+    // has nothing new to lose, and wakes nobody.
+    bool progressed_since_save_ = false;
 };
 
 }  // namespace patchswarm::core

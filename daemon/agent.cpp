@@ -14,6 +14,7 @@
 #include "core/rollout.hpp"
 #include "core/trust.hpp"
 #include "crypto/crypto.hpp"
+#include "daemon/control.hpp"
 #include "daemon/endpoint_store.hpp"
 #include "daemon/enrol.hpp"
 #include "daemon/relay.hpp"
@@ -24,6 +25,7 @@
 #include "daemon/status_view.hpp"
 #include "daemon/update_cycle.hpp"
 #include "io/env.hpp"
+#include "io/file_watch.hpp"
 #include "io/key_files.hpp"
 #include "io/zoneinfo.hpp"
 
@@ -33,17 +35,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The swarm is asked for changed counters (post_torrent_updates; the answer comes back as an
-// alert) this often when nothing downloads...
+// While a release downloads, progress arrives as events (every verified piece, coalesced by the
+// release runner). This refresh only keeps the upload and peer counters of seeding releases
+// current for the reports; nothing waits for it.
 constexpr auto kStatusRefresh = std::chrono::seconds(30);
-// ...and every second while a release downloads: the dashboard's progress, the web seed
-// fallback's "no progress" and what a kill -9 loses depend on it (libtorrent's own pace).
-constexpr auto kDownloadProgress = std::chrono::seconds(1);
-// INTERIM, until the control socket (engineer B) calls Agent::defer and the tests reboot by
-// restarting the endpoint: `patchswarmd defer` still writes state.db from another process, and
-// the integration tests simulate a reboot by rewriting the boot id file under a running agent.
-// This watch re-reads both; it is the one timer under 30 s and should go with that wiring.
-constexpr auto kInterimWatch = std::chrono::seconds(5);
+// Pieces arrive many a second; their counters are asked for at most this often, and only
+// while pieces keep arriving (so the dashboard and `status` move, a kill -9 loses little).
+constexpr auto kProgressCoalesce = std::chrono::seconds(1);
 // A running install or verify gets this long to finish at shutdown (then its record resumes it).
 constexpr auto kShutdownWorkBound = std::chrono::seconds(2);
 
@@ -95,10 +93,16 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     std::string boot_id;
     bool stopping = false;
     bool started = false;
-    bool status_fast = false;         // status_timer runs at kDownloadProgress
-    asio::steady_timer wake_timer;    // one-shot: the controller's next_wakeup()
-    asio::steady_timer status_timer;  // request_progress: kStatusRefresh, kDownloadProgress
-    asio::steady_timer watch_timer;   // kInterimWatch
+    asio::steady_timer wake_timer;      // one-shot: the controller's next_wakeup()
+    asio::steady_timer status_timer;    // request_progress every kStatusRefresh
+    asio::steady_timer progress_timer;  // one-shot, armed by a piece: kProgressCoalesce
+    bool progress_armed = false;
+    // `patchswarmd status` and `defer` while the agent runs (daemon/control.hpp).
+    std::unique_ptr<CallbackControlTarget> control_target;
+    std::unique_ptr<ControlServer> control;
+    // The boot id file's folder: a reboot restarts the agent on a real machine, but the demos
+    // and tests simulate one by rewriting --boot-id-file under a running agent.
+    std::unique_ptr<io::FileWatch> boot_watch;
 
     Impl(asio::io_context& io_, AgentConfig c, std::unique_ptr<io::Env> owned, io::Env& env_)
         : io(io_),
@@ -108,7 +112,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
           zones(cfg.zoneinfo_dir),
           wake_timer(io_),
           status_timer(io_),
-          watch_timer(io_) {}
+          progress_timer(io_) {}
 
     // ---- start-up ----------------------------------------------------------------------------
     void open() {
@@ -214,7 +218,9 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         h.on_left_swarm = [this](const std::string& id) { controller->left_swarm(id); };
         h.on_progress = [this](const std::string& id) {
             controller->progressed(id, env.now_unix());
+            arm_wake();  // the web seed fallback and the next resume save move with progress
         };
+        h.on_piece = [this](const std::string&) { progress_soon(); };
         h.on_torrent_stored = [this](const std::string& id) { controller->torrent_stored(id); };
         h.on_reboot_finished = [this] { read_boot_id(); };
         h.send_report = [this] { reporter->schedule(); };
@@ -287,7 +293,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         renewal->start();
         started = true;
         arm_status();
-        arm_watch();
+        start_control();
+        watch_boot_id();
         spdlog::info("patchswarmd {} started: device {}, seeder {}, swarm on {}", cfg.name,
                      device_id, seeders->hq(), cfg.bt_listen);
     }
@@ -360,7 +367,6 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
             }
         }
         arm_wake();
-        pace_status();
     }
 
     bool persist(const core::Action& a) {
@@ -408,14 +414,20 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         });
     }
 
-    // Re-armed when its pace must change (a download started or ended), else left running.
-    void pace_status() {
-        if (started && !stopping && controller->any_downloading() != status_fast) arm_status();
+    // A piece arrived: ask for the counters once the pieces of the next kProgressCoalesce are in.
+    void progress_soon() {
+        if (progress_armed || stopping) return;
+        progress_armed = true;
+        progress_timer.expires_after(kProgressCoalesce);
+        progress_timer.async_wait([this](const boost::system::error_code& ec) {
+            progress_armed = false;
+            if (ec || stopping) return;
+            runner->request_progress();
+        });
     }
 
     void arm_status() {
-        status_fast = controller->any_downloading();
-        status_timer.expires_after(status_fast ? kDownloadProgress : kStatusRefresh);
+        status_timer.expires_after(kStatusRefresh);
         status_timer.async_wait([this](const boost::system::error_code& ec) {
             if (ec || stopping) return;
             runner->request_progress();
@@ -423,25 +435,37 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         });
     }
 
-    void arm_watch() {
-        watch_timer.expires_after(kInterimWatch);
-        watch_timer.async_wait([this](const boost::system::error_code& ec) {
-            if (ec || stopping) return;
-            bool reboot_pending = false;
-            for (const auto& id : controller->ids()) {
-                const auto* rec = controller->record(id);
-                reboot_pending = reboot_pending || rec->state == core::State::reboot_pending;
-                auto d = store->deferral(id);
-                if (d && *d != controller->deferred_until(id)) {
-                    apply(controller->set_deferral(id, *d, env.now_unix()));
-                }
-            }
-            if (reboot_pending) read_boot_id();
-            arm_watch();
-        });
+    // ---- control socket ----------------------------------------------------------------------
+    void start_control() {
+        control_target = std::make_unique<CallbackControlTarget>(
+            [this]() -> Result<nlohmann::json> { return endpoint_status(*store, cfg.state_dir); },
+            [this](const std::string& id, std::optional<std::int64_t> until) {
+                return defer(id, until);
+            });
+        control = std::make_unique<ControlServer>(io, *control_target);
+        // Without it, `status` and `defer` still work on state.db (docs/PROTOCOL.md).
+        if (auto ok = control->listen(cfg.state_dir); !ok) {
+            spdlog::warn("control socket: {}", ok.error().message);
+        }
     }
 
-    // ---- control socket ----------------------------------------------------------------------
+    void watch_boot_id() {
+        const fs::path file = fs::absolute(cfg.boot_id_file);
+        auto watch = io::FileWatch::create(io, [this, file](const auto& changed) {
+            if (stopping) return;
+            if (changed.contains(file) || changed.contains(file.parent_path())) read_boot_id();
+        });
+        if (!watch) {
+            spdlog::debug("no watch on the boot id file: {}", watch.error().message);
+            return;
+        }
+        if (auto ok = (*watch)->add(file.parent_path()); !ok) {
+            spdlog::debug("no watch on {}: {}", file.parent_path().string(), ok.error().message);
+            return;
+        }
+        boot_watch = std::move(*watch);
+    }
+
     // The rules (release known and not past deferring, clamped to its deadline) are
     // daemon::defer_release's, the same the CLI applies to a stopped endpoint's state.db.
     Result<std::optional<std::int64_t>> defer(const std::string& id,
@@ -468,7 +492,9 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         spdlog::info("stopping: saving resume data");
         wake_timer.cancel();
         status_timer.cancel();
-        watch_timer.cancel();
+        progress_timer.cancel();
+        boot_watch.reset();
+        if (control) control->stop();
         updates->stop();
         reporter->stop();
         renewal->stop();

@@ -115,6 +115,9 @@ void ReleaseRunner::open_session() {
             if (auto* r = find(st.id); r && r->in_session) take_status(*r, st);
         }
     };
+    cb.on_piece = [this](const std::string& id) {
+        if (hooks_.on_piece) hooks_.on_piece(id);
+    };
     cb.on_error = [](const std::string& id, const std::string& msg) {
         spdlog::warn("{}: swarm error: {}", id, msg);
     };

@@ -58,6 +58,9 @@ class ReleaseRunner {
         std::function<void(const std::string& id)> on_joined_swarm;
         std::function<void(const std::string& id)> on_left_swarm;
         std::function<void(const std::string& id)> on_progress;  // byte counters moved
+        // A verified piece arrived (io::swarm::Callbacks::on_piece): counters are stale until
+        // the next request_progress, which the owner coalesces.
+        std::function<void(const std::string& id)> on_piece;
         std::function<void(const std::string& id)> on_torrent_stored;
         std::function<void()> on_reboot_finished;  // the boot id may have changed
         std::function<void()> send_report;

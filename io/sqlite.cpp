@@ -90,7 +90,12 @@ Result<bool> Stmt::step() {
     const int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    return db_error(db_, "step");
+    // The statement's first words say which one failed (a "database is locked" is otherwise
+    // impossible to place); bound values are never part of the SQL text.
+    const char* sql = sqlite3_sql(stmt_);
+    std::string what = "step";
+    if (sql != nullptr) what += " (" + std::string(std::string_view(sql).substr(0, 60)) + ")";
+    return db_error(db_, what);
 }
 
 Result<void> Stmt::run() {

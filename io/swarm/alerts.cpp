@@ -259,13 +259,14 @@ void TorrentEvents::on_piece_finished(const lt::piece_finished_alert& a) {
     const auto* id = torrents_.id_of(a.handle);
     if (!id) return;
     Torrent* t = torrents_.find(*id);
-    auto it = t->pending.find(static_cast<int>(a.piece_index));
-    if (it == t->pending.end()) return;
-    for (const auto& [block, b] : it->second) {
-        (b.source == Source::seeder ? t->bytes_from_seeder : t->bytes_from_peers) += b.bytes;
-        if (b.source == Source::outside_peer) t->bytes_from_outside_peers += b.bytes;
+    if (auto it = t->pending.find(static_cast<int>(a.piece_index)); it != t->pending.end()) {
+        for (const auto& [block, b] : it->second) {
+            (b.source == Source::seeder ? t->bytes_from_seeder : t->bytes_from_peers) += b.bytes;
+            if (b.source == Source::outside_peer) t->bytes_from_outside_peers += b.bytes;
+        }
+        t->pending.erase(it);
     }
-    t->pending.erase(it);
+    if (callbacks_.on_piece) callbacks_.on_piece(*id);
 }
 
 void TorrentEvents::on_hash_failed(const lt::hash_failed_alert& a) {

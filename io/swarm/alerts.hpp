@@ -55,6 +55,10 @@ struct Callbacks {
     // every torrent whose status changed since the previous request, in no particular order. A
     // torrent missing from `changed` has not changed; nothing changed, no call.
     std::function<void(const std::vector<Status>& changed)> on_progress;
+    // A piece of torrent `id` arrived and passed its hash check: its progress moved. Comes once
+    // per piece (often many a second); a caller that wants the counters coalesces these into
+    // one request_progress.
+    std::function<void(const std::string& id)> on_piece;
 };
 
 }  // namespace patchswarm::io::swarm

@@ -165,14 +165,13 @@ TEST_CASE(
     "[core]") {
     auto c = holding(State::downloading);
     c.joined_swarm("KB1", kT0);
+    // Nothing arrived, so there is no resume data worth saving: the first wakeup is the web seed.
     REQUIRE(c.next_wakeup(kT0));
-    // The resume save (every 10 s while downloading) comes first, the web seed at +20 s.
-    CHECK(*c.next_wakeup(kT0) == kT0 + 10);
+    CHECK(*c.next_wakeup(kT0) == kT0 + 20);
     auto at10 = c.on_timer(kT0 + 10);
-    CHECK(std::any_of(at10.begin(), at10.end(), has<cmd::SaveResumeData>));
+    CHECK_FALSE(std::any_of(at10.begin(), at10.end(), has<cmd::SaveResumeData>));
     CHECK_FALSE(std::any_of(at10.begin(), at10.end(), has<cmd::AddWebSeed>));
     c.progressed("KB1", kT0 + 15);
-    CHECK(*c.next_wakeup(kT0 + 15) == kT0 + 20);  // resume save again
     auto at20 = c.on_timer(kT0 + 20);
     CHECK_FALSE(std::any_of(at20.begin(), at20.end(), has<cmd::AddWebSeed>));
     auto at35 = c.on_timer(kT0 + 35);
@@ -181,6 +180,26 @@ TEST_CASE(
     CHECK_FALSE(std::any_of(at40.begin(), at40.end(), has<cmd::AddWebSeed>));
     auto at55 = c.on_timer(kT0 + 55);
     CHECK(std::any_of(at55.begin(), at55.end(), has<cmd::AddWebSeed>));
+}
+
+TEST_CASE("resume data is saved every resume_save_every_s only while the download moves",
+          "[core]") {
+    auto c = holding(State::downloading);
+    c.joined_swarm("KB1", kT0);
+    c.progressed("KB1", kT0 + 3);
+    // Progress since the last save: the save is due 10 s after the last one, before the web seed.
+    CHECK(*c.next_wakeup(kT0 + 3) == kT0 + 10);
+    auto at10 = c.on_timer(kT0 + 10);
+    CHECK(std::any_of(at10.begin(), at10.end(), has<cmd::SaveResumeData>));
+    // No progress since that save: no further save is due, however long the agent waits...
+    CHECK(*c.next_wakeup(kT0 + 10) == kT0 + 23);  // ...only the web seed, 20 s after progress
+    auto at21 = c.on_timer(kT0 + 21);
+    CHECK_FALSE(std::any_of(at21.begin(), at21.end(), has<cmd::SaveResumeData>));
+    // Progress again: the next save is due 10 s after the previous one.
+    c.progressed("KB1", kT0 + 22);
+    CHECK(*c.next_wakeup(kT0 + 22) == kT0 + 20);
+    auto at22 = c.on_timer(kT0 + 22);
+    CHECK(std::any_of(at22.begin(), at22.end(), has<cmd::SaveResumeData>));
 }
 
 TEST_CASE("a release outside its window wakes the agent exactly when the window opens", "[core]") {
