@@ -1,7 +1,6 @@
 #include "daemon/agent.hpp"
 
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <map>
@@ -126,11 +125,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         auto st = EndpointStore::open(cfg.state_dir / "state.db");
         if (!st) throw std::runtime_error("state.db: " + st.error().message);
         store = std::move(*st);
-        if (cfg.name.empty()) {
-            char buf[256] = {};
-            ::gethostname(buf, sizeof buf - 1);
-            cfg.name = buf;
-        }
+        if (cfg.name.empty()) cfg.name = env.hostname();
         std::string bind_address;
         const std::string host = host_of(cfg.bt_listen);
         if (host != "0.0.0.0" && host != "::" && !host.empty()) bind_address = host;

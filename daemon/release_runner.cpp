@@ -274,8 +274,8 @@ void ReleaseRunner::verify_payload(RunnerRelease& r) {
     spdlog::info("{}: download complete; verifying every byte against the manifest", id);
     refresh_one(r);
     pool_->submit([this, id, m = r.manifest, dl = release_dir(id) / "download",
-                   inst = release_dir(id) / "install"]() -> WorkerPool::Completion {
-        auto ok = stage_payload(m, dl, inst);
+                   inst = release_dir(id) / "install", &env = env_]() -> WorkerPool::Completion {
+        auto ok = stage_payload(env, m, dl, inst);
         core::ev::PayloadVerified ev{ok.has_value(), ok ? "" : ok.error().message};
         return [this, id, ev] { hooks_.on_event(id, ev); };
     });
