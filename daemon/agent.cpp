@@ -41,8 +41,10 @@ constexpr auto kStatusRefresh = std::chrono::seconds(30);
 // Pieces arrive many a second; their counters are asked for at most this often, and only
 // while pieces keep arriving (so the dashboard and `status` move, a kill -9 loses little).
 constexpr auto kProgressCoalesce = std::chrono::seconds(1);
-// A running install or verify gets this long to finish at shutdown (then its record resumes it).
-constexpr auto kShutdownWorkBound = std::chrono::seconds(2);
+// At shutdown a running install, verify or reboot command is stopped (SIGTERM to its process
+// group, SIGKILL 2 s later: io/process.hpp) and the pool waits this long for it to end; its
+// record on disk says what was running, and the next start resumes from that.
+constexpr auto kShutdownWorkBound = std::chrono::seconds(5);
 
 std::string host_of(const std::string& host_port) {
     const auto colon = host_port.rfind(':');
