@@ -1,7 +1,6 @@
 #include "daemon/agent.hpp"
 
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <map>
@@ -42,8 +41,10 @@ constexpr auto kStatusRefresh = std::chrono::seconds(30);
 // Pieces arrive many a second; their counters are asked for at most this often, and only
 // while pieces keep arriving (so the dashboard and `status` move, a kill -9 loses little).
 constexpr auto kProgressCoalesce = std::chrono::seconds(1);
-// A running install or verify gets this long to finish at shutdown (then its record resumes it).
-constexpr auto kShutdownWorkBound = std::chrono::seconds(2);
+// At shutdown a running install, verify or reboot command is stopped (SIGTERM to its process
+// group, SIGKILL 2 s later: io/process.hpp) and the pool waits this long for it to end; its
+// record on disk says what was running, and the next start resumes from that.
+constexpr auto kShutdownWorkBound = std::chrono::seconds(5);
 
 std::string host_of(const std::string& host_port) {
     const auto colon = host_port.rfind(':');
@@ -126,11 +127,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         auto st = EndpointStore::open(cfg.state_dir / "state.db");
         if (!st) throw std::runtime_error("state.db: " + st.error().message);
         store = std::move(*st);
-        if (cfg.name.empty()) {
-            char buf[256] = {};
-            ::gethostname(buf, sizeof buf - 1);
-            cfg.name = buf;
-        }
+        if (cfg.name.empty()) cfg.name = env.hostname();
         std::string bind_address;
         const std::string host = host_of(cfg.bt_listen);
         if (host != "0.0.0.0" && host != "::" && !host.empty()) bind_address = host;

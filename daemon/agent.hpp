@@ -1,7 +1,7 @@
 // The endpoint agent: wires the update cycle (daemon/update_cycle.hpp), the release runner
 // (swarm, stager, processes: daemon/release_runner.hpp), certificate renewal and the reporter
 // around the pure core::EndpointController, and persists every record change before acting on
-// it. Runs on one io_context; blocking work runs on a joined worker pool (daemon/worker_pool.hpp).
+// it. Runs on one io_context; blocking work runs on a joined worker pool (io/worker_pool.hpp).
 // Time, the boot id, state file writes and process runs come from an io::Env.
 #pragma once
 

@@ -1,6 +1,5 @@
 // patchswarmd: the endpoint agent and its local CLI. main() only parses options and wires.
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
@@ -49,9 +48,7 @@ int run_agent(patchswarm::daemon::AgentConfig cfg, const std::string& log_level)
 
 std::string host_name(const std::string& configured) {
     if (!configured.empty()) return configured;
-    char buf[256] = {};
-    ::gethostname(buf, sizeof buf - 1);
-    return buf;
+    return patchswarm::io::make_posix_env()->hostname();
 }
 
 // The host of "ip:port" when it is one specific address (the agent binds its HTTP client there).
@@ -105,9 +102,7 @@ int show_status(const std::string& state_dir, bool as_json) {
 
 int run_defer(const std::string& dir, const std::string& id, const std::string& until_text,
               bool clear) {
-    const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                                 std::chrono::system_clock::now().time_since_epoch())
-                                 .count();
+    const std::int64_t now = patchswarm::io::make_posix_env()->now_unix();
     std::optional<std::int64_t> until;
     if (!clear) {
         if (until_text.empty()) {

@@ -1,60 +1,32 @@
 #include "daemon/payload_stager.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cstring>
 #include <set>
 #include <system_error>
 
 #include "crypto/crypto.hpp"
-#include "io/posix_io.hpp"
+#include "io/env.hpp"
 
 namespace patchswarm::daemon {
 namespace fs = std::filesystem;
 namespace {
 
-using io::posix::errno_error;
-using io::posix::Fd;
-
-// Copies src to dst, hashing exactly the bytes written; refuses to follow a symlink at src and
-// to read more than the manifest's size (endless data).
-Result<void> copy_verified(const fs::path& src, const fs::path& dst, const core::FileEntry& f,
-                           mode_t mode) {
-    Fd in(::open(src.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    if (in.get() < 0)
-        return std::unexpected(errno_error("cannot open downloaded file", src, errno));
-    struct stat st {};
-    if (::fstat(in.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-        return fail(Errc::unsafe_path, "not a regular file: " + src.string());
-    }
-    Fd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
-    if (out.get() < 0) return std::unexpected(errno_error("cannot create", dst, errno));
-
-    crypto::Sha256Stream hash;
-    std::uint64_t total = 0;
-    // Never read past the signed size (endless data); every byte hashed is a byte written.
-    auto copied =
-        io::posix::read_all(in.get(), src, f.size, [&](std::span<const std::uint8_t> chunk) {
-            total += chunk.size();
-            hash.update(chunk);
-            return io::posix::write_all(
-                out.get(), dst,
-                std::string_view(reinterpret_cast<const char*>(chunk.data()), chunk.size()));
-        });
+// The copy hashes exactly the bytes it writes and never reads past the signed size (endless
+// data); what it wrote must then be the signed file.
+Result<void> copy_verified(io::Env& env, const fs::path& src, const fs::path& dst,
+                           const core::FileEntry& f, bool executable) {
+    auto copied = env.copy_file_hashed(src, dst, f.size, executable);
     if (!copied) {
         if (copied.error().code == Errc::too_large) {
             return fail(Errc::hash_mismatch, f.path + ": larger than signed");
         }
-        return copied;
+        return std::unexpected(copied.error());
     }
-    if (total != f.size) return fail(Errc::hash_mismatch, f.path + ": size differs from signed");
-    if (crypto::to_hex(hash.finish()) != f.sha256) {
+    if (copied->size != f.size) {
+        return fail(Errc::hash_mismatch, f.path + ": size differs from signed");
+    }
+    if (crypto::to_hex(copied->sha256) != f.sha256) {
         return fail(Errc::hash_mismatch, f.path + ": SHA-256 differs from the signed manifest");
     }
-    if (::fsync(out.get()) != 0) return std::unexpected(errno_error("fsync", dst, errno));
-    if (::fchmod(out.get(), mode) != 0) return std::unexpected(errno_error("chmod", dst, errno));
     return {};
 }
 
@@ -75,7 +47,7 @@ std::set<std::string> executables(const core::Manifest& m) {
 
 }  // namespace
 
-Result<void> stage_payload(const core::Manifest& m, const fs::path& download_root,
+Result<void> stage_payload(io::Env& env, const core::Manifest& m, const fs::path& download_root,
                            const fs::path& install_dir) {
     std::error_code ec;
     const fs::path top = download_root / m.name;
@@ -98,8 +70,7 @@ Result<void> stage_payload(const core::Manifest& m, const fs::path& download_roo
         const fs::path dst = tmp / f.path;
         fs::create_directories(dst.parent_path(), ec);
         if (ec) return fail(Errc::io, "cannot create " + dst.parent_path().string());
-        const mode_t mode = exec.contains(f.path) ? 0755 : 0644;
-        if (auto ok = copy_verified(src, dst, f, mode); !ok) {
+        if (auto ok = copy_verified(env, src, dst, f, exec.contains(f.path)); !ok) {
             fs::remove_all(tmp, ec);
             return ok;
         }

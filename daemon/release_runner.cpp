@@ -8,14 +8,15 @@
 #include "daemon/payload_stager.hpp"
 #include "daemon/relay.hpp"
 #include "daemon/seeder_client.hpp"
-#include "daemon/worker_pool.hpp"
 #include "io/env.hpp"
 #include "io/http/client.hpp"
 #include "io/swarm/session.hpp"
 #include "io/swarm/torrent_file.hpp"
+#include "io/worker_pool.hpp"
 
 namespace patchswarm::daemon {
 namespace fs = std::filesystem;
+using io::WorkerPool;
 
 namespace {
 
@@ -267,18 +268,20 @@ void ReleaseRunner::on_torrent(RunnerRelease& r, std::vector<std::uint8_t> bytes
     start_download(r, false);
 }
 
-// Hashing and installs block; they run on the pool and come back as events by id. The job
-// captures only values (and the Env, which outlives the pool's work).
+// Hashing and installs block; they run on the pool and come back as events by id. A job
+// captures only values (and the Env, which outlives the pool); its on_done runs on the
+// io_context. The pool refuses jobs only once shutdown started, when nothing is acted on anyway.
 void ReleaseRunner::verify_payload(RunnerRelease& r) {
     const std::string id = r.stored.record.id;
     spdlog::info("{}: download complete; verifying every byte against the manifest", id);
     refresh_one(r);
-    pool_->submit([this, id, m = r.manifest, dl = release_dir(id) / "download",
-                   inst = release_dir(id) / "install"]() -> WorkerPool::Completion {
-        auto ok = stage_payload(m, dl, inst);
-        core::ev::PayloadVerified ev{ok.has_value(), ok ? "" : ok.error().message};
-        return [this, id, ev] { hooks_.on_event(id, ev); };
-    });
+    (void)pool_->post(
+        [m = r.manifest, dl = release_dir(id) / "download", inst = release_dir(id) / "install",
+         &env = env_] {
+            auto ok = stage_payload(env, m, dl, inst);
+            return core::ev::PayloadVerified{ok.has_value(), ok ? "" : ok.error().message};
+        },
+        [this, id](core::ev::PayloadVerified ev) { hooks_.on_event(id, ev); });
     session_->save_resume_data();
 }
 
@@ -292,9 +295,21 @@ void ReleaseRunner::run_command(RunnerRelease& r, const core::CommandLine& comma
     spec.extra_env = {{"PATCHSWARM_RELEASE_ID", id},
                       {"PATCHSWARM_STATE_DIR", cfg_.state_dir.string()}};
     spdlog::info("{}: running {} ({})", id, is_install ? "install" : "verify", command.argv[0]);
-    pool_->submit([this, id, spec, is_install, &env = env_]() -> WorkerPool::Completion {
-        auto res = env.run_process(spec);
-        return [this, id, is_install, res = std::move(res)] {
+    // The pool's stop token goes into the spec: shutdown kills the command's process group.
+    (void)pool_->post(
+        [spec = std::move(spec), &env = env_](std::stop_token stop) mutable {
+            spec.stop = std::move(stop);
+            return env.run_process(spec);
+        },
+        [this, id, is_install](Result<io::ProcessResult> res) {
+            if (res && res->stopped) {
+                // Not an outcome: the record on disk still says the command runs, and the next
+                // start resumes it as an interrupted one (core's ev::Resumed): an install is a
+                // counted failure with its backoff, a verify runs again.
+                spdlog::warn("{}: {} command stopped by the shutdown", id,
+                             is_install ? "install" : "verify");
+                return;
+            }
             const std::string out = res ? res->output : res.error().message;
             if (auto ok = store_.save_output(id, tail(out, kMaxOutputStored)); !ok) {
                 spdlog::warn("{}: cannot store the command output: {}", id, ok.error().message);
@@ -316,8 +331,7 @@ void ReleaseRunner::run_command(RunnerRelease& r, const core::CommandLine& comma
                                        : (res ? "verify exited " + std::to_string(res->exit_code)
                                               : res.error().message) +
                                              ": " + tail(out, 500)});
-        };
-    });
+        });
 }
 
 // The reboot command is not the release's work: it may never return (the machine goes down),
@@ -331,16 +345,25 @@ void ReleaseRunner::run_reboot(const std::string& id) {
     spec.extra_env = {{"PATCHSWARM_RELEASE_ID", id},
                       {"PATCHSWARM_STATE_DIR", cfg_.state_dir.string()}};
     spdlog::warn("{}: reboot required and allowed now: running {}", id, spec.argv[0]);
-    pool_->submit([this, id, spec, &env = env_]() -> WorkerPool::Completion {
-        auto res = env.run_process(spec);
-        if (!res) {
-            spdlog::error("{}: reboot command failed to start: {}", id, res.error().message);
-        } else if (res->exit_code != 0 || res->timed_out) {
-            spdlog::error("{}: reboot command exited {}{}: {}", id, res->exit_code,
-                          res->timed_out ? " (timed out)" : "", tail(res->output, 500));
-        }
-        return [this] { hooks_.on_reboot_finished(); };
-    });
+    // Returns whether the shutdown stopped it: then nothing rebooted and nothing is re-read.
+    (void)pool_->post(
+        [id, spec = std::move(spec), &env = env_](std::stop_token stop) mutable {
+            spec.stop = std::move(stop);
+            auto res = env.run_process(spec);
+            if (!res) {
+                spdlog::error("{}: reboot command failed to start: {}", id, res.error().message);
+            } else if (res->stopped) {
+                spdlog::warn("{}: reboot command stopped by the shutdown", id);
+                return true;
+            } else if (res->exit_code != 0 || res->timed_out) {
+                spdlog::error("{}: reboot command exited {}{}: {}", id, res->exit_code,
+                              res->timed_out ? " (timed out)" : "", tail(res->output, 500));
+            }
+            return false;
+        },
+        [this](bool stopped) {
+            if (!stopped) hooks_.on_reboot_finished();
+        });
 }
 
 void ReleaseRunner::add_web_seed(RunnerRelease& r) {
@@ -420,10 +443,16 @@ void ReleaseRunner::take_status(RunnerRelease& r, const io::swarm::Status& statu
 
 void ReleaseRunner::shutdown(std::chrono::milliseconds bound) {
     refresh_progress();
-    // A running install or verify is not waited for long: its record on disk says so, and the
-    // next start resumes it as the state machine says (an interrupted install is a counted
-    // failure, never silently re-run).
-    for (auto& done : pool_->shutdown(bound)) done();
+    // A running install, verify or reboot command is stopped (its process group killed), not
+    // waited for: its record on disk says it was running, and the next start resumes it as the
+    // state machine says (an interrupted install is a counted failure, never silently re-run).
+    // What ended within the bound is acted on now: the agent stops the io_context next, and a
+    // finished install must not be mistaken for an interrupted one.
+    if (!pool_->shutdown(bound)) {
+        spdlog::warn("a worker job is still running after {} ms; waiting for it to end",
+                     bound.count());
+    }
+    pool_->deliver_ready();
     session_->save_resume_data_and_wait(std::chrono::seconds(5));
 }
 

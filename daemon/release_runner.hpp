@@ -26,6 +26,7 @@ class io_context;
 }
 namespace patchswarm::io {
 class Env;
+class WorkerPool;
 namespace swarm {
 class Session;
 struct Status;
@@ -36,7 +37,6 @@ namespace patchswarm::daemon {
 
 class Relay;
 class SeederClient;
-class WorkerPool;
 
 // One release as the runner holds it.
 struct RunnerRelease {
@@ -91,8 +91,12 @@ class ReleaseRunner {
     RunnerRelease* find(const std::string& id);
     const std::map<std::string, RunnerRelease>& releases() const { return releases_; }
 
-    // Saves resume data and progress, then stops the worker pool (waiting up to `bound` for a
-    // running job: its result is dropped, the record on disk resumes it).
+    // Saves progress, stops the worker pool, then saves resume data. A running install, verify
+    // or reboot command is killed with its process group and its result dropped: the record on
+    // disk says `installing` (or `verifying`), and the next start resumes it as an interrupted
+    // one (an install: a counted failure, never re-run silently). Results of jobs that ended
+    // within `bound` are acted on before this returns. A job still running after `bound` (a
+    // payload being hashed) is joined by the destructor.
     void shutdown(std::chrono::milliseconds bound);
 
   private:
@@ -122,7 +126,7 @@ class ReleaseRunner {
     Relay* relay_ = nullptr;
     std::map<std::string, RunnerRelease> releases_;
     std::unique_ptr<io::swarm::Session> session_;
-    std::unique_ptr<WorkerPool> pool_;
+    std::unique_ptr<io::WorkerPool> pool_;
 };
 
 }  // namespace patchswarm::daemon

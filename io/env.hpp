@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "base/error.hpp"
+#include "io/fs.hpp"
 #include "io/process.hpp"
 
 namespace patchswarm::io {
@@ -35,6 +36,8 @@ class Env {
     virtual std::chrono::steady_clock::time_point now_steady() = 0;
 
     // ---- the machine -------------------------------------------------------------------------
+    // The machine's name, as reports carry it when no --name is configured. "" when unknown.
+    virtual std::string hostname() = 0;
     // The id of the current boot: it changes exactly when the machine has rebooted, which is how
     // a release that needs a reboot becomes effective. "" when it cannot be read.
     virtual std::string boot_id() = 0;
@@ -47,6 +50,11 @@ class Env {
     [[nodiscard]] virtual Result<void> write_file_atomic(const std::filesystem::path& path,
                                                          std::string_view content,
                                                          std::filesystem::perms perms) = 0;
+    // As io/fs.hpp's copy_file_hashed: the verified copy that stages a payload.
+    [[nodiscard]] virtual Result<CopiedFile> copy_file_hashed(const std::filesystem::path& src,
+                                                              const std::filesystem::path& dst,
+                                                              std::uint64_t max_bytes,
+                                                              bool executable) = 0;
 
     // ---- processes ---------------------------------------------------------------------------
     // Blocking, as io/process.hpp: from an argv list, never a shell, with a timeout. Called from

@@ -82,4 +82,34 @@ Result<void> write_file_atomic(const fs::path& path, std::string_view content, f
     return fsync_dir(dir);
 }
 
+Result<CopiedFile> copy_file_hashed(const fs::path& src, const fs::path& dst,
+                                    std::uint64_t max_bytes, bool executable) {
+    Fd in(::open(src.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (in.get() < 0) return std::unexpected(errno_error("cannot open", src, errno));
+    struct stat st {};
+    if (::fstat(in.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        return fail(Errc::unsafe_path, "not a regular file: " + src.string());
+    }
+    const mode_t mode = executable ? 0755 : 0644;
+    Fd out(::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+    if (out.get() < 0) return std::unexpected(errno_error("cannot create", dst, errno));
+
+    crypto::Sha256Stream hash;
+    CopiedFile copied;
+    // Every byte hashed is a byte written, and nothing past max_bytes is read.
+    auto ok = posix::read_all(in.get(), src, max_bytes, [&](std::span<const std::uint8_t> chunk) {
+        copied.size += chunk.size();
+        hash.update(chunk);
+        return write_all(
+            out.get(), dst,
+            std::string_view(reinterpret_cast<const char*>(chunk.data()), chunk.size()));
+    });
+    if (!ok) return std::unexpected(ok.error());
+    if (::fsync(out.get()) != 0) return std::unexpected(errno_error("fsync", dst, errno));
+    // Exactly, whatever the umask made of the create mode.
+    if (::fchmod(out.get(), mode) != 0) return std::unexpected(errno_error("chmod", dst, errno));
+    copied.sha256 = hash.finish();
+    return copied;
+}
+
 }  // namespace patchswarm::io

@@ -1,4 +1,6 @@
 // The POSIX Env: the system clocks, the boot id file, io/fs.hpp and io/process.hpp.
+#include <unistd.h>
+
 #include <utility>
 
 #include "base/text.hpp"
@@ -27,6 +29,12 @@ class PosixEnv final : public Env {
         return std::chrono::steady_clock::now();
     }
 
+    std::string hostname() override {
+        char buf[256] = {};
+        if (::gethostname(buf, sizeof buf - 1) != 0) return {};
+        return buf;
+    }
+
     std::string boot_id() override {
         auto content = io::read_file(boot_id_file_, kMaxBootIdBytes);
         if (!content) return {};
@@ -41,6 +49,12 @@ class PosixEnv final : public Env {
     Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view content,
                                    std::filesystem::perms perms) override {
         return io::write_file_atomic(path, content, perms);
+    }
+
+    Result<CopiedFile> copy_file_hashed(const std::filesystem::path& src,
+                                        const std::filesystem::path& dst, std::uint64_t max_bytes,
+                                        bool executable) override {
+        return io::copy_file_hashed(src, dst, max_bytes, executable);
     }
 
     Result<ProcessResult> run_process(const ProcessSpec& spec) override {

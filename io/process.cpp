@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -11,7 +12,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -24,12 +27,13 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kMinimalPath =
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-// Grace between SIGTERM and SIGKILL for a timed-out process group.
+// Grace between SIGTERM and SIGKILL for a timed-out or stopped process group.
 constexpr auto kKillGrace = std::chrono::seconds(2);
 // After the child exits, how long to keep collecting output still sitting in the pipe. A
 // background grandchild may hold the pipe open forever; its output is not ours to wait for.
 constexpr auto kDrainGrace = std::chrono::milliseconds(100);
-// Without a pidfd, how often to look whether the child has exited.
+// Without a pidfd (or a stop eventfd), how often to look whether the child has exited (or a stop
+// was requested).
 constexpr int kPollSliceMs = 50;
 
 std::string errno_text(int err) {
@@ -274,23 +278,62 @@ class OutputTail {
     std::string data_;
 };
 
-// Watches one child: its output pipe, and its exit through a pidfd when the kernel has them.
+// Turns a stop request into a readable descriptor, so the poll() that waits for the child wakes
+// up for it. The callback runs on the thread that requests the stop.
+class StopWake {
+  public:
+    explicit StopWake(std::stop_token stop) : stop_(std::move(stop)) {
+        if (!stop_.stop_possible()) return;
+        const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (fd >= 0) fd_ = Fd{fd};
+        callback_.emplace(stop_, [this] { notify(); });
+    }
+    StopWake(const StopWake&) = delete;
+    StopWake& operator=(const StopWake&) = delete;
+
+    bool requested() const { return stop_.stop_requested(); }
+    // -1 when there is nothing to watch (no stop possible) or no eventfd could be made.
+    int fd() const { return fd_.get(); }
+    // True when a stop needs no polling to be seen.
+    bool wakes_poll() const { return !stop_.stop_possible() || fd_.get() >= 0; }
+
+  private:
+    void notify() {
+        if (fd_.get() < 0) return;
+        const std::uint64_t one = 1;
+        [[maybe_unused]] auto n = ::write(fd_.get(), &one, sizeof one);
+    }
+
+    std::stop_token stop_;
+    Fd fd_;
+    // Last: destroyed first, and its destructor waits for a callback running on another thread.
+    std::optional<std::stop_callback<std::function<void()>>> callback_;
+};
+
+// Why ChildWatch::run_until returned.
+enum class Outcome { exited, deadline, stopped };
+
+// Watches one child: its output pipe, its exit through a pidfd when the kernel has them, and a
+// stop request.
 class ChildWatch {
   public:
-    ChildWatch(pid_t pid, Fd out, std::size_t max_output)
-        : pid_(pid), out_(std::move(out)), tail_(max_output) {
+    ChildWatch(pid_t pid, Fd out, std::size_t max_output, std::stop_token stop)
+        : pid_(pid), out_(std::move(out)), tail_(max_output), stop_(std::move(stop)) {
         const auto pidfd = ::syscall(SYS_pidfd_open, pid, 0);
         if (pidfd >= 0) pidfd_ = Fd{static_cast<int>(pidfd)};
     }
 
-    // Reads output until the child exits or the deadline passes. True if it exited.
-    bool run_until(Clock::time_point deadline) {
+    // Reads output until the child exits, the deadline passes or (with `heed_stop`) a stop is
+    // requested.
+    Outcome run_until(Clock::time_point deadline, bool heed_stop) {
         while (!has_exited(pid_)) {
+            if (heed_stop && stop_.requested()) return Outcome::stopped;
             const int left = remaining_ms(deadline);
-            if (left == 0) return false;
-            wait_for_activity(pidfd_.get() >= 0 ? left : std::min(left, kPollSliceMs));
+            if (left == 0) return Outcome::deadline;
+            const bool woken = pidfd_.get() >= 0 && (!heed_stop || stop_.wakes_poll());
+            wait_for_activity(woken ? left : std::min(left, kPollSliceMs), heed_stop);
         }
-        return true;
+        return Outcome::exited;
     }
 
     // After exit: take what is still buffered in the pipe, without waiting for descendants
@@ -309,11 +352,13 @@ class ChildWatch {
     std::string take_output() && { return std::move(tail_).take(); }
 
   private:
-    void wait_for_activity(int timeout_ms) {
-        pollfd fds[2];
+    void wait_for_activity(int timeout_ms, bool heed_stop) {
+        pollfd fds[3];
         nfds_t count = 0;
         if (out_.get() >= 0) fds[count++] = pollfd{out_.get(), POLLIN, 0};
         if (pidfd_.get() >= 0) fds[count++] = pollfd{pidfd_.get(), POLLIN, 0};
+        // Never read: once a stop is requested it stays readable, and the caller stops watching.
+        if (heed_stop && stop_.fd() >= 0) fds[count++] = pollfd{stop_.fd(), POLLIN, 0};
         const int ready = ::poll(fds, count, timeout_ms);
         if (ready <= 0 || out_.get() < 0) return;
         if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0 && !tail_.read_from(out_.get())) {
@@ -325,6 +370,7 @@ class ChildWatch {
     Fd out_;
     Fd pidfd_;
     OutputTail tail_;
+    StopWake stop_;
 };
 
 }  // namespace
@@ -332,6 +378,13 @@ class ChildWatch {
 Result<ProcessResult> run_process(const ProcessSpec& spec) {
     auto plan = plan_child(spec);
     if (!plan) return std::unexpected(plan.error());
+    // Stopped before it started (a shutdown that began while the job was being picked up): an
+    // install must not start then.
+    if (spec.stop.stop_requested()) {
+        ProcessResult stopped;
+        stopped.stopped = true;
+        return stopped;
+    }
     auto out_pipe = make_pipe();
     if (!out_pipe) return std::unexpected(out_pipe.error());
     auto error_pipe = make_pipe();
@@ -357,12 +410,13 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
     }
 
     ProcessResult result;
-    ChildWatch watch{pid, std::move(out_pipe->first), spec.max_output};
-    if (!watch.run_until(deadline)) {
-        result.timed_out = true;
+    ChildWatch watch{pid, std::move(out_pipe->first), spec.max_output, spec.stop};
+    if (const auto outcome = watch.run_until(deadline, true); outcome != Outcome::exited) {
+        result.timed_out = outcome == Outcome::deadline;
+        result.stopped = outcome == Outcome::stopped;
         ::kill(-pid, SIGTERM);
-        watch.run_until(Clock::now() + kKillGrace);
-        // Whether or not the leader obeyed, nothing it started may outlive the timeout.
+        watch.run_until(Clock::now() + kKillGrace, false);
+        // Whether or not the leader obeyed, nothing it started may outlive the timeout or stop.
         ::kill(-pid, SIGKILL);
     }
     watch.drain();

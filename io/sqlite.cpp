@@ -4,11 +4,16 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
+#include <thread>
 #include <utility>
 
 namespace patchswarm::io {
 
 namespace {
+
+// How long any statement waits for another connection's lock before it fails.
+constexpr std::chrono::milliseconds kBusyTimeout{5000};
 
 std::unexpected<Error> db_error(sqlite3* db, std::string_view what) {
     std::string message{what};
@@ -145,8 +150,17 @@ Result<std::unique_ptr<Db>> Db::open(const std::filesystem::path& path) {
     if (rc != SQLITE_OK) return db_error(raw, "open " + path.string());
 
     // The timeout first: switching to WAL itself needs a lock another process may hold.
-    sqlite3_busy_timeout(raw, 5000);
+    sqlite3_busy_timeout(raw, static_cast<int>(kBusyTimeout.count()));
+    // Switching a new file to WAL needs an exclusive lock, and SQLite answers SQLITE_BUSY at once
+    // (without the busy handler) while another process holds the file, as when `token create`
+    // runs while `serve` starts: try again within the same bound as every other lock.
     auto mode = pragma_value(*db, "PRAGMA journal_mode=WAL");
+    const auto give_up = std::chrono::steady_clock::now() + kBusyTimeout;
+    while (!mode && sqlite3_errcode(raw) == SQLITE_BUSY &&
+           std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        mode = pragma_value(*db, "PRAGMA journal_mode=WAL");
+    }
     if (!mode) return std::unexpected(mode.error());
     const bool in_memory = path.empty() || path == ":memory:";
     if (*mode != "wal" && !in_memory) {

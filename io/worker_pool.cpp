@@ -44,15 +44,19 @@ void WorkerPool::run_worker() {
         }
         Delivery delivery = task(stop_.get_token());
         task = nullptr;  // the job's captures die here, on the worker, not on the io_context
-        // Posted before running_ drops, so a shutdown that saw this job end finds its result
-        // already queued on the io_context.
-        boost::asio::post(io_, [alive = alive_, delivery = std::move(delivery)]() mutable {
-            if (*alive) delivery();
-        });
+        // Queued in the same step as running_ drops, so a shutdown that saw this job end finds
+        // its result ready for deliver_ready.
         {
             std::lock_guard lock(mutex_);
+            ready_.push_back(std::move(delivery));
             --running_;
         }
+        // One handler per result, each taking the oldest: results arrive in the order jobs
+        // ended, and one that deliver_ready already ran is not run twice. `this` is touched only
+        // while alive_ says the pool exists (both checked and cleared on the io_context thread).
+        boost::asio::post(io_, [this, alive = alive_] {
+            if (*alive) deliver_one();
+        });
         idle_.notify_all();
     }
 }
@@ -72,6 +76,27 @@ bool WorkerPool::shutdown(std::chrono::milliseconds timeout) {
     }
     join_all();
     return true;
+}
+
+void WorkerPool::deliver_one() {
+    Delivery delivery;
+    {
+        std::lock_guard lock(mutex_);
+        if (ready_.empty()) return;
+        delivery = std::move(ready_.front());
+        ready_.pop_front();
+    }
+    delivery();  // without the lock: on_done may post another job
+}
+
+std::size_t WorkerPool::deliver_ready() {
+    std::deque<Delivery> ready;
+    {
+        std::lock_guard lock(mutex_);
+        ready.swap(ready_);
+    }
+    for (auto& delivery : ready) delivery();
+    return ready.size();
 }
 
 void WorkerPool::join_all() {

@@ -1,15 +1,18 @@
 // A fixed set of threads for blocking work (hashing a payload, running install and verify
 // commands) whose results go back to the program's io_context.
 //
-// Ownership and threading: the owner (the agent, say) holds the pool as a member, and creates,
-// posts to, shuts down and destroys it on its io_context thread. Jobs run on the pool's threads
-// in the order they were posted (one FIFO queue). Each on_done runs on the io_context thread,
-// and only while the pool exists: the destructor cancels every delivery not yet run, so on_done
-// may capture the owner's `this`. The io_context must outlive the pool. Every thread is joined
-// (by shutdown or the destructor); none is detached.
+// Ownership and threading: the owner (the agent's ReleaseRunner, say) holds the pool as a member,
+// and creates, posts to, shuts down and destroys it on its io_context thread. Jobs run on the
+// pool's threads in the order they were posted (one FIFO queue). Each on_done runs on the
+// io_context thread, and only while the pool exists: the destructor cancels every delivery not
+// yet run, so on_done may capture the owner's `this`. The io_context must outlive the pool.
+// Every thread is joined (by shutdown or the destructor); none is ever detached.
 //
-// A job must not throw (an exception escaping it ends the program, as any bug on a thread does)
-// and must bound its own run time (a command with a timeout): the destructor waits for it.
+// A job must not throw (an exception escaping it ends the program, as any bug on a thread does).
+// It should end soon after its stop token is set: a job that runs a command passes the token on
+// as io::ProcessSpec::stop, so shutdown kills the command's process group instead of waiting for
+// it or leaving it behind. A job that ignores the token (hashing a payload) must bound its own
+// run time: the destructor waits for it however long it takes.
 #pragma once
 
 #include <atomic>
@@ -52,10 +55,18 @@ class WorkerPool {
 
     // Stops accepting jobs, drops queued jobs that have not started, sets the stop token of the
     // running ones and waits up to `timeout` for them to end, then joins every thread. Results of
-    // jobs that end during the wait are still delivered while the pool exists. Returns true once
-    // every thread is joined; false if a job was still running at the deadline (its thread is
-    // joined later, by another shutdown or the destructor).
+    // jobs that end during the wait are queued for the io_context as any other (deliver_ready
+    // runs them at once). Returns true once every thread is joined; false if a job was still
+    // running at the deadline (its thread is joined later, by another shutdown or the
+    // destructor, and its result, if the pool still exists, is delivered as usual).
     bool shutdown(std::chrono::milliseconds timeout);
+
+    // Runs now, on the calling (io_context) thread, the on_done of every job that has ended but
+    // whose result has not been delivered yet, in the order they ended (the deliveries already
+    // posted to the io_context then find nothing left to do). For an owner that stops its
+    // io_context right after shutdown: a job that ended within the bound is not lost. Returns
+    // how many ran.
+    std::size_t deliver_ready();
 
   private:
     using Delivery = std::move_only_function<void()>;
@@ -65,6 +76,8 @@ class WorkerPool {
     bool submit(Task task);
     void run_worker();
     void join_all();
+    // On the io_context: runs the oldest undelivered result, if deliver_ready left one.
+    void deliver_one();
 
     boost::asio::io_context& io_;
     // Checked by every delivery on the io_context thread; cleared by the destructor there.
@@ -74,6 +87,7 @@ class WorkerPool {
     std::condition_variable wake_;  // a job was queued, or shutdown started
     std::condition_variable idle_;  // a running job ended
     std::deque<Task> queue_;        // guarded by mutex_
+    std::deque<Delivery> ready_;    // ended, not yet delivered; guarded by mutex_
     std::size_t running_ = 0;       // guarded by mutex_
     bool stopping_ = false;         // guarded by mutex_
     std::vector<std::thread> threads_;

@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <functional>
 #include <future>
 #include <mutex>
@@ -318,8 +319,8 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "shutdown with an install still running returns, and the next start counts the "
-    "interrupted install as a failure",
+    "shutdown with an install still running stops it with its process group, and the next "
+    "start counts the interrupted install as a failure",
     "[net]") {
     TempDir dir("ps-agent");
     LogCapture log;
@@ -330,7 +331,14 @@ TEST_CASE(
     seeder.start();
     // A verified release on disk: the next policy evaluation installs it.
     const auto rel = make_release(dir.path(), "KB-HOLD", 1);
-    fs::create_directories(dir / "endpoint" / "releases" / "KB-HOLD" / "install");
+    // The staged install: it writes its pid (its process group's id) and waits on a sleep in
+    // its group, far past any shutdown bound.
+    const fs::path install = dir / "endpoint" / "releases" / "KB-HOLD" / "install" / "install.sh";
+    const fs::path pid_file = dir / "install.pid";
+    test::write_text(install, "#!/bin/sh\necho $$ > " + pid_file.string() + ".tmp && mv " +
+                                  pid_file.string() + ".tmp " + pid_file.string() +
+                                  "\nsleep 60 &\nwait\n");
+    fs::permissions(install, fs::perms::owner_all);
     {
         auto store = open_store(dir.path());
         daemon::StoredRelease row;
@@ -344,31 +352,34 @@ TEST_CASE(
         REQUIRE(store->save_release(row));
     }
     FakeEnv env(real_now());
-    std::promise<void> release;
-    auto released = release.get_future().share();
-    std::atomic<bool> entered{false};
     std::atomic<bool> returned{false};
-    env.on_run_process([&, released](const io::ProcessSpec&) -> Result<io::ProcessResult> {
-        entered = true;
-        released.wait();
+    std::atomic<bool> stopped{false};
+    // The real runner, watched: the agent's shutdown must stop it through spec.stop.
+    env.on_run_process([&](const io::ProcessSpec& spec) -> Result<io::ProcessResult> {
+        auto result = io::run_process(spec);
+        stopped = result && result->stopped;
         returned = true;
-        return io::ProcessResult{0, false, "installed late"};
+        return result;
     });
+    pid_t group = 0;
     {
         RunningAgent agent(config_for(dir.path(), seeder, "127.31.0.13"), env);
-        REQUIRE(log.eventually([&] { return entered.load(); }, 30s));
-        agent.stop();  // returns although the install still blocks
+        REQUIRE(log.eventually([&] { return fs::exists(pid_file); }, 30s));
+        std::ifstream{pid_file} >> group;
+        REQUIRE(group > 0);
+        REQUIRE(test::process_group_alive(group));
+        agent.stop();  // returns although the install would sleep for another minute
     }
-    CHECK_FALSE(returned);
+    // Stopped, not waited for nor left behind: the install and its sleep are gone.
+    CHECK(returned);
+    CHECK(stopped);
+    CHECK(wait_until([&] { return !test::process_group_alive(group); }, 10s));
     {
         auto row = open_store(dir.path())->load_release("KB-HOLD");
         REQUIRE(row);
         REQUIRE(*row);
         CHECK((*row)->record.state == core::State::installing);
     }
-    // The install returns after its agent is gone: its result goes nowhere.
-    release.set_value();
-    REQUIRE(log.eventually([&] { return returned.load(); }, 30s));
 
     // Next start: resumed as a counted failure, never silently re-run.
     env.on_run_process([](const io::ProcessSpec&) -> Result<io::ProcessResult> {

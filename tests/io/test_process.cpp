@@ -1,5 +1,5 @@
-// The process runner against real programs: exit codes, captured output, timeouts that kill the
-// whole process group, no shell anywhere, and a minimal environment.
+// The process runner against real programs: exit codes, captured output, timeouts and stop
+// requests that kill the whole process group, no shell anywhere, and a minimal environment.
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -7,7 +7,9 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <stop_token>
 #include <string>
+#include <thread>
 
 #include "io/process.hpp"
 #include "support/process.hpp"
@@ -19,6 +21,7 @@ using namespace std::chrono_literals;
 namespace {
 
 using patchswarm::test::TempDir;
+using patchswarm::test::wait_until;
 
 io::ProcessResult run_ok(io::ProcessSpec spec) {
     auto result = io::run_process(spec);
@@ -79,6 +82,7 @@ TEST_CASE("a program that outlives its timeout is killed with its process group"
     spec.timeout = 1s;
     const auto r = run_ok(spec);
     CHECK(r.timed_out);
+    CHECK_FALSE(r.stopped);
     CHECK(r.exit_code == 128 + 15);  // SIGTERM was enough
 }
 
@@ -88,6 +92,55 @@ TEST_CASE("a program that ignores SIGTERM is killed with SIGKILL", "[core]") {
     CHECK(r.timed_out);
     CHECK(r.exit_code == 128 + 9);
     CHECK(r.output == "started\n");
+}
+
+TEST_CASE("a stop request kills the running program with its process group, before its timeout",
+          "[core]") {
+    TempDir dir;
+    // The shell (the group's leader) and a background sleep 60 in its group; the pids file
+    // appears (renamed into place whole) once both run.
+    auto spec = shell("sleep 60 & echo \"$$ $!\" > pids.tmp && mv pids.tmp pids; wait", 60s);
+    spec.cwd = dir.path();
+    std::stop_source source;
+    spec.stop = source.get_token();
+    pid_t group = 0;
+    std::thread stopper([&] {
+        if (wait_until([&] { return fs::exists(dir / "pids"); }, 30s)) {
+            std::ifstream{dir / "pids"} >> group;
+        }
+        source.request_stop();  // regardless, so a failure cannot hang on the sleep
+    });
+    const auto r = run_ok(spec);
+    stopper.join();
+    REQUIRE(group > 0);
+    CHECK(r.stopped);
+    CHECK_FALSE(r.timed_out);  // it ended through the stop, long before its 60 s timeout
+    CHECK(r.exit_code == 128 + 15);
+    CHECK(wait_until([&] { return !test::process_group_alive(group); }, 10s));
+}
+
+TEST_CASE("a program whose stop was requested before it started is not run", "[core]") {
+    TempDir dir;
+    auto spec = shell("touch ran");
+    spec.cwd = dir.path();
+    std::stop_source source;
+    source.request_stop();
+    spec.stop = source.get_token();
+    const auto r = run_ok(spec);
+    CHECK(r.stopped);
+    CHECK_FALSE(r.timed_out);
+    CHECK(r.exit_code == -1);
+    CHECK_FALSE(fs::exists(dir / "ran"));
+}
+
+TEST_CASE("a stop token that is never stopped changes nothing", "[core]") {
+    auto spec = shell("echo ok");
+    std::stop_source source;
+    spec.stop = source.get_token();
+    const auto r = run_ok(spec);
+    CHECK_FALSE(r.stopped);
+    CHECK(r.exit_code == 0);
+    CHECK(r.output == "ok\n");
 }
 
 TEST_CASE("a background child holding the output pipe does not delay the result", "[core]") {

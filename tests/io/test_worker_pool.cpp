@@ -1,5 +1,6 @@
 // io::WorkerPool: blocking jobs on a fixed set of threads, results on the io_context thread,
-// a shutdown that waits and joins, and no delivery into an owner that is gone.
+// a shutdown that stops running commands, waits and joins, results that ended within its bound
+// handed over, and no delivery into an owner that is gone.
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
@@ -7,15 +8,21 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <latch>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stop_token>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include "io/process.hpp"
 #include "io/worker_pool.hpp"
+#include "support/process.hpp"
 
 using namespace patchswarm;
 using namespace std::chrono_literals;
@@ -204,4 +211,66 @@ TEST_CASE("a job running past the shutdown bound is reported and joined by the d
     CHECK(job_ended);
     io.poll();
     CHECK(delivered == 0);  // the pool was gone before the io_context ran the delivery
+}
+
+TEST_CASE("deliver_ready runs the results of jobs that ended within the shutdown bound, once",
+          "[io]") {
+    boost::asio::io_context io;
+    io::WorkerPool pool(io, 2);
+    std::latch started(1);
+    std::vector<int> delivered;
+    REQUIRE(pool.post(
+        [&](std::stop_token stop) {
+            started.count_down();
+            wait_for_stop(stop);
+            return 7;
+        },
+        [&](int r) { delivered.push_back(r); }));
+    started.wait();
+    CHECK(pool.shutdown(30s));
+    // An owner about to stop its io_context takes the result here, not from the io_context.
+    CHECK(delivered.empty());
+    CHECK(pool.deliver_ready() == 1);
+    CHECK(delivered == std::vector<int>{7});
+    // The delivery posted to the io_context finds nothing left: no second run.
+    io.poll();
+    CHECK(delivered == std::vector<int>{7});
+    CHECK(pool.deliver_ready() == 0);
+}
+
+TEST_CASE("shutdown stops a job's running command through its stop token and joins it", "[io]") {
+    test::TempDir dir;
+    boost::asio::io_context io;
+    io::WorkerPool pool(io, 1);
+    io::ProcessSpec spec;
+    // The group's leader writes its pid (the group id), then becomes the sleep.
+    spec.argv = {"/bin/sh", "-c", "echo $$ > pid.tmp && mv pid.tmp pid && exec sleep 60"};
+    spec.cwd = dir.path();
+    spec.timeout = 60s;
+    std::optional<io::ProcessResult> result;
+    std::string error;
+    REQUIRE(pool.post(
+        [spec](std::stop_token stop) mutable {
+            spec.stop = std::move(stop);
+            return io::run_process(spec);
+        },
+        [&](Result<io::ProcessResult> r) {
+            if (r) {
+                result = std::move(*r);
+            } else {
+                error = r.error().message;
+            }
+        }));
+    REQUIRE(test::wait_until([&] { return std::filesystem::exists(dir / "pid"); }, 30s));
+    pid_t group = 0;
+    std::ifstream{dir / "pid"} >> group;
+    REQUIRE(group > 0);
+    REQUIRE(test::process_group_alive(group));
+    CHECK(pool.shutdown(30s));  // every thread joined: the command did not hold it for 60 s
+    pool.deliver_ready();
+    INFO(error);
+    REQUIRE(result.has_value());
+    CHECK(result->stopped);
+    CHECK_FALSE(result->timed_out);
+    CHECK(test::wait_until([&] { return !test::process_group_alive(group); }, 10s));
 }

@@ -43,6 +43,7 @@ class FakeEnv final : public io::Env {
     std::chrono::steady_clock::time_point now_steady() override {
         return std::chrono::steady_clock::time_point(std::chrono::seconds(now_.load()));
     }
+    std::string hostname() override { return "fake-host"; }
     std::string boot_id() override {
         std::lock_guard lock(mu_);
         return boot_id_;
@@ -62,6 +63,11 @@ class FakeEnv final : public io::Env {
             if (auto e = fault(path)) return std::unexpected(*e);
         }
         return io::write_file_atomic(path, content, perms);
+    }
+    Result<io::CopiedFile> copy_file_hashed(const std::filesystem::path& src,
+                                            const std::filesystem::path& dst,
+                                            std::uint64_t max_bytes, bool executable) override {
+        return io::copy_file_hashed(src, dst, max_bytes, executable);
     }
     Result<io::ProcessResult> run_process(const io::ProcessSpec& spec) override {
         std::function<Result<io::ProcessResult>(const io::ProcessSpec&)> run;

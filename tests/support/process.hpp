@@ -151,6 +151,26 @@ inline bool wait_until(const std::function<bool()>& pred, std::chrono::seconds t
     return pred();
 }
 
+// True while a process that is not a zombie belongs to process group `pgid` (read from /proc:
+// kill(-pgid, 0) also counts zombies, which a child reparented to init may stay for a while).
+inline bool process_group_alive(pid_t pgid) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+        std::ifstream in(entry.path() / "stat");
+        std::string stat;
+        if (!in || !std::getline(in, stat)) continue;  // not a process, or it just went away
+        // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+        const auto close = stat.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream fields(stat.substr(close + 1));
+        char state = 0;
+        long ppid = 0;
+        long pgrp = 0;
+        if (fields >> state >> ppid >> pgrp && pgrp == pgid && state != 'Z') return true;
+    }
+    return false;
+}
+
 inline void write_text(const fs::path& p, const std::string& text) {
     fs::create_directories(p.parent_path());
     std::ofstream(p, std::ios::binary) << text;
