@@ -92,6 +92,13 @@ echo "== rebooting the desktops (the demo changes each one's boot id)"
 for i in $(seq 1 "$n"); do echo "boot-2" >"$work/desk-$i/boot_id"; done
 watch_until effective
 t_effective=$(date +%s.%N)
+# The desktops know at once (they watch their boot id); the seeder knows when their reports
+# arrive, a moment later: wait for that (30 s at most) so the final view is not stale.
+deadline=$((SECONDS + 30))
+until "$seeder" status --repo "$work/repo" --json 2>/dev/null | grep -q "\"effective\":$n[,}]" ||
+  ((SECONDS >= deadline)); do
+  sleep 0.2
+done
 
 echo
 echo "== final fleet status"
