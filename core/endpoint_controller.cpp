@@ -218,7 +218,9 @@ std::optional<std::int64_t> EndpointController::due_of(const Entry& e, std::int6
             break;
         case State::reboot_pending:
             keep_min(due, e.next_check_at);
-            if (e.record.reboot_requested_at != 0) {
+            // A retry already due waits only for the policy (next_check_at), as above.
+            if (e.record.reboot_requested_at != 0 &&
+                e.record.reboot_requested_at + kRebootRetryS > now) {
                 keep_min(due, e.record.reboot_requested_at + kRebootRetryS);
             }
             break;

@@ -284,6 +284,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
             }
         }
         apply(controller->resume(env.now_unix()));
+        watch_boot_id();  // before the first read, so that no change falls between the two
         read_boot_id();
         updates->start();
         reporter->start(cfg.heartbeat_s);
@@ -291,7 +292,6 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         started = true;
         arm_status();
         start_control();
-        watch_boot_id();
         spdlog::info("patchswarmd {} started: device {}, seeder {}, swarm on {}", cfg.name,
                      device_id, seeders->hq(), cfg.bt_listen);
     }
@@ -354,6 +354,9 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
                 if (auto* r = runner->find(a.id)) r->stored.record = *a.save;
             }
             if (a.transition && a.save) log_transition(*a.transition, *a.save);
+            // Results handed back during shutdown are persisted, but start nothing new: the
+            // next start resumes from the saved record.
+            if (stopping) continue;
             for (const auto& c : a.commands) runner->execute(a.id, c);
             if (a.reevaluate) {
                 asio::post(io, [w = weak_from_this(), id = a.id] {
@@ -417,6 +420,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         progress_armed = true;
         progress_timer.expires_after(kProgressCoalesce);
         progress_timer.async_wait([this](const boost::system::error_code& ec) {
+            // Aborted: the timer was cancelled or destroyed with the agent; touch nothing.
+            if (ec == asio::error::operation_aborted) return;
             progress_armed = false;
             if (ec || stopping) return;
             runner->request_progress();
@@ -428,6 +433,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         status_timer.async_wait([this](const boost::system::error_code& ec) {
             if (ec || stopping) return;
             runner->request_progress();
+            read_boot_id();  // in case the watch on its folder is not there or lost events
             arm_status();
         });
     }

@@ -94,6 +94,8 @@ void Reporter::schedule() {
     scheduled_ = true;
     timers_->debounce.expires_after(kDebounce);
     timers_->debounce.async_wait([this](const boost::system::error_code& ec) {
+        // Aborted: cancelled by stop() or destroyed with the reporter; touch nothing.
+        if (ec == boost::asio::error::operation_aborted) return;
         scheduled_ = false;
         if (!ec && !stopping_) send_now();
     });

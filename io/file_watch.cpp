@@ -37,6 +37,8 @@ struct FileWatch::Impl : std::enable_shared_from_this<Impl> {
         for (std::size_t at = 0; at + sizeof(inotify_event) <= n;) {
             inotify_event event{};
             std::memcpy(&event, buffer.data() + at, sizeof event);
+            // The kernel returns whole events; a record running past what was read is not one.
+            if (at + sizeof(inotify_event) + event.len > n) break;
             const char* name = buffer.data() + at + sizeof(inotify_event);
             at += sizeof(inotify_event) + event.len;
             if (event.mask & IN_Q_OVERFLOW) {

@@ -92,7 +92,7 @@ class Session;
 // The server's state, shared by the acceptor's handler and the sessions.
 struct ServerState : std::enable_shared_from_this<ServerState> {
     ServerState(asio::io_context& io_, LocalHandler handler_, LocalSocketLimits limits_)
-        : io(io_), handler(std::move(handler_)), limits(limits_), acceptor(io_) {}
+        : io(io_), handler(std::move(handler_)), limits(limits_), acceptor(io_), retry(io_) {}
 
     void do_accept();
     void on_accept(error_code ec, local::socket socket);
@@ -102,6 +102,7 @@ struct ServerState : std::enable_shared_from_this<ServerState> {
     LocalHandler handler;
     LocalSocketLimits limits;
     local::acceptor acceptor;
+    asio::steady_timer retry;  // after an accept error
     fs::path path;
     std::optional<FileId> created;  // the socket file listen() made, for stop()
     bool stopped = false;
@@ -213,8 +214,14 @@ void ServerState::on_accept(error_code ec, local::socket socket) {
             session->start();
         }
     }
-    // An accept error (EMFILE, ...) is transient from the server's point of view: keep accepting.
-    do_accept();
+    if (!ec) return do_accept();
+    // An accept error (EMFILE, ...) is transient, but the connection that caused it is still
+    // queued: accepting again at once would fail at once and spin the io_context thread.
+    retry.expires_after(std::chrono::milliseconds(100));
+    retry.async_wait([self = shared_from_this()](error_code wait_ec) {
+        if (wait_ec || self->stopped || !self->acceptor.is_open()) return;
+        self->do_accept();
+    });
 }
 
 void ServerState::close_sessions() {
@@ -294,6 +301,7 @@ void LocalSocketServer::stop() {
     if (impl_->stopped) return;
     impl_->stopped = true;
     error_code ignored;
+    impl_->retry.cancel();
     impl_->acceptor.close(ignored);
     impl_->close_sessions();
     if (impl_->created) {
