@@ -283,3 +283,27 @@ TEST_CASE("nothing to wait for means no wakeup at all", "[core]") {
     auto c = holding(State::effective);
     CHECK_FALSE(c.next_wakeup(kT0));
 }
+
+TEST_CASE("a reboot retry that is due outside the window waits for the window, not every second",
+          "[core]") {
+    Rollout r;
+    // 10:00-11:00 UTC every day; kT0 is 05:20 UTC, so the reboot is not allowed now.
+    r.windows.push_back({"office", kAllDays, 600, 660, "UTC"});
+    EndpointController c(config(), utc());
+    ReleaseRecord rec;
+    rec.id = "KB1";
+    rec.state = State::reboot_pending;
+    rec.entered_at = kT0 - 3 * 3600;
+    rec.boot_id_at_install = "boot-1";
+    rec.reboot_requested_at = kT0 - 2 * 3600;  // asked two hours ago: the retry is long due
+    auto i = info(1, "", true);
+    i.rollout = r;
+    c.load(std::move(i), rec, std::nullopt);
+    commit_all(c, c.set_boot_id("boot-1", kT0));
+    commit_all(c, c.evaluate("KB1", kT0));
+    REQUIRE(c.record("KB1")->state == State::reboot_pending);
+    const std::int64_t opens = kT0 - (kT0 % 86'400) + 10 * 3600;
+    // A past instant would make the agent's one-shot fire again at once, every second.
+    REQUIRE(c.next_wakeup(kT0));
+    CHECK(*c.next_wakeup(kT0) == opens);
+}
