@@ -75,7 +75,6 @@ void log_transition(const core::ReleaseRecord& from, const core::ReleaseRecord& 
 struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     asio::io_context& io;
     AgentConfig cfg;
-    std::unique_ptr<io::Env> owned_env;
     io::Env& env;
     std::unique_ptr<EndpointStore> store;
     crypto::KeyPair device_key{};
@@ -105,10 +104,9 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     // and tests simulate one by rewriting --boot-id-file under a running agent.
     std::unique_ptr<io::FileWatch> boot_watch;
 
-    Impl(asio::io_context& io_, AgentConfig c, std::unique_ptr<io::Env> owned, io::Env& env_)
+    Impl(asio::io_context& io_, AgentConfig c, io::Env& env_)
         : io(io_),
           cfg(std::move(c)),
-          owned_env(std::move(owned)),
           env(env_),
           zones(cfg.zoneinfo_dir),
           wake_timer(io_),
@@ -509,15 +507,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
 
 Agent::Agent(asio::io_context& io, AgentConfig config, io::Env& env) {
     if (config.seeders.empty()) throw std::runtime_error("no --seeder URL given");
-    impl_ = std::make_shared<Impl>(io, std::move(config), nullptr, env);
-    impl_->open();
-}
-
-Agent::Agent(asio::io_context& io, AgentConfig config) {
-    if (config.seeders.empty()) throw std::runtime_error("no --seeder URL given");
-    auto env = io::make_posix_env(config.boot_id_file);
-    io::Env& ref = *env;
-    impl_ = std::make_shared<Impl>(io, std::move(config), std::move(env), ref);
+    impl_ = std::make_shared<Impl>(io, std::move(config), env);
     impl_->open();
 }
 

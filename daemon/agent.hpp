@@ -65,12 +65,11 @@ class Agent {
     // std::runtime_error with a one-line message on start-up failure.
     // `env` (clock, boot id, state file writes, processes) must outlive the Agent.
     Agent(boost::asio::io_context& io, AgentConfig config, io::Env& env);
-    // As above with a PosixEnv reading config.boot_id_file, owned by the Agent.
-    Agent(boost::asio::io_context& io, AgentConfig config);
     ~Agent();
     void start();
-    // Saves resume data and progress, lets a running install or verify finish for a few seconds
-    // (after that its record on disk resumes it), then stops the io_context.
+    // Saves resume data and progress, stops a running install, verify or reboot command (its
+    // record on disk says what was running, and the next start resumes from it), then stops the
+    // io_context.
     void shutdown();
 
     // ---- the local control socket (io_context thread) ----------------------------------------
