@@ -5,10 +5,12 @@
 
 #include "core/envelope.hpp"
 #include "core/trust.hpp"
+#include "support/signing.hpp"
 
 using namespace patchswarm;
 using namespace patchswarm::core;
 
+using patchswarm::test::seal;
 namespace {
 
 constexpr std::int64_t kNow = 1'800'000'000;
@@ -19,11 +21,6 @@ struct Keys {
     crypto::KeyPair stranger = crypto::generate_keypair();
     TrustRoot root() const { return TrustRoot{{{release.public_key}, 1}, {{feed.public_key}, 1}}; }
 };
-
-std::string seal(std::string_view type, const std::string& payload, const crypto::KeyPair& key) {
-    const crypto::KeyPair keys[] = {key};
-    return core::serialize_envelope(core::sign_envelope(type, crypto::as_bytes(payload), keys));
-}
 
 std::string seal_all(std::string_view type, const std::string& payload,
                      std::vector<crypto::KeyPair> keys) {

@@ -31,6 +31,7 @@
 #include "support/fake_env.hpp"
 #include "support/fake_seeder.hpp"
 #include "support/process.hpp"
+#include "support/signing.hpp"
 
 using namespace patchswarm;
 using namespace std::chrono_literals;
@@ -40,18 +41,9 @@ using patchswarm::test::TempDir;
 using patchswarm::test::wait_until;
 namespace fs = std::filesystem;
 
+using patchswarm::test::seal;
+using patchswarm::test::wall_now;
 namespace {
-
-std::int64_t real_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
-std::string seal(std::string_view type, const std::string& payload, const crypto::KeyPair& key) {
-    const crypto::KeyPair keys[] = {key};
-    return core::serialize_envelope(core::sign_envelope(type, crypto::as_bytes(payload), keys));
-}
 
 // Everything the agent logs, for waiting on what it decided.
 class LogCapture {
@@ -97,7 +89,7 @@ struct Keys {
     core::RootDocument root_doc(std::uint64_t version) const {
         core::RootDocument doc;
         doc.version = version;
-        doc.expires = real_now() + 86400;
+        doc.expires = wall_now() + 86400;
         const crypto::PublicKey root_pub[] = {root.public_key};
         const crypto::PublicKey release_pub[] = {release.public_key};
         const crypto::PublicKey feed_pub[] = {feed.public_key};
@@ -129,8 +121,8 @@ Release make_release(const fs::path& dir, const std::string& id, std::uint64_t s
     m.repository = "repo";
     m.id = id;
     m.sequence = sequence;
-    m.created = real_now() - 10;
-    m.expires = real_now() + 86400;
+    m.created = wall_now() - 10;
+    m.expires = wall_now() + 86400;
     m.name = "KB";
     for (const char* name : {"README", "install.sh"}) {
         auto h = io::sha256_file(payload / name, 1 << 20);
@@ -150,8 +142,8 @@ void serve(FakeSeeder& seeder, const Keys& keys, std::uint64_t sequence,
     core::Feed feed;
     feed.repository = "repo";
     feed.sequence = sequence;
-    feed.issued = real_now() - 10;
-    feed.expires = real_now() + 3600;
+    feed.issued = wall_now() - 10;
+    feed.expires = wall_now() + 3600;
     for (const auto& r : releases) {
         const auto manifest =
             seal(core::payload_type::manifest, core::serialize_manifest(r.manifest), keys.release);
@@ -240,7 +232,7 @@ TEST_CASE("a feed whose state cannot be saved is not acted on, and the old seque
     FakeSeeder seeder("127.31.0.1:18080");
     serve(seeder, keys, 7, {make_release(dir.path(), "KB-FEED", 1)}, false);
     seeder.start();
-    FakeEnv env(real_now());
+    FakeEnv env(wall_now());
     // A state.db made beforehand, whose feed row cannot be written.
     fs::create_directories(dir / "endpoint");
     {
@@ -279,7 +271,7 @@ TEST_CASE(
     FakeSeeder seeder("127.31.0.2:18080");
     serve(seeder, keys, 10, {make_release(dir.path(), "KB-REPL", 1)}, false);
     seeder.start();
-    FakeEnv env(real_now());
+    FakeEnv env(wall_now());
     const fs::path folder = dir / "endpoint" / "releases" / "KB-REPL";
     RunningAgent agent(config_for(dir.path(), seeder, "127.31.0.12"), env);
     // Sequence 1 joins the swarm (nobody seeds it here): its folder exists.
@@ -344,14 +336,14 @@ TEST_CASE(
         daemon::StoredRelease row;
         row.record.id = "KB-HOLD";
         row.record.state = core::State::verified;
-        row.record.entered_at = real_now();
+        row.record.entered_at = wall_now();
         row.manifest_envelope = seal(core::payload_type::manifest,
                                      core::serialize_manifest(rel.manifest), keys.release);
         row.manifest_sha256 = crypto::sha256_hex(crypto::as_bytes(row.manifest_envelope));
         row.sequence = 1;
         REQUIRE(store->save_release(row));
     }
-    FakeEnv env(real_now());
+    FakeEnv env(wall_now());
     std::atomic<bool> returned{false};
     std::atomic<bool> stopped{false};
     // The real runner, watched: the agent's shutdown must stop it through spec.stop.
@@ -417,7 +409,7 @@ TEST_CASE(
         seal(core::payload_type::root, core::serialize_root(keys.root_doc(3)), stranger);
     serve(seeder, keys, 30, {}, false);
     seeder.start();
-    FakeEnv env(real_now());
+    FakeEnv env(wall_now());
     RunningAgent agent(config_for(dir.path(), seeder, "127.31.0.14"), env);
     REQUIRE(log.eventually([&] { return log.contains("root version 3 refused"); }, 30s));
     REQUIRE(log.eventually(
@@ -447,7 +439,7 @@ TEST_CASE(
     seeder.start();
     auto rel = make_release(dir.path(), "KB-DEFER", 1);
     // A window that is never open now (12 hours away), and a deadline in a day.
-    const std::int64_t now = real_now();
+    const std::int64_t now = wall_now();
     core::Rollout rollout;
     const auto hour = static_cast<std::uint16_t>((now / 3600 + 12) % 24);
     rollout.windows.push_back({"*", core::kAllDays, static_cast<std::uint16_t>(hour * 60),

@@ -12,6 +12,7 @@
 #include "daemon/endpoint_store.hpp"
 #include "daemon/status_view.hpp"
 #include "support/process.hpp"
+#include "support/signing.hpp"
 
 using namespace patchswarm;
 using nlohmann::json;
@@ -259,10 +260,7 @@ TEST_CASE(
         [&] { return daemon::endpoint_status(**store, dir.path()); },
         [&](const std::string& id, std::optional<std::int64_t> until) {
             ++defers;
-            const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                                 std::chrono::system_clock::now().time_since_epoch())
-                                 .count();
-            return daemon::defer_release(**store, id, until, now);
+            return daemon::defer_release(**store, id, until, patchswarm::test::wall_now());
         });
     {
         Served served(target, dir.path());

@@ -13,6 +13,7 @@
 #include "io/x509.hpp"
 #include "seeder/enrolment.hpp"
 #include "support/process.hpp"
+#include "support/signing.hpp"
 
 namespace x509 = patchswarm::io::x509;
 namespace io = patchswarm::io;
@@ -21,15 +22,10 @@ namespace crypto = patchswarm::crypto;
 namespace core = patchswarm::core;
 using patchswarm::Errc;
 
+using patchswarm::test::wall_now;
 namespace {
 
 constexpr std::int64_t kNow = 1'800'000'000;
-
-std::int64_t wall_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 struct Endpoint {
     std::string key = *x509::generate_key();

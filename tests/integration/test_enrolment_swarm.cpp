@@ -10,6 +10,7 @@
 #include "io/swarm/session.hpp"
 #include "io/x509.hpp"
 #include "support/fleet.hpp"
+#include "support/signing.hpp"
 
 using patchswarm::test::Fleet;
 using patchswarm::test::run;
@@ -18,6 +19,7 @@ namespace fs = std::filesystem;
 namespace swarm = patchswarm::io::swarm;
 namespace x509 = patchswarm::io::x509;
 
+using patchswarm::test::wall_now;
 namespace {
 
 constexpr auto kConverge = std::chrono::seconds(120);
@@ -276,12 +278,6 @@ std::int64_t cert_not_after(const fs::path& cert_file) {
     return info ? info->not_after : 0;
 }
 
-std::int64_t unix_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 }  // namespace
 
 TEST_CASE("a revoked device drops out when its short-lived certificate ends, the others renew",
@@ -334,7 +330,7 @@ TEST_CASE("a revoked device drops out when its short-lived certificate ends, the
         std::chrono::seconds(60)));
     const std::int64_t two_end = cert_not_after(f.state_dir(2) / "tls.crt");
     REQUIRE(two_end > 0);
-    REQUIRE(wait_until([&] { return unix_now() > two_end + 1; }, std::chrono::seconds(60)));
+    REQUIRE(wait_until([&] { return wall_now() > two_end + 1; }, std::chrono::seconds(60)));
 
     // A new release: ep1 gets it over the SSL swarm with its renewed certificate; ep2 gets no
     // byte from the seeder, from ep1 or from the web seed.
@@ -343,7 +339,7 @@ TEST_CASE("a revoked device drops out when its short-lived certificate ends, the
     INFO(dump_logs(f, {1, 2}));
     REQUIRE(one);
     CHECK(cert_not_after(f.state_dir(1) / "tls.crt") > first_end);
-    CHECK(cert_not_after(f.state_dir(1) / "tls.crt") > unix_now());
+    CHECK(cert_not_after(f.state_dir(1) / "tls.crt") > wall_now());
     REQUIRE(
         wait_until([&] { return f.state(2, "r2") == "downloading"; }, std::chrono::seconds(30)));
     // Waiting for something that must not happen: the deadline is the test.

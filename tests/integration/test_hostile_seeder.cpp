@@ -16,6 +16,7 @@
 #include "io/swarm/torrent_file.hpp"
 #include "support/fake_seeder.hpp"
 #include "support/process.hpp"
+#include "support/signing.hpp"
 
 using namespace patchswarm;
 using patchswarm::test::Child;
@@ -24,18 +25,9 @@ using patchswarm::test::TempDir;
 using patchswarm::test::wait_until;
 namespace fs = std::filesystem;
 
+using patchswarm::test::seal;
+using patchswarm::test::wall_now;
 namespace {
-
-std::int64_t now_unix() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
-std::string seal(std::string_view type, const std::string& payload, const crypto::KeyPair& key) {
-    const crypto::KeyPair keys[] = {key};
-    return core::serialize_envelope(core::sign_envelope(type, crypto::as_bytes(payload), keys));
-}
 
 struct Release {
     core::Manifest manifest;
@@ -54,8 +46,8 @@ Release real_release(const fs::path& dir, const std::string& id, bool extra_file
     m.repository = "repo";
     m.id = id;
     m.sequence = 1;
-    m.created = now_unix() - 10;
-    m.expires = now_unix() + 86400;
+    m.created = wall_now() - 10;
+    m.expires = wall_now() + 86400;
     m.name = "KB";
     auto h = io::sha256_file(payload / "install.sh", 1 << 20);
     REQUIRE(h.has_value());
@@ -89,7 +81,7 @@ struct Keys {
 
     explicit Keys(const fs::path& root_file) {
         core::RootDocument doc;
-        doc.expires = now_unix() + 86400;
+        doc.expires = wall_now() + 86400;
         const crypto::PublicKey root_pub[] = {root.public_key};
         const crypto::PublicKey release_pub[] = {release.public_key};
         const crypto::PublicKey feed_pub[] = {feed.public_key};
@@ -115,8 +107,8 @@ TEST_CASE("malicious manifests and torrents are refused and nothing escapes the 
     core::Feed feed;
     feed.repository = "repo";
     feed.sequence = 1;
-    feed.issued = now_unix() - 10;
-    feed.expires = now_unix() + 3600;
+    feed.issued = wall_now() - 10;
+    feed.expires = wall_now() + 3600;
 
     // Each attack is a release id; `expect` is what the endpoint must say about it.
     std::map<std::string, std::string> expect;
@@ -159,8 +151,8 @@ TEST_CASE("malicious manifests and torrents are refused and nothing escapes the 
     }
     {
         auto r = real_release(dir.path(), "expired");
-        r.manifest.created = now_unix() - 100;
-        r.manifest.expires = now_unix() - 10;
+        r.manifest.created = wall_now() - 100;
+        r.manifest.expires = wall_now() - 10;
         publish("expired", core::serialize_manifest(r.manifest), release_key, r.torrent);
         expect["expired"] = "expired";
     }
@@ -239,8 +231,8 @@ TEST_CASE("an expired feed is refused and changes nothing, the fresh one is then
     feed.releases.push_back(
         {"KB-FROZEN", 1, crypto::sha256_hex(crypto::as_bytes(manifest)), std::nullopt});
     // A freeze attack: a correctly signed feed whose time is up, replayed an hour later.
-    feed.issued = now_unix() - 7200;
-    feed.expires = now_unix() - 3600;
+    feed.issued = wall_now() - 7200;
+    feed.expires = wall_now() - 3600;
     seeder.routes_["/v1/feed"] =
         seal(core::payload_type::feed, core::serialize_feed(feed), keys.feed);
     seeder.start();
@@ -270,8 +262,8 @@ TEST_CASE("an expired feed is refused and changes nothing, the fresh one is then
 
     // The same feed, fresh: now the release is known (so the refusal above was the expiry).
     feed.sequence = 6;
-    feed.issued = now_unix() - 10;
-    feed.expires = now_unix() + 3600;
+    feed.issued = wall_now() - 10;
+    feed.expires = wall_now() + 3600;
     seeder.set_route("/v1/feed",
                      seal(core::payload_type::feed, core::serialize_feed(feed), keys.feed));
     CHECK(wait_until(

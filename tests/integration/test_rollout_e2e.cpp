@@ -10,6 +10,7 @@
 #include "crypto/crypto.hpp"
 #include "io/http/client.hpp"
 #include "support/fleet.hpp"
+#include "support/signing.hpp"
 
 using nlohmann::json;
 using patchswarm::test::Fleet;
@@ -294,9 +295,7 @@ TEST_CASE(
     "[integration]") {
     Fleet f("127.53.0");
     // A one-hour window twelve hours from now (UTC): certainly closed during the test.
-    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+    const auto now = patchswarm::test::wall_now();
     const int hour = static_cast<int>((now / 3600 + 12) % 24);
     char start[8], end[8];
     std::snprintf(start, sizeof start, "%02d:00", hour);
