@@ -9,6 +9,7 @@
 
 #include "core/rate_limit.hpp"
 #include "core/sites.hpp"
+#include "io/fd_limit.hpp"
 #include "io/file_watch.hpp"
 #include "io/http/server.hpp"
 #include "io/swarm/session.hpp"
@@ -222,6 +223,7 @@ class Seeder {
         io::http::ServerLimits limits;
         limits.max_body_bytes = kMaxReportBytes;
         limits.max_connections_per_client = options_.max_connections_per_client;
+        limits.max_connections = options_.max_connections;
         http_ = std::make_unique<io::http::Server>(
             io_,
             [this](io::http::Request&& req, io::http::Respond respond) {
@@ -480,6 +482,17 @@ void serve(const ServeOptions& options, io::Env& env) {
     if (options.max_connections_per_client < 1) {
         throw std::invalid_argument("--max-connections-per-client must be >= 1");
     }
+    // Sized before anything opens descriptors: every held long-poll is one.
+    ServeOptions sized = options;
+    {
+        auto fds = io::raise_fd_limit();
+        if (!fds) throw std::runtime_error(fds.error().message);
+        const auto cap = connection_cap(options.max_connections, fds->soft);
+        if (!cap.warning.empty()) spdlog::warn("{}", cap.warning);
+        sized.max_connections = cap.max_connections;
+        spdlog::info("open-file limit {} (hard {}): up to {} HTTP connections", fds->soft,
+                     fds->hard, cap.max_connections);
+    }
     const auto token_file =
         options.admin_token_file.empty() ? paths.admin_token() : options.admin_token_file;
     auto admin_token = load_or_create_admin_token(token_file);
@@ -501,7 +514,7 @@ void serve(const ServeOptions& options, io::Env& env) {
     }
 
     asio::io_context io;
-    Seeder seeder(io, env, options, std::move(repo), std::move(*db), std::move(*sites),
+    Seeder seeder(io, env, sized, std::move(repo), std::move(*db), std::move(*sites),
                   std::move(*admin_token), std::move(*ca), std::move(enrolment));
     seeder.start();
     asio::signal_set signals(io, SIGINT, SIGTERM);
