@@ -191,6 +191,9 @@ EOF
     } >"$W/hook"
     chmod +x "$W/hook"
     "$W/hook" start || { log "serve did not start (see $W/seeder.log)"; return 1; }
+    # The static file nginx serves: the signed feed as the seeder serves it (again after the run,
+    # when it lists the releases published; this one stays if the seeder no longer answers).
+    curl -sf --max-time 10 "http://127.0.0.1:$F_PORT/v1/feed" >"$W/feed.json" || true
 
     local phases=() p
     IFS=, read -ra phases <<<"$F_PHASES"
@@ -203,7 +206,8 @@ EOF
         --phase-timeout "$F_TIMEOUT" --seeder-pid-file "$W/seeder.pid" \
         --fleet-db "$W/repo/fleet.db" --out "$W/summary.json" \
         --endpoint-log "$W/endpoints.jsonl" --label "N=$n" 2>"$W/fleetsim.log" || rc=$?
-    curl -sf --max-time 10 "http://127.0.0.1:$F_PORT/v1/feed" >"$W/feed.json" || true
+    curl -sf --max-time 10 --retry 5 "http://127.0.0.1:$F_PORT/v1/feed" >"$W/feed.new" &&
+        mv "$W/feed.new" "$W/feed.json" || true
     # status --json over the whole fleet (a target of issue 12: <= 1 s at 20,000)
     t0=$(date +%s.%N)
     "$S" status --repo "$W/repo" --json >/dev/null 2>&1 || true

@@ -725,7 +725,7 @@ class Simulator {
         *check = [this, pred = std::move(pred), then = std::move(then), deadline, check] {
             if (pred()) return then(true);
             if (Steady::now() >= deadline) return then(false);
-            wait_timer_.expires_after(milliseconds(20));
+            wait_timer_.expires_after(milliseconds(100));
             wait_timer_.async_wait([check](boost::system::error_code ec) {
                 if (!ec) (*check)();
             });
@@ -791,9 +791,9 @@ class Simulator {
         sample_seeder(doc["name"].get<std::string>() + "-end");
         doc["completed"] = ok;
         doc["seeder_after"] = last_sample_;
-        if (doc["seeder_before"].contains("cpu_s") && last_sample_.contains("cpu_s")) {
-            doc["seeder_cpu_s"] =
-                last_sample_["cpu_s"].get<double>() - doc["seeder_before"]["cpu_s"].get<double>();
+        if (doc["seeder_before"].contains("cpu_total_s") && last_sample_.contains("cpu_total_s")) {
+            doc["seeder_cpu_s"] = last_sample_["cpu_total_s"].get<double>() -
+                                  doc["seeder_before"]["cpu_total_s"].get<double>();
         }
         doc["seeder_rss_max_kib"] = phase_rss_max_kib_;
         phase_rss_max_kib_ = 0;
@@ -893,6 +893,11 @@ class Simulator {
                 arm_storm(*e, milliseconds(offset));
             }
             doc["members"] = storm_members_;
+            // What the fleet asks of the seeder: the mean rate of the storm's state changes.
+            doc["offered_reports_per_s"] =
+                static_cast<double>(storm_members_) * static_cast<double>(o_.storm_states.size()) /
+                std::max(1.0, o_.storm_spread_s +
+                                  (o_.storm_states.size() - 1) * o_.storm_step_ms / 1000.0);
             wait_for(
                 [this] {
                     return storm_done_ >= storm_members_ && reports_in_flight_ == 0 &&
@@ -1061,8 +1066,14 @@ class Simulator {
 
     json read_proc() const { return sample_process(o_.seeder_pid_file); }
 
+    // A restarted seeder is a new process: the CPU its predecessor used is kept in
+    // retired_cpu_s_, so "cpu_total_s" only grows across restarts.
     void sample_seeder(const std::string&) {
-        last_sample_ = read_proc();
+        json s = read_proc();
+        if (s.contains("pid") && last_sample_.contains("pid") && s["pid"] != last_sample_["pid"])
+            retired_cpu_s_ += last_sample_["cpu_s"].get<double>();
+        if (s.contains("cpu_s")) s["cpu_total_s"] = retired_cpu_s_ + s["cpu_s"].get<double>();
+        if (!s.empty() || last_sample_.empty()) last_sample_ = std::move(s);
         if (last_sample_.contains("rss_kib")) {
             const auto rss = last_sample_["rss_kib"].get<std::int64_t>();
             phase_rss_max_kib_ = std::max(phase_rss_max_kib_, rss);
@@ -1279,6 +1290,7 @@ class Simulator {
     int storm_done_ = 0;
     int storm_members_ = 0;
     json last_sample_ = json::object();
+    double retired_cpu_s_ = 0;
     std::int64_t phase_rss_max_kib_ = 0;
     std::int64_t rss_max_kib_ = 0;
     std::int64_t started_ms_ = 0, enrol_started_ms_ = 0, enrol_done_ms_ = 0, cycles_started_ms_ = 0,
