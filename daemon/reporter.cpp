@@ -49,6 +49,23 @@ json release_json(const ReleaseReport& r, std::int64_t now) {
 
 }  // namespace
 
+std::string sign_report(const ReporterIdentity& identity, std::uint64_t counter,
+                        std::int64_t sent_at, const std::string& boot_id, const json& releases) {
+    const json report = {{"format", 1},
+                         {"device_id", identity.device_id},
+                         {"device_key", crypto::to_hex(identity.device_key.public_key)},
+                         {"hostname", identity.hostname},
+                         {"sent_at", sent_at},
+                         {"counter", counter},
+                         {"boot_id", boot_id},
+                         {"groups", identity.groups},
+                         {"releases", releases}};
+    const std::string payload = report.dump();
+    const crypto::KeyPair keys[] = {identity.device_key};
+    return core::serialize_envelope(
+        core::sign_envelope(core::payload_type::report, crypto::as_bytes(payload), keys));
+}
+
 struct Reporter::Timers {
     explicit Timers(boost::asio::io_context& io) : heartbeat(io), debounce(io) {}
     boost::asio::steady_timer heartbeat;
@@ -128,21 +145,9 @@ void Reporter::send_now() {
                            {"reason", r.reason}});
         }
     }
-    json report = {{"format", 1},
-                   {"device_id", identity_.device_id},
-                   {"device_key", crypto::to_hex(identity_.device_key.public_key)},
-                   {"hostname", identity_.hostname},
-                   {"sent_at", now},
-                   {"counter", counter},
-                   {"boot_id", boot_id_()},
-                   {"groups", identity_.groups},
-                   {"releases", rel}};
-    const std::string payload = report.dump();
-    const crypto::KeyPair keys[] = {identity_.device_key};
-    auto env = core::sign_envelope(core::payload_type::report, crypto::as_bytes(payload), keys);
     io::http::ClientRequest req = seeders_.get("/v1/report", 64 * 1024);
     req.method = "POST";
-    req.body = core::serialize_envelope(env);
+    req.body = sign_report(identity_, counter, now, boot_id_(), rel);
     io::http::request(io_, std::move(req), [](Result<io::http::ClientResponse> r) {
         if (!r) {
             spdlog::debug("report not delivered: {}", r.error().message);

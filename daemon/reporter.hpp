@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,6 +43,13 @@ struct ReporterIdentity {
     std::string hostname;
     std::vector<std::string> groups;
 };
+
+// The signed POST /v1/report body for one snapshot (docs/PROTOCOL.md, "Report"): `releases` is
+// the array of per-release objects, `counter` the next report counter (the caller persists it
+// first). Pure; the fleet simulator (bench/fleetsim) sends the same bytes as the agent with it.
+std::string sign_report(const ReporterIdentity& identity, std::uint64_t counter,
+                        std::int64_t sent_at, const std::string& boot_id,
+                        const nlohmann::json& releases);
 
 class Reporter {
   public:
