@@ -23,6 +23,7 @@
 #include "daemon/seeder_client.hpp"
 #include "daemon/status_view.hpp"
 #include "daemon/update_cycle.hpp"
+#include "io/crash_point.hpp"
 #include "io/env.hpp"
 #include "io/file_watch.hpp"
 #include "io/key_files.hpp"
@@ -41,9 +42,10 @@ constexpr auto kStatusRefresh = std::chrono::seconds(30);
 // Pieces arrive many a second; their counters are asked for at most this often, and only
 // while pieces keep arriving (so the dashboard and `status` move, a kill -9 loses little).
 constexpr auto kProgressCoalesce = std::chrono::seconds(1);
-// At shutdown a running install, verify or reboot command is stopped (SIGTERM to its process
-// group, SIGKILL 2 s later: io/process.hpp) and the pool waits this long for it to end; its
-// record on disk says what was running, and the next start resumes from that.
+// At shutdown a running verify or reboot command is stopped (SIGTERM to its process group,
+// SIGKILL 2 s later: io/process.hpp) and the pool waits this long for it to end; a running
+// install runs on under its supervisor. The record on disk says what was running, and the next
+// start resumes from that.
 constexpr auto kShutdownWorkBound = std::chrono::seconds(5);
 
 std::string host_of(const std::string& host_port) {
@@ -377,7 +379,13 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         } else {
             ok = store->save_record(*a.save);
         }
-        if (ok) return true;
+        if (ok) {
+            // The fault matrix kills the agent right after a state is durable and before
+            // anything it allows has happened (docs/RELIABILITY.md).
+            io::crash_point("saved");
+            io::crash_point("saved." + std::string(core::to_string(a.save->state)));
+            return true;
+        }
         spdlog::error("{}: cannot persist state: {}; not acting", a.id, ok.error().message);
         if (a.new_row) pending_rows.erase(a.id);
         return false;

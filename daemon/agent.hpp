@@ -67,9 +67,9 @@ class Agent {
     Agent(boost::asio::io_context& io, AgentConfig config, io::Env& env);
     ~Agent();
     void start();
-    // Saves resume data and progress, stops a running install, verify or reboot command (its
-    // record on disk says what was running, and the next start resumes from it), then stops the
-    // io_context.
+    // Saves resume data and progress, stops a running verify or reboot command, leaves a running
+    // install to its supervisor (the record on disk says what was running, and the next start
+    // resumes from it: io/supervise.hpp), then stops the io_context.
     void shutdown();
 
     // ---- the local control socket (io_context thread) ----------------------------------------

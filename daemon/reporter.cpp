@@ -9,6 +9,7 @@
 #include "core/envelope.hpp"
 #include "daemon/endpoint_store.hpp"
 #include "daemon/seeder_client.hpp"
+#include "io/crash_point.hpp"
 #include "io/env.hpp"
 #include "io/http/client.hpp"
 
@@ -124,6 +125,7 @@ void Reporter::send_now() {
     ++counter;
     // The counter is persisted before use, so a restart never reuses one (replay defence).
     if (!store_.set_meta("report_counter", std::to_string(counter))) return;
+    io::crash_point("report.counter_saved");
     const std::int64_t now = env_.now_unix();
     json rel = json::array();
     std::set<std::string> held;

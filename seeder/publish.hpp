@@ -44,6 +44,8 @@ struct PublishRequest {
     std::uint32_t verify_timeout_s = 300;
     std::uint32_t expires_days = 30;
     bool replace = false;  // allow re-publishing an id that is already in the index
+    // core::Manifest::idempotent: an installer that died may be re-run (docs/RELIABILITY.md).
+    bool idempotent = false;
     // Repository name for a new repository (default: the repository folder's name). For an
     // existing repository it must match repo.json when given.
     std::optional<std::string> repo_name;

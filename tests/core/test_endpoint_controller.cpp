@@ -239,7 +239,7 @@ TEST_CASE("a deferral holds the install until it ends and wakes the agent then",
 
 TEST_CASE(
     "on resume an announced release without a torrent clears leftovers of an interrupted "
-    "replace, and an interrupted install is a counted failure",
+    "replace, and an install that outlived the agent is looked for, not counted",
     "[core]") {
     EndpointController c(config(), utc());
     ReleaseRecord announced;
@@ -258,11 +258,23 @@ TEST_CASE(
     const Action& b = actions[0].id == "KB1" ? actions[1] : actions[0];
     REQUIRE(has<cmd::RemoveReleaseFiles>(a));
     CHECK(index_of<cmd::RemoveReleaseFiles>(a) < index_of<cmd::StartDownload>(a));
-    REQUIRE(b.save);
-    CHECK(b.save->state == State::failed);
-    CHECK(b.save->failed_phase == Phase::install);
-    CHECK(b.save->attempts == 1);
+    CHECK_FALSE(b.save);  // no attempt lost, nothing to persist
+    CHECK(has<cmd::ProbeInstall>(b));
     CHECK_FALSE(has<cmd::RemoveReleaseFiles>(b));
+    // The probe holds the release's worker slot until its observation comes back.
+    commit_all(c, actions);
+    InstallObservation running;
+    running.supervisor_running = running.recorded = true;
+    auto waiting = c.handle("KB2", ev::InstallObserved{running, "boot-1"}, kT0 + 1);
+    REQUIRE(waiting.size() == 1);
+    CHECK(has<cmd::AwaitInstall>(waiting[0]));
+    commit_all(c, waiting);
+    InstallObservation done;
+    done.recorded = done.installer_started = done.finished = true;
+    done.exit_code = 0;
+    commit_all(c, c.handle("KB2", ev::InstallObserved{done, "boot-1"}, kT0 + 5));
+    CHECK(c.record("KB2")->state == State::effective);
+    CHECK(c.record("KB2")->attempts == 0);
 }
 
 TEST_CASE("a changed boot id makes a pending reboot effective", "[core]") {
