@@ -10,6 +10,7 @@
 #include "core/endpoint_controller.hpp"
 #include "core/envelope.hpp"
 #include "core/manifest.hpp"
+#include "core/output_text.hpp"
 #include "core/rollout.hpp"
 #include "core/trust.hpp"
 #include "crypto/crypto.hpp"
@@ -203,10 +204,22 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         });
     }
 
+    // Command output becomes a failure reason that travels in reports to every status view:
+    // one line, bounded, and without the state folder's path (core::sanitize_output).
+    core::Event without_private_text(core::Event e) const {
+        const std::vector<std::string> paths{cfg.state_dir.string()};
+        if (auto* install = std::get_if<core::ev::InstallFinished>(&e)) {
+            install->output_tail = core::sanitize_output(install->output_tail, paths);
+        } else if (auto* verify = std::get_if<core::ev::VerifyFinished>(&e)) {
+            verify->reason = core::sanitize_output(verify->reason, paths);
+        }
+        return e;
+    }
+
     void open_runner() {
         ReleaseRunner::Hooks h;
         h.on_event = [this](const std::string& id, const core::Event& e) {
-            apply(controller->handle(id, e, env.now_unix()));
+            apply(controller->handle(id, without_private_text(e), env.now_unix()));
         };
         h.on_joined_swarm = [this](const std::string& id) {
             controller->joined_swarm(id, env.now_unix());
@@ -396,8 +409,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         for (const auto& [id, r] : runner->releases()) {
             const auto* rec = controller->record(id);
             if (!rec) continue;
-            out.push_back(
-                {rec, &r.stored, r.manifest.total_size(), controller->deferred_until(id)});
+            out.push_back({rec, &r.stored, r.manifest.total_size(), controller->deferred_until(id),
+                           static_cast<std::uint32_t>(cfg.max_attempts), ""});
         }
         return out;
     }

@@ -43,8 +43,14 @@ json release_json(const ReleaseReport& r, std::int64_t now) {
     if (rec.state == core::State::failed) {
         // The seeder's auto-halt counts install and verify failures, not download trouble.
         j["failed_phase"] = core::to_string(rec.failed_phase);
+        // The seeder says "retry N of M at T" or "gave up after M attempts" from these.
+        j["next_attempt_at"] = rec.next_attempt_at;
+        if (r.max_attempts > 0) j["max_attempts"] = r.max_attempts;
     }
-    if (r.deferred_until && *r.deferred_until > now) j["deferred_until"] = *r.deferred_until;
+    if (r.deferred_until && *r.deferred_until > now) {
+        j["deferred_until"] = *r.deferred_until;
+        if (!r.deferred_by.empty()) j["deferred_by"] = r.deferred_by;
+    }
     return j;
 }
 

@@ -35,6 +35,8 @@ struct ReleaseReport {
     const StoredRelease* stored = nullptr;  // counters and manifest hash
     std::uint64_t total_size = 0;           // the manifest's payload bytes
     std::optional<std::int64_t> deferred_until;
+    std::uint32_t max_attempts = 0;  // the agent's retry policy; 0: not reported
+    std::string deferred_by;         // who set the deferral; empty: not reported
 };
 
 struct ReporterIdentity {

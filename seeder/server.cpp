@@ -186,11 +186,15 @@ class Seeder {
             }
         }
         io::swarm::Callbacks callbacks;
-        callbacks.on_finished = [](const std::string& id) {
+        callbacks.on_finished = [this](const std::string& id) {
             spdlog::info("release {} checked on disk: seeding", id);
+            if (auto ok = db_->clear_seed_problem(id); !ok) {
+                spdlog::warn("release {}: fleet.db: {}", id, ok.error().message);
+            }
         };
-        callbacks.on_error = [](const std::string& id, const std::string& message) {
+        callbacks.on_error = [this](const std::string& id, const std::string& message) {
             spdlog::error("release {}: swarm error: {}", id, message);
+            record_seed_problem(id, message);
         };
         auto session = io::swarm::Session::create(io_, settings, callbacks);
         if (!session)
@@ -212,6 +216,24 @@ class Seeder {
                 "`patchswarm-seeder ca init --repo {}` before publishing, and give endpoints "
                 "tokens from `token create`",
                 paths_.root().string());
+        }
+    }
+
+    // HQ's copy failed its check: every status view names it at the release level
+    // (seeder/status_model.hpp, ReleaseStatus::seed_problem), not as endpoints stuck downloading.
+    void record_seed_problem(const std::string& id, const std::string& message) {
+        SeedProblem p;
+        p.release_id = id;
+        p.message = message;
+        p.at = env_.now_unix();
+        if (seeding_) {
+            if (const auto it = seeding_->seeding().find(id); it != seeding_->seeding().end()) {
+                p.manifest_sha256 = it->second;
+            }
+        }
+        p.present = seed_present_of(message);
+        if (auto ok = db_->set_seed_problem(p); !ok) {
+            spdlog::warn("release {}: fleet.db: {}", id, ok.error().message);
         }
     }
 

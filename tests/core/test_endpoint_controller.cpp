@@ -319,3 +319,52 @@ TEST_CASE("a reboot retry that is due outside the window waits for the window, n
     REQUIRE(c.next_wakeup(kT0));
     CHECK(*c.next_wakeup(kT0) == opens);
 }
+
+TEST_CASE("an emergency release deferred for ten years installs and reboots at its deadline",
+          "[core]") {
+    Rollout r;
+    r.deadline = apply_deadline_policy(default_deadline_policy(), Severity::emergency, std::nullopt,
+                                       std::nullopt, kT0, kT0 + 30 * 86'400)
+                     .at;
+    REQUIRE(r.deadline == kT0 + 86'400);
+    // The only window is 10:00-11:00 UTC; the deadline (05:20 UTC) falls outside it.
+    r.windows.push_back({"office", kAllDays, 600, 660, "UTC"});
+    auto cfg = config();
+    cfg.reboot_command = true;
+    EndpointController c(cfg, utc());
+    ReleaseRecord rec;
+    rec.id = "KB1";
+    rec.state = State::verified;
+    rec.entered_at = kT0 - 100;
+    auto i = info(1, "", true);
+    i.rollout = r;
+    c.load(std::move(i), rec, std::nullopt);
+    commit_all(c, c.set_boot_id("boot-1", kT0));
+
+    const std::int64_t asked = kT0 + 3650LL * 86'400;
+    const std::int64_t until = clamp_deferral(r, asked);
+    CHECK(until == *r.deadline);
+    auto held = c.set_deferral("KB1", until, kT0);
+    REQUIRE(held.size() == 1);
+    REQUIRE(held[0].save);
+    CHECK(held[0].save->state == State::waiting);
+    commit_all(c, held);
+    // Nothing before the deadline: not the window at 10:00 (deferred), not the next day's.
+    CHECK(c.next_wakeup(kT0) == *r.deadline);
+    auto early = c.on_timer(*r.deadline - 1);
+    CHECK_FALSE(std::any_of(early.begin(), early.end(), has<cmd::RunInstall>));
+    auto due = c.on_timer(*r.deadline);
+    REQUIRE(std::any_of(due.begin(), due.end(), has<cmd::RunInstall>));
+    commit_all(c, due);
+    // The install asks for a reboot: past the deadline it is not held for the window either.
+    auto installed =
+        c.handle("KB1", ev::InstallFinished{3010, false, "", "boot-1"}, *r.deadline + 60);
+    commit_all(c, installed);
+    REQUIRE(c.record("KB1")->state == State::reboot_pending);
+    bool reboot = std::any_of(installed.begin(), installed.end(), has<cmd::RunReboot>);
+    if (!reboot) {
+        auto next = c.evaluate("KB1", *r.deadline + 61);
+        reboot = std::any_of(next.begin(), next.end(), has<cmd::RunReboot>);
+    }
+    CHECK(reboot);
+}
