@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "base/version.hpp"
 #include "core/envelope.hpp"
 #include "daemon/endpoint_store.hpp"
 #include "daemon/seeder_client.hpp"
@@ -136,6 +137,7 @@ void Reporter::send_now() {
                    {"counter", counter},
                    {"boot_id", boot_id_()},
                    {"groups", identity_.groups},
+                   {"agent_version", std::string(kVersion)},
                    {"releases", rel}};
     const std::string payload = report.dump();
     const crypto::KeyPair keys[] = {identity_.device_key};

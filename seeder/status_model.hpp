@@ -41,6 +41,7 @@ struct EndpointStatus {
     std::string last_state;
     std::string ring;  // name of its rollout ring; empty when the release has no rings
     std::vector<std::string> groups;
+    std::string agent_version;  // "" if the endpoint does not report it
     std::optional<std::int64_t> deferred_until;
     std::string site;
     std::string why;  // one line: what still stands between this endpoint and `effective`
