@@ -298,7 +298,8 @@ int main(int argc, char** argv) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
         // One line with the program's name, as every other error.
-        std::cerr << "patchswarmd: " << e.what() << " (see --help)\n";
+        std::cerr << "patchswarmd: " << patchswarm::io::cli::usage_message(app, e, argc, argv)
+                  << " (see --help)\n";
         return kExitUsage;
     }
     try {

@@ -198,6 +198,51 @@ void add_config_option(CLI::App& app) {
     app.fallthrough();  // so --config may also follow the subcommand
 }
 
+namespace {
+
+// Option `name` ("--x", "-x") of `scope` or of a parent (fallthrough), or nullptr.
+const CLI::Option* option_in_scope(const CLI::App* scope, const std::string& name) {
+    for (; scope != nullptr; scope = scope->get_parent()) {
+        if (const CLI::Option* opt = scope->get_option_no_throw(name)) return opt;
+    }
+    return nullptr;
+}
+
+}  // namespace
+
+std::string usage_message(const CLI::App& app, const CLI::ParseError& error, int argc,
+                          const char* const* argv) {
+    const CLI::App* scope = &app;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--") break;
+        if (arg.starts_with("-")) {
+            // Skip an option's separate value, so that `--repo R` does not read R as a word.
+            const CLI::Option* opt = option_in_scope(scope, arg);
+            if (opt != nullptr && arg.find('=') == std::string::npos &&
+                opt->get_expected_min() > 0) {
+                ++i;
+            }
+            continue;
+        }
+        const auto subs = scope->get_subcommands([](const CLI::App*) { return true; });
+        if (subs.empty()) break;  // a positional argument of a leaf subcommand
+        const CLI::App* next = nullptr;
+        std::string names;
+        for (const CLI::App* sub : subs) {
+            if (sub->check_name(arg)) next = sub;
+            names += (names.empty() ? "" : ", ") + sub->get_name();
+        }
+        if (next == nullptr) {
+            return "unknown subcommand '" + arg + "'" +
+                   (scope == &app ? std::string() : " of " + scope->get_name()) +
+                   " (one of: " + names + ")";
+        }
+        scope = next;
+    }
+    return error.what();
+}
+
 void add_version_flag(CLI::App& app, const std::string& program) {
     app.set_version_flag("--version", program + " " + std::string(kVersion),
                          "print the version and exit");

@@ -47,6 +47,12 @@ void add_config_option(CLI::App& app);
 // Adds --version to `app`: prints "PROGRAM VERSION" (the CMake project version) and exits 0.
 void add_version_flag(CLI::App& app, const std::string& program);
 
+// The one-line text for a CLI11 parse error of `app` on argv: "unknown subcommand 'X' of
+// PROGRAM (one of: a, b, c)" when a word where a subcommand belongs names none (CLI11 would say
+// "A subcommand is required"), otherwise CLI11's own message.
+std::string usage_message(const CLI::App& app, const CLI::ParseError& error, int argc,
+                          const char* const* argv);
+
 // For --log-level: accepts io/logging.hpp's levels in any case ("INFO") and turns them into
 // their canonical names; anything else is a usage error naming the accepted levels.
 CLI::Validator log_level_transform();

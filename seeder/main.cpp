@@ -36,7 +36,8 @@ int main(int argc, char** argv) {
     } catch (const CLI::CallForVersion& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        std::cerr << "patchswarm-seeder: " << e.what() << " (see --help)\n";
+        std::cerr << "patchswarm-seeder: " << patchswarm::io::cli::usage_message(app, e, argc, argv)
+                  << " (see --help)\n";
         return cli::kExitUsage;
     }
 
