@@ -89,7 +89,15 @@ inline int nesting_depth(std::string_view text) {
         doc = Json::parse(text.begin(), text.end(), on_event, /*allow_exceptions=*/true,
                           /*ignore_comments=*/false);
     } catch (const nlohmann::json::exception& e) {
-        return fail(Errc::malformed, std::string(what) + ": not valid JSON: " + e.what());
+        // what() starts "[json.exception.parse_error.101] ": keep only the sentence after it,
+        // which says where and what ("parse error at line 1, column 2: ...").
+        std::string_view message = e.what();
+        if (const auto at = message.find("] ");
+            message.starts_with("[json.exception.") && at != std::string_view::npos) {
+            message.remove_prefix(at + 2);
+        }
+        return fail(Errc::malformed,
+                    std::string(what) + ": not valid JSON: " + std::string(message));
     }
     if (duplicate) {
         return fail(Errc::malformed, std::string(what) + ": duplicate key \"" + *duplicate + "\"");

@@ -28,6 +28,7 @@
 #include "io/env.hpp"
 #include "io/file_watch.hpp"
 #include "io/key_files.hpp"
+#include "io/service_notify.hpp"
 #include "io/zoneinfo.hpp"
 
 namespace patchswarm::daemon {
@@ -94,6 +95,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
     // Admitted manifests whose row is not saved yet (core::Action::new_row).
     std::map<std::string, RunnerRelease> pending_rows;
     std::string boot_id;
+    std::string service_status;  // the last STATUS= line sent to systemd
     bool stopping = false;
     bool started = false;
     asio::steady_timer wake_timer;      // one-shot: the controller's next_wakeup()
@@ -307,6 +309,32 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         start_control();
         spdlog::info("patchswarmd {} started: device {}, seeder {}, swarm on {}", cfg.name,
                      device_id, seeders->hq(), cfg.bt_listen);
+        service_status = status_line();
+        io::service::notify_ready(service_status);
+    }
+
+    // One line for `systemctl status` (sd_notify STATUS=): the releases per state.
+    std::string status_line() const {
+        std::map<std::string, int> per_state;
+        for (const auto& [id, r] : runner->releases()) {
+            ++per_state[std::string(core::to_string(r.stored.record.state))];
+        }
+        std::string line = "feed from " + seeders->hq() + "; " +
+                           std::to_string(runner->releases().size()) + " release(s)";
+        const char* sep = ": ";
+        for (const auto& [state, n] : per_state) {
+            line += sep + std::to_string(n) + " " + state;
+            sep = ", ";
+        }
+        return line;
+    }
+
+    void update_service_status() {
+        if (!started || stopping) return;
+        auto line = status_line();
+        if (line == service_status) return;
+        service_status = std::move(line);
+        io::service::notify_status(service_status);
     }
 
     // ---- facts into the controller -----------------------------------------------------------
@@ -380,6 +408,7 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
             }
         }
         arm_wake();
+        update_service_status();
     }
 
     bool persist(const core::Action& a) {

@@ -66,6 +66,9 @@ class Agent {
     // `env` (clock, boot id, state file writes, processes) must outlive the Agent.
     Agent(boost::asio::io_context& io, AgentConfig config, io::Env& env);
     ~Agent();
+    // Resumes the stored releases, starts the update cycle, reports and the control socket, then
+    // tells systemd READY=1 (io/service_notify.hpp; a no-op outside a Type=notify unit). Later
+    // state changes update the unit's STATUS= line.
     void start();
     // Saves resume data and progress, stops a running verify or reboot command, leaves a running
     // install to its supervisor (the record on disk says what was running, and the next start

@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <chrono>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <sstream>
@@ -21,6 +22,8 @@
 #include "io/cli_config.hpp"
 #include "io/env.hpp"
 #include "io/fs.hpp"
+#include "io/logging.hpp"
+#include "io/service_notify.hpp"
 #include "io/supervise.hpp"
 #include "io/term.hpp"
 
@@ -30,19 +33,32 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
-int run_agent(patchswarm::daemon::AgentConfig cfg, const std::string& log_level) {
-    spdlog::set_level(spdlog::level::from_str(log_level));
-    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+int run_agent(patchswarm::daemon::AgentConfig cfg) {
+    namespace service = patchswarm::io::service;
     boost::asio::io_context io;
     // Signals are caught from before the agent opens its state, so a SIGTERM during start-up is
-    // a clean shutdown too (handled once io.run() starts).
-    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+    // a clean shutdown too (handled once io.run() starts). SIGHUP must not end the agent:
+    // systemd counts a death by SIGHUP as clean, and Restart=on-failure would leave it dead.
+    boost::asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
     const auto env = patchswarm::io::make_posix_env(cfg.boot_id_file);
     patchswarm::daemon::Agent agent(io, std::move(cfg), *env);
-    signals.async_wait([&](const boost::system::error_code& ec, int) {
-        if (!ec) agent.shutdown();
-    });
-    agent.start();
+    std::function<void()> wait_signal = [&] {
+        signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+            if (ec) return;
+            if (sig == SIGHUP) {
+                spdlog::info(
+                    "SIGHUP: the configuration is read at start only; restart the "
+                    "service to apply a changed file");
+                wait_signal();
+                return;
+            }
+            service::notify_stopping("stopping: saving resume data");
+            agent.shutdown();
+        });
+    };
+    wait_signal();
+    agent.start();  // READY=1 once its sockets listen
+    const service::Watchdog watchdog(io);
     io.run();
     return kExitOk;
 }
@@ -67,7 +83,6 @@ patchswarm::Result<std::string> read_token_file(const std::string& path) {
 }
 
 int run_enroll(patchswarm::daemon::EnrolOptions o) {
-    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
     auto id = patchswarm::daemon::enroll(o);
     if (!id) {
         std::cerr << "patchswarmd: " << id.error().message << "\n";
@@ -151,7 +166,8 @@ int main(int argc, char** argv) {
     CLI::App app{
         "patchswarmd: the patchswarm endpoint agent. Learns of signed releases, fetches\n"
         "them from LAN peers, verifies every byte, installs and reports."};
-    patchswarm::io::cli::add_config_option(app, argc, argv, {"run", "status", "defer", "enroll"});
+    patchswarm::io::cli::add_config_option(app);
+    patchswarm::io::cli::add_version_flag(app, "patchswarmd");
     app.require_subcommand(1);
 
     patchswarm::daemon::AgentConfig cfg;
@@ -231,7 +247,9 @@ int main(int argc, char** argv) {
                     "command that reboots this machine, run when a release needs a reboot and "
                     "policy allows it (its maintenance window, or after the deadline). Split at "
                     "spaces, no shell. Default: none, only record that a reboot is required");
-    run->add_option("--log-level", log_level, "trace, debug, info, warn, error")
+    run->add_option("--log-level", log_level,
+                    std::string(patchswarm::io::logging::kLevelHelp) + " (any case)")
+        ->transform(patchswarm::io::cli::log_level_transform())
         ->capture_default_str();
 
     patchswarm::daemon::EnrolOptions enrol;
@@ -279,12 +297,24 @@ int main(int argc, char** argv) {
 
     try {
         app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        const int rc = app.exit(e);
-        return rc == 0 ? kExitOk : kExitUsage;
+        // One line with the program's name, as every other error.
+        std::cerr << "patchswarmd: " << patchswarm::io::cli::usage_message(app, e, argc, argv)
+                  << " (see --help)\n";
+        return kExitUsage;
     }
     try {
         patchswarm::crypto::init();
+        if (auto ok = patchswarm::io::logging::setup(log_level); !ok) {
+            std::cerr << "patchswarmd: --log-level: " << ok.error().message << "\n";
+            return kExitUsage;
+        }
         if (*status) return show_status(status_dir, as_json);
         if (*defer) return run_defer(defer_dir, defer_id, defer_until, defer_clear);
         if (*enroll) {
@@ -358,7 +388,7 @@ int main(int argc, char** argv) {
                 if (int rc = run_enroll(std::move(o)); rc != kExitOk && !had_certificate) return rc;
             }
         }
-        return run_agent(std::move(cfg), log_level);
+        return run_agent(std::move(cfg));
     } catch (const std::exception& e) {
         std::cerr << "patchswarmd: " << e.what() << "\n";
         return kExitFailure;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "base/version.hpp"
 #include "core/envelope.hpp"
 #include "daemon/endpoint_store.hpp"
 #include "daemon/seeder_client.hpp"
@@ -66,6 +67,7 @@ std::string sign_report(const ReporterIdentity& identity, std::uint64_t counter,
                          {"counter", counter},
                          {"boot_id", boot_id},
                          {"groups", identity.groups},
+                         {"agent_version", std::string(kVersion)},
                          {"releases", releases}};
     const std::string payload = report.dump();
     const crypto::KeyPair keys[] = {identity.device_key};

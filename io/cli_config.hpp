@@ -1,64 +1,60 @@
-// TOML config files for CLI11 programs with subcommands: `--config FILE` before or after the
-// subcommand; the file may hold [subcommand] sections or, for the subcommand being run, plain
-// top-level keys (as the examples in deploy/ do). Command-line flags override the file; unknown
-// keys are an error. Header-only because only main.cpp files include CLI11.
+// TOML config files for CLI11 programs with subcommands, read with toml++.
+//
+// `--config FILE` (before or after the subcommand) names one file for the whole program:
+//   - keys at the top level are shared: each applies to the subcommand being run if it has that
+//     option (state-dir = ... serves `run`, `status` and `defer` alike);
+//   - a [name] section holds keys for subcommand `name` only, [name.sub] for a nested one, and
+//     overrides a shared key of the same name;
+//   - keys are long option names without the leading dashes; values are strings, integers,
+//     floats, booleans or arrays of them (a repeatable option).
+// A key that is no option of any subcommand in its scope, a section that names no subcommand,
+// a value of the wrong kind and TOML syntax errors are refused as "FILE:LINE:COLUMN: message"
+// (a CLI::ConfigError, so a usage error). Command-line flags override the file.
 #pragma once
 
 #include <CLI/CLI.hpp>
-#include <algorithm>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <vector>
 
 namespace patchswarm::io::cli {
 
-class SubcommandConfig : public CLI::ConfigTOML {
+// CLI11's config formatter backed by toml++. Reads the program's subcommands from `app` when
+// the file is read (after the command line is parsed, so it knows which subcommand runs).
+// `app` must outlive it (add_config_option installs it on the app itself).
+class TomlConfig final : public CLI::Config {
   public:
-    explicit SubcommandConfig(std::string subcommand) : subcommand_(std::move(subcommand)) {}
+    explicit TomlConfig(const CLI::App& app) : app_(app) {}
 
-    std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
-        auto items = CLI::ConfigTOML::from_config(input);
-        if (subcommand_.empty()) return items;
-        for (auto& item : items) {
-            if (item.parents.empty()) item.parents = {subcommand_};
-        }
-        return items;
-    }
+    // Writing config files (--config's write-out) is not offered.
+    std::string to_config(const CLI::App*, bool, bool, std::string) const override { return {}; }
+    // Throws CLI::ConfigError as described above.
+    std::vector<CLI::ConfigItem> from_config(std::istream& input) const override;
 
   private:
-    std::string subcommand_;
+    const CLI::App& app_;
 };
-
-// The subcommand named on the command line, found before parsing so that the config file can
-// be read for it; "" if there is none.
-inline std::string subcommand_in(int argc, char** argv, const std::vector<std::string>& names) {
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (arg == "--config") {
-            ++i;  // its value, whatever it is called
-            continue;
-        }
-        if (std::find(names.begin(), names.end(), arg) != names.end()) return std::string(arg);
-    }
-    return "";
-}
 
 inline constexpr const char* kConfigFooter =
     "Every option can also come from a TOML file given with --config FILE (before or after the "
-    "subcommand): keys are long option names without the leading dashes, at the top level for "
-    "the subcommand being run or in a section named after a subcommand. Command-line flags "
-    "override the file; unknown keys are an error.";
+    "subcommand): keys are long option names without the leading dashes; keys at the top level "
+    "are shared by every subcommand that has the option, keys in a [subcommand] section apply "
+    "to that subcommand only. Command-line flags override the file; unknown keys are an error.";
 
 // Adds --config to `app` with the rules above. Call before adding subcommands' options.
-inline void add_config_option(CLI::App& app, int argc, char** argv,
-                              const std::vector<std::string>& subcommands) {
-    app.footer(kConfigFooter);
-    app.set_config("--config", "", "TOML file with options (see below)");
-    app.config_formatter(
-        std::make_shared<SubcommandConfig>(subcommand_in(argc, argv, subcommands)));
-    app.allow_config_extras(CLI::config_extras_mode::error);
-    app.fallthrough();  // so --config may also follow the subcommand
-}
+void add_config_option(CLI::App& app);
+
+// Adds --version to `app`: prints "PROGRAM VERSION" (the CMake project version) and exits 0.
+void add_version_flag(CLI::App& app, const std::string& program);
+
+// The one-line text for a CLI11 parse error of `app` on argv: "unknown subcommand 'X' of
+// PROGRAM (one of: a, b, c)" when a word where a subcommand belongs names none (CLI11 would say
+// "A subcommand is required"), otherwise CLI11's own message.
+std::string usage_message(const CLI::App& app, const CLI::ParseError& error, int argc,
+                          const char* const* argv);
+
+// For --log-level: accepts io/logging.hpp's levels in any case ("INFO") and turns them into
+// their canonical names; anything else is a usage error naming the accepted levels.
+CLI::Validator log_level_transform();
 
 }  // namespace patchswarm::io::cli

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(cmake ninja-build g++ pkg-config libtorrent-rasterbar-dev libboost-dev
   libboost-system-dev libsodium-dev libspdlog-dev catch2 nlohmann-json3-dev libcli11-dev libcctz-dev
-  libsqlite3-dev libssl-dev iproute2 procps tzdata chromium)
+  libsqlite3-dev libssl-dev libtomlplusplus-dev libsystemd-dev iproute2 procps tzdata chromium)
 # shellcheck disable=SC2206 # word splitting of the list is intended
 packages+=(${PATCHSWARM_EXTRA_PACKAGES:-})
 missing=()

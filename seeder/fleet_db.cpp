@@ -115,7 +115,9 @@ Result<void> FleetDb::migrate() {
         return ok;
     }
     // One group name per line; '' for agents before rollouts.
-    return db_->add_missing_columns("endpoints", {{"groups", "TEXT NOT NULL DEFAULT ''"}});
+    // '' for agents that do not report them.
+    return db_->add_missing_columns("endpoints", {{"groups", "TEXT NOT NULL DEFAULT ''"},
+                                                  {"agent_version", "TEXT NOT NULL DEFAULT ''"}});
 }
 
 namespace {
@@ -419,12 +421,13 @@ Result<void> FleetDb::store_report(const Report& report, std::string_view remote
     }
     auto upsert = db_->prepare(R"sql(
         INSERT INTO endpoints(device_id, device_key, hostname, remote_address, boot_id, counter,
-                              sent_at, first_seen, last_seen, groups)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)
+                              sent_at, first_seen, last_seen, groups, agent_version)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)
         ON CONFLICT(device_id) DO UPDATE SET
             hostname = excluded.hostname, remote_address = excluded.remote_address,
             boot_id = excluded.boot_id, counter = excluded.counter, sent_at = excluded.sent_at,
-            last_seen = excluded.last_seen, groups = excluded.groups)sql");
+            last_seen = excluded.last_seen, groups = excluded.groups,
+            agent_version = excluded.agent_version)sql");
     if (!upsert) return std::unexpected(upsert.error());
     upsert->bind(1, report.device_id)
         .bind(2, crypto::to_hex(report.device_key))
@@ -434,7 +437,8 @@ Result<void> FleetDb::store_report(const Report& report, std::string_view remote
         .bind(6, to_db(report.counter))
         .bind(7, report.sent_at)
         .bind(8, now)
-        .bind(9, join_lines(report.groups));
+        .bind(9, join_lines(report.groups))
+        .bind(10, report.agent_version);
     if (auto ok = upsert->run(); !ok) return ok;
 
     // A report is the endpoint's full snapshot: releases it no longer lists are forgotten.
@@ -555,18 +559,18 @@ Result<FleetSnapshot> FleetDb::read_snapshot() {
     }
     auto endpoints = db_->prepare(
         "SELECT device_id, hostname, remote_address, boot_id, first_seen, last_seen, counter, "
-        "groups FROM endpoints" +
+        "groups, agent_version FROM endpoints" +
         member + " ORDER BY device_id");
     if (!endpoints) return std::unexpected(endpoints.error());
     for (;;) {
         auto row = endpoints->step();
         if (!row) return std::unexpected(row.error());
         if (!*row) break;
-        snap.endpoints.push_back({endpoints->column_text(0), endpoints->column_text(1),
-                                  endpoints->column_text(2), endpoints->column_text(3),
-                                  endpoints->column_int(4), endpoints->column_int(5),
-                                  static_cast<std::uint64_t>(endpoints->column_int(6)),
-                                  split_lines(endpoints->column_text(7))});
+        snap.endpoints.push_back(
+            {endpoints->column_text(0), endpoints->column_text(1), endpoints->column_text(2),
+             endpoints->column_text(3), endpoints->column_int(4), endpoints->column_int(5),
+             static_cast<std::uint64_t>(endpoints->column_int(6)),
+             split_lines(endpoints->column_text(7)), endpoints->column_text(8)});
     }
     auto releases = db_->prepare(
         "SELECT device_id, release_id, manifest_sha256, state, entered_at, progress_ppm, "

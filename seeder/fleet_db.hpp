@@ -30,6 +30,7 @@ struct EndpointRow {
     std::int64_t last_seen = 0;
     std::uint64_t counter = 0;
     std::vector<std::string> groups;  // as last reported (empty for agents before rollouts)
+    std::string agent_version;        // as last reported ("" for agents before 0.1.0)
 };
 
 struct EndpointReleaseRow {

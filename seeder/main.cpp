@@ -1,9 +1,6 @@
 // patchswarm-seeder: command-line wiring only. The subcommands are a table of groups
 // (seeder/cli/commands.hpp, one file each in seeder/cli/); main builds it, parses, sets up
 // logging and the Env, and runs the group whose subcommand was given.
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
-
 #include <CLI/CLI.hpp>
 #include <iostream>
 #include <stdexcept>
@@ -11,18 +8,12 @@
 #include "crypto/crypto.hpp"
 #include "io/cli_config.hpp"
 #include "io/env.hpp"
+#include "io/logging.hpp"
 #include "seeder/cli/commands.hpp"
 
 namespace {
 
 namespace cli = patchswarm::seeder::cli;
-
-void setup_logging(const std::string& level) {
-    auto logger = spdlog::stderr_color_mt("seeder");
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-    spdlog::set_default_logger(logger);
-    spdlog::set_level(spdlog::level::from_str(level));
-}
 
 }  // namespace
 
@@ -31,9 +22,8 @@ int main(int argc, char** argv) {
         cli::keys_commands(),  cli::root_commands(),   cli::publish_commands(),
         cli::serve_commands(), cli::status_commands(), cli::enrolment_commands()};
     CLI::App app{"patchswarm-seeder: signs releases and serves them to the fleet."};
-    patchswarm::io::cli::add_config_option(app, argc, argv,
-                                           {"keygen", "root", "sign", "publish", "serve", "status",
-                                            "halt", "resume", "ca", "token", "device"});
+    patchswarm::io::cli::add_config_option(app);
+    patchswarm::io::cli::add_version_flag(app, "patchswarm-seeder");
     app.require_subcommand(1);
     for (const auto& g : groups) g.add(app);
 
@@ -43,14 +33,19 @@ int main(int argc, char** argv) {
         return app.exit(e);
     } catch (const CLI::CallForAllHelp& e) {
         return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        std::cerr << "patchswarm-seeder: " << e.what() << " (see --help)\n";
+        std::cerr << "patchswarm-seeder: " << patchswarm::io::cli::usage_message(app, e, argc, argv)
+                  << " (see --help)\n";
         return cli::kExitUsage;
     }
 
     try {
         patchswarm::crypto::init();
-        setup_logging("info");
+        // serve sets its --log-level; every other subcommand logs at info.
+        if (auto ok = patchswarm::io::logging::setup("info"); !ok)
+            return cli::fail_with(ok.error());
         const auto env = patchswarm::io::make_posix_env();
         for (const auto& g : groups) {
             for (const auto& name : g.names) {

@@ -6,6 +6,8 @@
 #include <sstream>
 #include <vector>
 
+#include "base/version.hpp"
+
 namespace patchswarm::seeder {
 
 namespace {
@@ -63,6 +65,10 @@ double as_double(std::uint64_t v) {
 std::string render_metrics(const FleetStatus& status, const ServeCounters& counters,
                            std::span<const std::int64_t> last_seen) {
     Writer w;
+    // The usual Prometheus idiom: a constant 1 whose labels carry the build, so dashboards can
+    // join on it and an alert can spot a fleet of mixed versions.
+    w.family("patchswarm_build_info", "gauge", "The seeder's version (value always 1).");
+    w.sample("patchswarm_build_info", {{"version", kVersion}}, 1);
     w.family("patchswarm_releases", "gauge", "Releases listed in the feed.");
     w.sample("patchswarm_releases", {}, as_double(status.releases.size()));
     w.family("patchswarm_endpoints_known", "gauge", "Endpoints that have sent a report.");

@@ -23,6 +23,7 @@ struct ServeCounters {
 inline constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 
 // Families (each with # HELP and # TYPE):
+//   patchswarm_build_info{version}                    gauge, always 1 (kVersion)
 //   patchswarm_releases                               gauge
 //   patchswarm_endpoints_known                        gauge
 //   patchswarm_endpoints{release,state}               gauge (every state, unreported,

@@ -121,6 +121,10 @@ Result<Report> decode_report(std::string_view payload) {
     report.sent_at = r.i64("sent_at");
     report.counter = bounded_u64(r, "counter", kMaxCounter);
     report.boot_id = bounded_string(r, "boot_id", kMaxBootIdBytes, /*single_line=*/true);
+    if (r.ok() && r.has("agent_version")) {
+        report.agent_version =
+            bounded_string(r, "agent_version", kMaxAgentVersionBytes, /*single_line=*/true);
+    }
     if (r.ok() && r.has("groups")) {
         if (const js::Json* groups = r.array("groups", core::kMaxRingGroups)) {
             std::set<std::string> seen;

@@ -24,6 +24,7 @@ inline constexpr std::size_t kMaxReportBytes = 64 * 1024;
 inline constexpr std::size_t kMaxReportReleases = 1000;
 inline constexpr std::size_t kMaxHostnameBytes = 255;
 inline constexpr std::size_t kMaxBootIdBytes = 128;
+inline constexpr std::size_t kMaxAgentVersionBytes = 64;
 inline constexpr std::size_t kMaxReasonBytes = 4096;
 using core::device_id_for;  // core/manifest.hpp
 using core::kDeviceIdHexChars;
@@ -65,6 +66,8 @@ struct Report {
     // core::kMaxRingGroups valid, unique group names.
     std::vector<std::string> groups;
     std::vector<ReleaseReport> releases;  // ids unique
+    // The agent's version (patchswarmd --version). Optional: "" from agents before 0.1.0.
+    std::string agent_version;
 };
 
 // Parses the report envelope (the POST body), checks its type, decodes and bounds every field,

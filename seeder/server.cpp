@@ -5,13 +5,16 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <functional>
 #include <stdexcept>
+#include <string>
 
 #include "core/rate_limit.hpp"
 #include "core/sites.hpp"
 #include "io/fd_limit.hpp"
 #include "io/file_watch.hpp"
 #include "io/http/server.hpp"
+#include "io/service_notify.hpp"
 #include "io/swarm/session.hpp"
 #include "seeder/catalog.hpp"
 #include "seeder/enrol_intake.hpp"
@@ -136,6 +139,12 @@ class Seeder {
         start_http();
         start_watch();
         schedule_maintenance();
+    }
+
+    // One line for `systemctl status` (sd_notify STATUS=).
+    std::string status_line() const {
+        return "serving " + std::to_string(feed_.releases().size()) + " release(s), feed " +
+               std::to_string(feed_.sequence()) + ", on http " + options_.http;
     }
 
     void shutdown() {
@@ -380,6 +389,7 @@ class Seeder {
             spdlog::error("cannot sign the feed: {}", seq.error().message);
         } else {
             ++counters_.feeds_signed;
+            io::service::notify_status(status_line());
         }
         schedule_feed_refresh();
     }
@@ -539,10 +549,26 @@ void serve(const ServeOptions& options, io::Env& env) {
     Seeder seeder(io, env, sized, std::move(repo), std::move(*db), std::move(*sites),
                   std::move(*admin_token), std::move(*ca), std::move(enrolment));
     seeder.start();
-    asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](const boost::system::error_code& ec, int) {
-        if (!ec) seeder.shutdown();
-    });
+    // SIGHUP must not end the seeder: systemd counts a death by SIGHUP as clean, and
+    // Restart=on-failure would leave it dead. Options are read at start only.
+    asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+    std::function<void()> wait_signal = [&] {
+        signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+            if (ec) return;
+            if (sig == SIGHUP) {
+                spdlog::info(
+                    "SIGHUP: options are read at start only; restart the service to "
+                    "apply a changed configuration");
+                wait_signal();
+                return;
+            }
+            io::service::notify_stopping("stopping");
+            seeder.shutdown();
+        });
+    };
+    wait_signal();
+    const io::service::Watchdog watchdog(io);
+    io::service::notify_ready(seeder.status_line());
     io.run();
     spdlog::info("stopped");
 }

@@ -154,6 +154,7 @@ ReleaseStatus release_status(const core::FeedEntry& entry, const ManifestFacts* 
         line.last_seen = ep.last_seen;
         line.last_state = std::string(kUnreported);
         line.groups = ep.groups;
+        line.agent_version = ep.agent_version;
         if (ro.staged) {
             const std::size_t ring = ro.ring_of.at(ep.device_id);
             line.ring = ring < rs.rings.size() ? rs.rings[ring].name : "";

@@ -49,6 +49,7 @@ struct EndpointStatus {
     std::string last_state;
     std::string ring;  // name of its rollout ring; empty when the release has no rings
     std::vector<std::string> groups;
+    std::string agent_version;  // "" if the endpoint does not report it
     std::optional<std::int64_t> deferred_until;
     std::optional<std::string> deferred_by;       // who set the deferral, if the endpoint said
     std::optional<std::int64_t> next_attempt_at;  // when failed: next retry, 0 none (if said)

@@ -264,6 +264,7 @@ std::string status_json(const FleetStatus& status) {
                  {"last_state", e.last_state},
                  {"ring", e.ring},
                  {"groups", e.groups},
+                 {"agent_version", e.agent_version},
                  {"deferred_until", opt(e.deferred_until)},
                  {"site", e.site},
                  {"why", e.why},

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/version.hpp"
 #include "io/http/parse.hpp"
 
 namespace patchswarm::io::http::glue {
@@ -20,7 +21,7 @@ namespace patchswarm::io::http::glue {
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 
-inline constexpr std::string_view kAgent = "patchswarm/0.1";
+inline constexpr std::string_view kAgent = kUserAgent;
 
 inline std::string_view to_sv(beast::string_view s) {
     return {s.data(), s.size()};

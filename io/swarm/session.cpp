@@ -23,6 +23,7 @@
 #include <system_error>
 #include <utility>
 
+#include "base/version.hpp"
 #include "core/sites.hpp"
 #include "io/fs.hpp"
 #include "io/swarm/detail.hpp"
@@ -188,7 +189,7 @@ class SessionImpl final : public Session {
         // seeder/tracker.hpp) down to its min interval; libtorrent's default floor of 5 min
         // would let the tracker's table drop a downloader between two of its announces.
         pack.set_int(lt::settings_pack::min_announce_interval, 15);
-        pack.set_str(lt::settings_pack::user_agent, "patchswarm/0.1");
+        pack.set_str(lt::settings_pack::user_agent, std::string(kUserAgent));
         pack.set_int(
             lt::settings_pack::alert_mask,
             static_cast<int>(static_cast<std::uint32_t>(

@@ -19,9 +19,6 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;
 
-inline const std::vector<std::string> kLogLevels = {"trace", "debug", "info",
-                                                    "warn",  "error", "off"};
-
 // The fleet CA's subject name, unless `ca init --name` (or `root init --with-ca`) says otherwise.
 inline constexpr const char* kFleetCaName = "patchswarm fleet CA";
 

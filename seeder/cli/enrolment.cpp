@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
@@ -46,6 +47,7 @@ struct EnrolArgs {
     CLI::App* device_list = nullptr;
     CLI::App* device_revoke = nullptr;
     bool with_token = false;
+    bool json = false;  // token list / device list --json
 };
 
 void add_enrolment(CLI::App& app, EnrolArgs& a) {
@@ -76,6 +78,9 @@ void add_enrolment(CLI::App& app, EnrolArgs& a) {
     a.create->add_option("--label", a.label, "a note shown by token list");
     a.list = token->add_subcommand("list", "list tokens (id, state, uses, expiry, label)");
     a.list->add_option("--repo", a.repo, "repository folder")->required();
+    a.list->add_flag("--json", a.json,
+                     "print one JSON array: id, state, used, uses_left, expires_at (null: never), "
+                     "label");
     a.revoke = token->add_subcommand("revoke", "revoke a token by its id (token list)");
     a.revoke->add_option("ID", a.revoke_id, "token id or a prefix of at least 6 characters")
         ->required();
@@ -87,6 +92,9 @@ void add_enrolment(CLI::App& app, EnrolArgs& a) {
         "list",
         "list enrolled devices (id, state, certificate expiry, address, name, token id and label)");
     a.device_list->add_option("--repo", a.repo, "repository folder")->required();
+    a.device_list->add_flag("--json", a.json,
+                            "print one JSON array: device_id, state, cert_not_after (null: "
+                            "unknown), remote_address, hostname, token_id, token_label");
     a.device_revoke = device->add_subcommand(
         "revoke",
         "revoke a device: its reports, web seed requests and certificate renewals are refused "
@@ -112,10 +120,22 @@ int run_devices(const EnrolArgs& a, seeder::EnrolmentDb& db, std::int64_t now) {
     }
     auto rows = db.devices();
     if (!rows) return fail_with(rows.error());
+    auto out = nlohmann::json::array();
     for (const auto& d : *rows) {
         const char* state = d.revoked_at != 0         ? "revoked"
                             : d.cert_not_after <= now ? "expired"
                                                       : "active";
+        if (a.json) {
+            out.push_back({{"device_id", d.device_id},
+                           {"state", state},
+                           {"cert_not_after", d.cert_not_after ? nlohmann::json(d.cert_not_after)
+                                                               : nlohmann::json(nullptr)},
+                           {"remote_address", d.remote_address},
+                           {"hostname", d.hostname},
+                           {"token_id", d.token_id},
+                           {"token_label", d.token_label}});
+            continue;
+        }
         std::cout << d.device_id.substr(0, 16) << "  " << state << "  certificate until "
                   << (d.cert_not_after ? patchswarm::core::format_utc(d.cert_not_after)
                                        : std::string("?"))
@@ -123,6 +143,9 @@ int run_devices(const EnrolArgs& a, seeder::EnrolmentDb& db, std::int64_t now) {
                   << (d.token_id.empty() ? std::string("?") : d.token_id) << " (" << d.token_label
                   << ")\n";
     }
+    // Strings from endpoints (hostname) may hold any UTF-8; replace what is not.
+    if (a.json)
+        std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return kExitOk;
 }
 
@@ -166,17 +189,31 @@ int run_enrolment(const EnrolArgs& a, io::Env& env) {
     if (a.list->parsed()) {
         auto rows = (*db)->tokens();
         if (!rows) return fail_with(rows.error());
+        auto out = nlohmann::json::array();
         for (const auto& t : *rows) {
             const bool expired = t.expires_at != 0 && now >= t.expires_at;
             const char* state = t.revoked         ? "revoked"
                                 : t.uses_left < 1 ? "used-up"
                                 : expired         ? "expired"
                                                   : "active";
+            if (a.json) {
+                out.push_back({{"id", t.id},
+                               {"state", state},
+                               {"used", t.used},
+                               {"uses_left", t.uses_left},
+                               {"expires_at", t.expires_at ? nlohmann::json(t.expires_at)
+                                                           : nlohmann::json(nullptr)},
+                               {"label", t.label}});
+                continue;
+            }
             std::cout << t.id << "  " << state << "  used " << t.used << ", left " << t.uses_left
                       << "  expires "
                       << (t.expires_at ? patchswarm::core::format_utc(t.expires_at)
                                        : std::string("never"))
                       << "  " << t.label << "\n";
+        }
+        if (a.json) {
+            std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
         }
         return kExitOk;
     }

@@ -1,7 +1,4 @@
 // patchswarm-seeder serve: the seeder itself.
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
-
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdint>
@@ -15,6 +12,7 @@
 #include "io/cli_config.hpp"
 #include "io/env.hpp"
 #include "io/key_files.hpp"
+#include "io/logging.hpp"
 #include "io/term.hpp"
 #include "seeder/cli/commands.hpp"
 #include "seeder/enrolment.hpp"
@@ -119,13 +117,14 @@ void add_serve(CLI::App& app, ServeArgs& a) {
                     "lowered to it with a warning")
         ->check(CLI::Range(std::size_t{0}, std::size_t{1'000'000}))
         ->capture_default_str();
-    cmd->add_option("--log-level", a.log_level, "trace, debug, info, warn, error or off")
-        ->check(CLI::IsMember(kLogLevels))
+    cmd->add_option("--log-level", a.log_level,
+                    std::string(io::logging::kLevelHelp) + " (any case)")
+        ->transform(io::cli::log_level_transform())
         ->capture_default_str();
 }
 
 int run_serve(ServeArgs& a, io::Env& env) {
-    spdlog::set_level(spdlog::level::from_str(a.log_level));
+    if (auto ok = io::logging::setup(a.log_level); !ok) return fail_with(ok.error());
     a.opts.repo = a.repo;
     a.opts.feed_expiry = std::chrono::seconds(a.feed_expiry_s);
     a.opts.site_stall = std::chrono::seconds(a.site_stall_s);

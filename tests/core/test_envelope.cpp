@@ -200,7 +200,12 @@ TEST_CASE("parse_envelope refuses malformed and oversized envelopes", "[crypto]"
         auto r = parse_envelope(row.text, 1 << 16);
         REQUIRE_FALSE(r.has_value());
         CHECK(r.error().code == row.code);
+        // Users see these messages: nlohmann's exception tag is not for them.
+        CHECK(r.error().message.find("json.exception") == std::string::npos);
     }
+    auto syntax = parse_envelope("{{{", 1 << 16);
+    REQUIRE_FALSE(syntax.has_value());
+    CHECK(syntax.error().message.find("parse error at line 1, column 2") != std::string::npos);
 
     auto over = parse_envelope(good_text, good_text.size() - 1);
     REQUIRE_FALSE(over.has_value());

@@ -1,5 +1,7 @@
 // The command-line contract of both programs: exit codes, --help, and TOML config files.
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "support/process.hpp"
 #include "support/root_init.hpp"
@@ -17,8 +19,18 @@ TEST_CASE("both programs exit 0 for --help, 2 for usage errors and 1 for failure
         INFO(bin);
         CHECK(run({bin, "--help"}).exit_code == 0);
         CHECK(run({bin}).exit_code == 2);
-        CHECK(run({bin, "no-such-command"}).exit_code == 2);
+        const auto unknown = run({bin, "no-such-command"});
+        CHECK(unknown.exit_code == 2);
+        // One line, the program's name first, naming the word it did not know.
+        CHECK(unknown.output.find(": unknown subcommand 'no-such-command' (one of: ") !=
+              std::string::npos);
+        CHECK(unknown.output.rfind(fs::path(bin).filename().string() + ": ", 0) == 0);
+        CHECK(std::count(unknown.output.begin(), unknown.output.end(), '\n') == 1);
     }
+    const auto unknown_nested = run({PATCHSWARM_SEEDER_BIN, "token", "frob"});
+    CHECK(unknown_nested.exit_code == 2);
+    CHECK(unknown_nested.output.find("unknown subcommand 'frob' of token (one of: create, list, "
+                                     "revoke)") != std::string::npos);
     CHECK(run({PATCHSWARM_DAEMON_BIN, "run", "--no-such-flag"}).exit_code == 2);
     const auto missing = run({PATCHSWARM_DAEMON_BIN, "status", "--state-dir", "/nonexistent/ps"});
     CHECK(missing.exit_code == 1);
@@ -98,4 +110,27 @@ TEST_CASE("root and sign commands and publish --stage/--commit keep the exit cod
     const auto no_stage = run({seeder, "publish", "--repo", repo, "--id", "KB1", "--commit"});
     CHECK(no_stage.exit_code == 1);
     CHECK(no_stage.output.find("no staged release KB1") != std::string::npos);
+}
+
+TEST_CASE("token list and device list print JSON with --json", "[cli]") {
+    TempDir dir("ps-cli-json");
+    init_repo_root(dir / "keys", dir / "repo");
+    const std::string repo = (dir / "repo").string();
+    REQUIRE(run({PATCHSWARM_SEEDER_BIN, "ca", "init", "--repo", repo}).exit_code == 0);
+    REQUIRE(run({PATCHSWARM_SEEDER_BIN, "token", "create", "--repo", repo, "--uses", "2", "--label",
+                 "desks \"3rd floor\""})
+                .exit_code == 0);
+    const auto tokens = run({PATCHSWARM_SEEDER_BIN, "token", "list", "--repo", repo, "--json"});
+    REQUIRE(tokens.exit_code == 0);
+    const auto list = nlohmann::json::parse(tokens.output);
+    REQUIRE(list.size() == 1);
+    CHECK(list[0]["state"] == "active");
+    CHECK(list[0]["uses_left"] == 2);
+    CHECK(list[0]["used"] == 0);
+    CHECK(list[0]["expires_at"].is_null());
+    CHECK(list[0]["label"] == "desks \"3rd floor\"");
+    CHECK(list[0]["id"].get<std::string>().size() >= 6);
+    const auto devices = run({PATCHSWARM_SEEDER_BIN, "device", "list", "--repo", repo, "--json"});
+    REQUIRE(devices.exit_code == 0);
+    CHECK(nlohmann::json::parse(devices.output) == nlohmann::json::array());
 }

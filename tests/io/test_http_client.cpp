@@ -1,6 +1,7 @@
 // The Beast client against the server on loopback: round trips, decoding seen by a handler,
 // long-polls, response limits, local address binding, URL refusals, and stop() under a client.
 // Helpers in test_http_support.hpp.
+#include "base/version.hpp"
 #include "test_http_support.hpp"
 
 TEST_CASE("a GET and a POST round-trip with their bodies", "[net]") {
@@ -12,7 +13,7 @@ TEST_CASE("a GET and a POST round-trip with their bodies", "[net]") {
     const auto echo = nlohmann::json::parse(got->body);
     CHECK(echo["method"] == "GET");
     CHECK(echo["path"] == "/echo");
-    CHECK(echo["headers"]["user-agent"] == "patchswarm/0.1");
+    CHECK(echo["headers"]["user-agent"] == std::string(patchswarm::kUserAgent));
     CHECK(echo["headers"]["host"] == "127.0.0.1:" + std::to_string(server.port()));
 
     std::string body;

@@ -84,6 +84,7 @@ TEST_CASE("a well-formed signed report parses", "[core]") {
     CHECK(r->device_id == device_id_for(key.public_key));
     CHECK(r->hostname == "desk-1");
     CHECK(r->counter == 7);
+    CHECK(r->agent_version.empty());  // optional: agents before 0.1.0 do not send it
     REQUIRE(r->releases.size() == 1);
     CHECK(r->releases[0].state == core::State::downloading);
     CHECK(r->releases[0].progress == Approx(0.25));
@@ -132,6 +133,11 @@ TEST_CASE("bad reports are refused", "[core]") {
     with("hostname with an escape sequence", [](json& d) { d["hostname"] = "desk\x1b[2J"; });
     with(
         "hostname too long", [](json& d) { d["hostname"] = std::string(256, 'h'); },
+        Errc::too_large);
+    with("agent version with a newline", [](json& d) { d["agent_version"] = "0.1\n0"; });
+    with(
+        "agent version too long",
+        [](json& d) { d["agent_version"] = std::string(kMaxAgentVersionBytes + 1, '1'); },
         Errc::too_large);
     with("unknown state", [](json& d) { d["releases"][0]["state"] = "pwned"; });
     with("progress above 1", [](json& d) { d["releases"][0]["progress"] = 1.5; });
@@ -194,8 +200,9 @@ TEST_CASE("the fleet database pins device keys, refuses replays and keeps snapsh
         CHECK(snap->endpoints.at(0).remote_address == "10.0.0.2");
     }
     SECTION("a newer report replaces the snapshot and lists only real changes") {
-        auto r = (*db)->apply_report(parsed(key, 6, json::array({release_json("KB1", "verified")})),
-                                     "10.0.0.3", 300);
+        Report newer = parsed(key, 6, json::array({release_json("KB1", "verified")}));
+        newer.agent_version = "9.8.7";
+        auto r = (*db)->apply_report(newer, "10.0.0.3", 300);
         REQUIRE(r);
         CHECK_FALSE(r->new_device);
         REQUIRE(r->changes.size() == 1);
@@ -208,6 +215,7 @@ TEST_CASE("the fleet database pins device keys, refuses replays and keeps snapsh
         CHECK(snap->releases[0].state == core::State::verified);
         CHECK(snap->endpoints.at(0).last_seen == 300);
         CHECK(snap->endpoints.at(0).first_seen == 100);
+        CHECK(snap->endpoints.at(0).agent_version == "9.8.7");
     }
     SECTION("another key for a pinned device id is refused") {
         Report forged = parsed(device_key(2), 99, json::array());
@@ -236,10 +244,10 @@ TEST_CASE("the status document counts every state and lists who is not effective
     Index index;
     index.releases = {{"MS08-067", 3, std::string(64, 'a'), std::nullopt}};
     FleetSnapshot fleet;
-    fleet.endpoints = {{"aaaa1111", "desk-1", "10.0.0.2", "b", 1, 50, 1, {}},
-                       {"bbbb2222", "desk-2", "10.0.0.3", "b", 1, 50, 1, {}},
-                       {"cccc3333", "desk-3", "10.0.0.4", "b", 1, 50, 1, {}},
-                       {"dddd4444", "desk-4", "10.0.0.5", "b", 1, 50, 1, {}}};
+    fleet.endpoints = {{"aaaa1111", "desk-1", "10.0.0.2", "b", 1, 50, 1, {}, {}},
+                       {"bbbb2222", "desk-2", "10.0.0.3", "b", 1, 50, 1, {}, {}},
+                       {"cccc3333", "desk-3", "10.0.0.4", "b", 1, 50, 1, {}, {}},
+                       {"dddd4444", "desk-4", "10.0.0.5", "b", 1, 50, 1, {}, {}}};
     auto row = [](std::string dev, core::State s, double p, std::string reason = "") {
         EndpointReleaseRow r;
         r.device_id = std::move(dev);
@@ -363,11 +371,11 @@ TEST_CASE("the status shows each site's endpoints, effective count and WAN copie
     Index index;
     index.releases = {{"MS08-067", 3, std::string(64, 'a'), std::nullopt}};
     FleetSnapshot fleet;
-    fleet.endpoints = {{"aaaa1111", "desk-1", "10.77.1.10", "b", 1, 50, 1, {}},
-                       {"bbbb2222", "desk-2", "10.77.1.11", "b", 1, 50, 1, {}},
-                       {"cccc3333", "desk-3", "10.77.2.10", "b", 1, 50, 1, {}},
-                       {"dddd4444", "desk-4", "192.168.9.4", "b", 1, 50, 1, {}},
-                       {"eeee5555", "desk-5", "::ffff:10.77.2.11", "b", 1, 50, 1, {}}};
+    fleet.endpoints = {{"aaaa1111", "desk-1", "10.77.1.10", "b", 1, 50, 1, {}, {}},
+                       {"bbbb2222", "desk-2", "10.77.1.11", "b", 1, 50, 1, {}, {}},
+                       {"cccc3333", "desk-3", "10.77.2.10", "b", 1, 50, 1, {}, {}},
+                       {"dddd4444", "desk-4", "192.168.9.4", "b", 1, 50, 1, {}, {}},
+                       {"eeee5555", "desk-5", "::ffff:10.77.2.11", "b", 1, 50, 1, {}, {}}};
     auto row = [](std::string dev, core::State s, std::optional<std::uint64_t> lan,
                   std::optional<std::uint64_t> wan) {
         EndpointReleaseRow r;

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "base/version.hpp"
 #include "core/envelope.hpp"
 #include "crypto/crypto.hpp"
 #include "io/sqlite.hpp"
@@ -356,6 +357,8 @@ TEST_CASE("status shows stale endpoints, why each one waits, rings and time to p
           std::string::npos);
     CHECK(metrics.find("state=\"stale\"") == std::string::npos);  // no endpoint counted twice
     CHECK(metrics.find("patchswarm_tracker_requests_total 7\n") != std::string::npos);
+    CHECK(metrics.find("patchswarm_build_info{version=\"" + std::string(kVersion) + "\"} 1\n") !=
+          std::string::npos);
     CHECK(metrics.find("patchswarm_reports_total{result=\"refused\"} 1\n") != std::string::npos);
     CHECK(metrics.find("patchswarm_ring_open{release=\"KB1\",ring=\"canary\"} 1\n") !=
           std::string::npos);

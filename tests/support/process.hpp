@@ -68,6 +68,10 @@ class Child {
     Child& operator=(const Child&) = delete;
     ~Child() { kill(SIGKILL); }
 
+    // Sends `sig` and returns at once (the child keeps running unless the signal ends it).
+    void signal(int sig) {
+        if (pid_ > 0) ::kill(pid_, sig);
+    }
     // Sends `sig` and reaps; returns the exit status (or -1 if already reaped).
     int kill(int sig) {
         if (pid_ <= 0) return -1;
