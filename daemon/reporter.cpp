@@ -8,6 +8,7 @@
 
 #include "base/version.hpp"
 #include "core/envelope.hpp"
+#include "core/jitter.hpp"
 #include "daemon/endpoint_store.hpp"
 #include "daemon/seeder_client.hpp"
 #include "io/crash_point.hpp"
@@ -21,6 +22,10 @@ using nlohmann::json;
 namespace {
 
 constexpr auto kDebounce = std::chrono::milliseconds(200);
+// Heartbeats are spread over +-25% of the interval, so a fleet started at once (a site's power
+// coming back) drifts apart within a few beats.
+constexpr double kHeartbeatSpread = 0.25;
+constexpr std::chrono::seconds kMaxRetryBackoff{60};
 
 std::string tail(const std::string& s, std::size_t n) {
     return s.size() <= n ? s : s.substr(s.size() - n);
@@ -76,9 +81,10 @@ std::string sign_report(const ReporterIdentity& identity, std::uint64_t counter,
 }
 
 struct Reporter::Timers {
-    explicit Timers(boost::asio::io_context& io) : heartbeat(io), debounce(io) {}
+    explicit Timers(boost::asio::io_context& io) : heartbeat(io), debounce(io), retry(io) {}
     boost::asio::steady_timer heartbeat;
     boost::asio::steady_timer debounce;
+    boost::asio::steady_timer retry;
 };
 
 Reporter::Reporter(boost::asio::io_context& io, io::Env& env, EndpointStore& store,
@@ -104,10 +110,12 @@ void Reporter::stop() {
     stopping_ = true;
     timers_->heartbeat.cancel();
     timers_->debounce.cancel();
+    timers_->retry.cancel();
 }
 
 void Reporter::arm_heartbeat() {
-    timers_->heartbeat.expires_after(std::chrono::seconds(heartbeat_s_));
+    timers_->heartbeat.expires_after(
+        core::jittered(std::chrono::seconds(heartbeat_s_), kHeartbeatSpread, env_.random_u64()));
     timers_->heartbeat.async_wait([this](const boost::system::error_code& ec) {
         if (ec || stopping_) return;
         send_now();
@@ -128,6 +136,13 @@ void Reporter::schedule() {
 }
 
 void Reporter::send_now() {
+    if (stopping_) return;
+    // One at a time: the answer to this one sends the next (with the state as it is then), and
+    // a seeder that asked us to wait is not sent another meanwhile.
+    if (in_flight_ || retry_pending_) {
+        again_ = true;
+        return;
+    }
     std::uint64_t counter = 0;
     if (auto c = store_.get_meta("report_counter"); c && *c) counter = std::stoull(**c);
     ++counter;
@@ -158,12 +173,49 @@ void Reporter::send_now() {
     io::http::ClientRequest req = seeders_.get("/v1/report", 64 * 1024);
     req.method = "POST";
     req.body = sign_report(identity_, counter, now, boot_id_(), rel);
-    io::http::request(io_, std::move(req), [](Result<io::http::ClientResponse> r) {
-        if (!r) {
-            spdlog::debug("report not delivered: {}", r.error().message);
-        } else if (r->status != 200) {
-            spdlog::warn("report refused: HTTP {} {}", r->status, tail(r->body, 200));
+    in_flight_ = true;
+    again_ = false;
+    // A request may outlive the reporter (its io_context can run on after the agent is gone):
+    // the answer reaches it only while it exists.
+    io::http::request(
+        io_, std::move(req),
+        [this, alive = std::weak_ptr<int>(alive_)](Result<io::http::ClientResponse> r) {
+            if (alive.lock()) on_answer(r);
+        });
+}
+
+void Reporter::on_answer(const Result<io::http::ClientResponse>& r) {
+    in_flight_ = false;
+    if (stopping_) return;
+    if (!r || r->status == 429 || r->status >= 500) {
+        std::optional<std::chrono::seconds> retry_after;
+        if (r) {
+            if (const auto it = r->headers.find("retry-after"); it != r->headers.end()) {
+                retry_after = core::parse_retry_after(it->second);
+            }
         }
+        ++failures_;
+        spdlog::log(failures_ == 1 ? spdlog::level::info : spdlog::level::debug,
+                    "report not delivered ({}); retrying",
+                    !r ? r.error().message : "HTTP " + std::to_string(r->status));
+        return arm_retry(retry_after);
+    }
+    failures_ = 0;
+    if (r->status != 200) {
+        // Refused for what it is: sending it again would be refused again.
+        spdlog::warn("report refused: HTTP {} {}", r->status, tail(r->body, 200));
+    }
+    if (again_) send_now();
+}
+
+void Reporter::arm_retry(std::optional<std::chrono::seconds> retry_after) {
+    retry_pending_ = true;
+    timers_->retry.expires_after(
+        core::retry_delay(retry_after, failures_, kMaxRetryBackoff, env_.random_u64()));
+    timers_->retry.async_wait([this](const boost::system::error_code& ec) {
+        if (ec == boost::asio::error::operation_aborted) return;
+        retry_pending_ = false;
+        if (!ec && !stopping_) send_now();  // a fresh snapshot: it carries what the failed one did
     });
 }
 

@@ -1,10 +1,19 @@
 // Report building and sending: the signed state report (POST /v1/report) the seeder's dashboard
 // and auto-halt read. One debounce timer (state changes come in bursts: one report a fraction of a
-// second later carries them all) and the heartbeat timer.
+// second later carries them all), the heartbeat timer (jittered, so a fleet started together
+// does not report together) and the retry timer.
+//
+// No report is given up: each is a full snapshot, so a failed one is retried (with the then
+// current state) until the seeder answers. A 503 or 429 with Retry-After is honoured (plus up to
+// half of it again, so a crowd refused together comes back spread out); without one (no
+// connection, no answer) the retry backs off from 1 s to 60 s, jittered (core/jitter.hpp). While
+// a report is in flight or a retry is due, new reports wait for it rather than add to the load.
+// A refusal for what the report is (4xx: not enrolled, old counter) is logged, not retried.
 //
 // Threading: the io_context thread only. `env`, `store`, `seeders` outlive it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -13,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "base/error.hpp"
 #include "core/state_machine.hpp"
 #include "crypto/crypto.hpp"
 
@@ -21,7 +31,10 @@ class io_context;
 }
 namespace patchswarm::io {
 class Env;
+namespace http {
+struct ClientResponse;
 }
+}  // namespace patchswarm::io
 
 namespace patchswarm::daemon {
 
@@ -68,8 +81,14 @@ class Reporter {
     void schedule();
     void send_now();
 
+    // Reports failed in a row (0 after a success); for tests and logs.
+    std::uint32_t failures() const { return failures_; }
+    bool retry_pending() const { return retry_pending_; }
+
   private:
     void arm_heartbeat();
+    void on_answer(const Result<io::http::ClientResponse>& r);
+    void arm_retry(std::optional<std::chrono::seconds> retry_after);
 
     boost::asio::io_context& io_;
     io::Env& env_;
@@ -81,8 +100,13 @@ class Reporter {
     int heartbeat_s_ = 60;
     bool scheduled_ = false;
     bool stopping_ = false;
+    bool in_flight_ = false;      // a POST is on its way
+    bool again_ = false;          // another report was asked for meanwhile
+    bool retry_pending_ = false;  // the retry timer is armed
+    std::uint32_t failures_ = 0;
     struct Timers;
     std::unique_ptr<Timers> timers_;
+    std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // expires with the reporter
 };
 
 }  // namespace patchswarm::daemon

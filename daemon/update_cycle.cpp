@@ -5,6 +5,7 @@
 #include <boost/asio.hpp>
 
 #include "core/envelope.hpp"
+#include "core/jitter.hpp"
 #include "daemon/endpoint_store.hpp"
 #include "daemon/relay.hpp"
 #include "daemon/seeder_client.hpp"
@@ -99,13 +100,16 @@ void UpdateCycle::stop() {
 }
 
 void UpdateCycle::retry_later(const std::string& why) {
-    spdlog::warn("seeder {}: {}; retrying in {}s", seeders_.current(), why, backoff_.count());
+    // Jittered to 0.5..1.5 of the backoff: after a seeder restart every endpoint's long-poll
+    // fails at the same instant, and must not come back at the same instant.
+    const auto delay = core::jittered(backoff_, kRetrySpread, env_.random_u64());
+    spdlog::warn("seeder {}: {}; retrying in {}ms", seeders_.current(), why, delay.count());
     seeders_.fail_over();
-    poll_after(backoff_);
-    backoff_ = std::min(backoff_ * 2, std::chrono::seconds(30));
+    poll_after(delay);
+    backoff_ = std::min<std::chrono::milliseconds>(backoff_ * 2, kMaxBackoff);
 }
 
-void UpdateCycle::poll_after(std::chrono::seconds delay) {
+void UpdateCycle::poll_after(std::chrono::milliseconds delay) {
     timer_->t.expires_after(delay);
     timer_->t.async_wait([this](const boost::system::error_code& ec) {
         if (!ec && !stopping_) poll();
@@ -229,7 +233,7 @@ void UpdateCycle::on_feed(const std::string& body, bool answered_quickly) {
     hooks_.on_feed(*feed, is_new);
     for (const auto& entry : feed->releases) consider(entry);
     if (!is_new && answered_quickly) {
-        poll_after(std::chrono::seconds(3));
+        poll_after(core::jittered(std::chrono::seconds(3), kRetrySpread, env_.random_u64()));
     } else {
         boost::asio::post(io_, [this] {
             if (!stopping_) poll();

@@ -81,7 +81,7 @@ class UpdateCycle {
     void consider(const core::FeedEntry& entry);
     void on_manifest(const core::FeedEntry& entry, const std::string& body, std::int64_t now);
     void retry_later(const std::string& why);
-    void poll_after(std::chrono::seconds delay);
+    void poll_after(std::chrono::milliseconds delay);
 
     boost::asio::io_context& io_;
     io::Env& env_;
@@ -96,7 +96,9 @@ class UpdateCycle {
     std::string stored_feed_;
     std::int64_t cycle_now_ = 0;
     std::set<std::string> manifests_in_flight_;  // manifest sha256 being fetched
-    std::chrono::seconds backoff_{1};
+    std::chrono::milliseconds backoff_{1000};    // the next retry's, before jitter
+    static constexpr std::chrono::milliseconds kMaxBackoff{30'000};
+    static constexpr double kRetrySpread = 0.5;
     bool stopping_ = false;
     // The poll retry / pacing timer: one-shot, re-armed per cycle.
     struct Timer;

@@ -38,6 +38,11 @@ class Env {
     // A monotonic clock for durations and timeouts (never jumps when the wall clock is set).
     virtual std::chrono::steady_clock::time_point now_steady() = 0;
 
+    // A uniformly random 64-bit value, for spreading timers (core/jitter.hpp): heartbeats,
+    // reconnects and retries of thousands of endpoints must not line up. Not for secrets
+    // (crypto/ has those).
+    virtual std::uint64_t random_u64() = 0;
+
     // ---- the machine -------------------------------------------------------------------------
     // The machine's name, as reports carry it when no --name is configured. "" when unknown.
     virtual std::string hostname() = 0;

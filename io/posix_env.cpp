@@ -1,6 +1,8 @@
 // The POSIX Env: the system clocks, the boot id file, io/fs.hpp and io/process.hpp.
 #include <unistd.h>
 
+#include <mutex>
+#include <random>
 #include <utility>
 
 #include "base/text.hpp"
@@ -28,6 +30,12 @@ class PosixEnv final : public Env {
 
     std::chrono::steady_clock::time_point now_steady() override {
         return std::chrono::steady_clock::now();
+    }
+
+    std::uint64_t random_u64() override {
+        // Seeded once from the kernel; the lock makes it callable from any thread.
+        std::lock_guard lock(random_mu_);
+        return random_();
     }
 
     std::string hostname() override {
@@ -77,6 +85,8 @@ class PosixEnv final : public Env {
     }
 
   private:
+    std::mutex random_mu_;
+    std::mt19937_64 random_{std::random_device{}()};
     const std::filesystem::path boot_id_file_;
     const std::filesystem::path supervisor_program_;
 };

@@ -176,6 +176,7 @@ Result<std::unique_ptr<Db>> Db::open(const std::filesystem::path& path) {
 // close_v2: a Stmt that outlives its Db keeps the connection alive until it is finalized,
 // instead of leaving a dangling handle.
 Db::~Db() {
+    cache_.clear();
     sqlite3_close_v2(db_);
 }
 
@@ -232,6 +233,42 @@ Result<Stmt> Db::prepare(std::string_view sql) {
     if (!only_blanks(sql.substr(used)))
         return fail(Errc::database, "prepare: more than one statement");
     return stmt;
+}
+
+Result<CachedStmt> Db::cached(std::string_view sql) {
+    const std::string key(sql);
+    auto it = cache_.find(key);
+    if (it == cache_.end()) {
+        auto stmt = prepare(sql);
+        if (!stmt) return std::unexpected(stmt.error());
+        it = cache_.emplace(key, std::make_unique<Stmt>(std::move(*stmt))).first;
+    }
+    Stmt& stmt = *it->second;
+    stmt.reset();
+    sqlite3_clear_bindings(stmt.stmt_);
+    return CachedStmt(stmt);
+}
+
+Result<void> Db::savepoint(const std::function<Result<void>()>& fn) {
+    if (auto r = exec("SAVEPOINT part"); !r) return r;
+    Result<void> result;
+    try {
+        result = fn();
+    } catch (...) {
+        (void)exec("ROLLBACK TO part");
+        (void)exec("RELEASE part");
+        throw;
+    }
+    if (!result) {
+        // An error that ended the whole transaction (SQLITE_FULL) leaves no savepoint to undo.
+        if (sqlite3_get_autocommit(db_) == 0) {
+            (void)exec("ROLLBACK TO part");
+            (void)exec("RELEASE part");
+        }
+        return result;
+    }
+    if (auto r = exec("RELEASE part"); !r) return r;
+    return {};
 }
 
 Result<void> Db::transaction(const std::function<Result<void>()>& fn) {

@@ -1,4 +1,5 @@
-// A thin RAII wrapper around SQLite. One Db per thread; statements are prepared per call site.
+// A thin RAII wrapper around SQLite. One Db per thread; statements are prepared per call site,
+// or once per connection through Db::cached for the hot paths (report intake).
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "base/error.hpp"
@@ -52,6 +55,34 @@ class Stmt {
     int bind_rc_ = 0;  // first failed bind since reset(), reported by step()
 };
 
+// A statement from Db::cached, lent for one use: it comes reset with no bindings and is reset
+// again when the lease ends, so no read it made stays open (a reader left open would hold back
+// WAL checkpoints). Same calls as Stmt. Must not outlive its Db; not copyable.
+class CachedStmt {
+  public:
+    explicit CachedStmt(Stmt& stmt) : stmt_(&stmt) {}
+    CachedStmt(CachedStmt&& other) noexcept : stmt_(std::exchange(other.stmt_, nullptr)) {}
+    CachedStmt& operator=(CachedStmt&&) = delete;
+    ~CachedStmt() {
+        if (stmt_ != nullptr) stmt_->reset();
+    }
+    Stmt& bind(int index, std::int64_t value) { return stmt_->bind(index, value); }
+    Stmt& bind(int index, std::string_view text) { return stmt_->bind(index, text); }
+    Stmt& bind(int index, const std::vector<std::uint8_t>& blob) {
+        return stmt_->bind(index, blob);
+    }
+    Stmt& bind_null(int index) { return stmt_->bind_null(index); }
+    [[nodiscard]] Result<bool> step() { return stmt_->step(); }
+    [[nodiscard]] Result<void> run() { return stmt_->run(); }
+    void reset() { stmt_->reset(); }
+    std::int64_t column_int(int col) const { return stmt_->column_int(col); }
+    std::string column_text(int col) const { return stmt_->column_text(col); }
+    bool column_is_null(int col) const { return stmt_->column_is_null(col); }
+
+  private:
+    Stmt* stmt_;
+};
+
 class Db {
   public:
     // Opens (creating if needed) with WAL journal, synchronous=FULL (a persisted state transition
@@ -67,6 +98,12 @@ class Db {
     // Exactly one statement; Errc::database for a syntax error, an empty or a second statement.
     // The Stmt must not outlive this Db.
     [[nodiscard]] Result<Stmt> prepare(std::string_view sql);
+    // As prepare, but the statement is prepared once for this connection and kept (by its SQL
+    // text): the call sites that run for every report do not pay for parsing it again.
+    [[nodiscard]] Result<CachedStmt> cached(std::string_view sql);
+    // Inside a transaction: SAVEPOINT; fn; RELEASE, or ROLLBACK TO it when fn fails, so one part
+    // of a batch can fail without undoing the others. fn's error is returned.
+    [[nodiscard]] Result<void> savepoint(const std::function<Result<void>()>& fn);
     // BEGIN IMMEDIATE; fn; COMMIT (or ROLLBACK when fn fails or throws; the exception goes on).
     // Not nestable: a transaction() inside fn returns Errc::database.
     [[nodiscard]] Result<void> transaction(const std::function<Result<void>()>& fn);
@@ -87,6 +124,8 @@ class Db {
   private:
     explicit Db(sqlite3* db) : db_(db) {}
     sqlite3* db_;
+    // Finalized before the connection closes (~Db).
+    std::unordered_map<std::string, std::unique_ptr<Stmt>> cache_;
 };
 
 }  // namespace patchswarm::io

@@ -345,24 +345,48 @@ Result<std::uint64_t> FleetDb::next_feed_sequence(std::uint64_t floor) {
 
 Result<ReportOutcome> FleetDb::apply_report(const Report& report, std::string_view remote_address,
                                             std::int64_t now) {
-    ReportOutcome outcome;
-    // The refusal reasons are kept outside the transaction's error path so that a refused report
-    // rolls back and still tells the caller why.
-    std::optional<Error> refused;
+    const ReportInput one{&report, remote_address, now};
+    auto results = apply_reports(std::span(&one, 1));
+    if (!results) return std::unexpected(results.error());
+    return std::move(results->front());
+}
+
+Result<std::vector<Result<ReportOutcome>>> FleetDb::apply_reports(
+    std::span<const ReportInput> batch) {
+    std::vector<Result<ReportOutcome>> results;
+    results.reserve(batch.size());
+    // One transaction, so one fsync for the whole batch (group commit); each report under a
+    // savepoint of its own, so a refused one (wrong key, old counter) leaves the others stored.
     auto ok = db_->transaction([&]() -> Result<void> {
-        if (auto checked = check_and_pin(report, outcome); !checked) {
-            refused = checked.error();
-            return checked;
+        results.clear();
+        for (const auto& in : batch) {
+            ReportOutcome outcome;
+            // The refusal reasons are kept apart from database errors: a refused report rolls
+            // back its part and still tells the caller why.
+            std::optional<Error> refused;
+            auto part = db_->savepoint([&]() -> Result<void> {
+                if (auto checked = check_and_pin(*in.report, outcome); !checked) {
+                    refused = checked.error();
+                    return checked;
+                }
+                return store_report(*in.report, in.remote_address, in.now, outcome);
+            });
+            if (refused) {
+                results.emplace_back(std::unexpected(*refused));
+            } else if (!part) {
+                return std::unexpected(part.error());  // the database itself: the batch fails
+            } else {
+                results.emplace_back(std::move(outcome));
+            }
         }
-        return store_report(report, remote_address, now, outcome);
+        return {};
     });
-    if (refused) return std::unexpected(*refused);
     if (!ok) return std::unexpected(ok.error());
-    return outcome;
+    return results;
 }
 
 Result<void> FleetDb::check_and_pin(const Report& report, ReportOutcome& outcome) {
-    auto stmt = db_->prepare(
+    auto stmt = db_->cached(
         "SELECT device_key, counter, last_seen, groups FROM endpoints WHERE device_id = ?1");
     if (!stmt) return std::unexpected(stmt.error());
     auto row = stmt->bind(1, report.device_id).step();
@@ -392,7 +416,7 @@ Result<void> FleetDb::store_report(const Report& report, std::string_view remote
     // cannot open a ring or halt a release (apart from the endpoint no longer being stale).
     std::map<std::string, std::string> facts_before;
     {
-        auto stmt = db_->prepare(
+        auto stmt = db_->cached(
             "SELECT release_id, state, manifest_sha256, entered_at, IFNULL(failed_phase, '') "
             "FROM endpoint_releases WHERE device_id = ?1");
         if (!stmt) return std::unexpected(stmt.error());
@@ -419,7 +443,7 @@ Result<void> FleetDb::store_report(const Report& report, std::string_view remote
         }
         if (facts_after != facts_before) outcome.facts_changed = true;
     }
-    auto upsert = db_->prepare(R"sql(
+    auto upsert = db_->cached(R"sql(
         INSERT INTO endpoints(device_id, device_key, hostname, remote_address, boot_id, counter,
                               sent_at, first_seen, last_seen, groups, agent_version)
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)
@@ -442,18 +466,18 @@ Result<void> FleetDb::store_report(const Report& report, std::string_view remote
     if (auto ok = upsert->run(); !ok) return ok;
 
     // A report is the endpoint's full snapshot: releases it no longer lists are forgotten.
-    auto clear = db_->prepare("DELETE FROM endpoint_releases WHERE device_id = ?1");
+    auto clear = db_->cached("DELETE FROM endpoint_releases WHERE device_id = ?1");
     if (!clear) return std::unexpected(clear.error());
     if (auto ok = clear->bind(1, report.device_id).run(); !ok) return ok;
 
-    auto insert = db_->prepare(R"sql(
+    auto insert = db_->cached(R"sql(
         INSERT INTO endpoint_releases(device_id, release_id, manifest_sha256, state, entered_at,
             progress_ppm, bytes_from_peers, bytes_from_seeder, attempts, reason, updated_at,
             bytes_from_lan, bytes_from_wan, failed_phase, deferred_until, next_attempt_at,
             max_attempts, deferred_by)
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
                 ?18))sql");
-    auto history = db_->prepare(R"sql(
+    auto history = db_->cached(R"sql(
         INSERT INTO state_changes(device_id, release_id, state, entered_at, received_at)
         VALUES (?1, ?2, ?3, ?4, ?5))sql");
     if (!insert) return std::unexpected(insert.error());

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -101,6 +102,13 @@ struct ReportOutcome {
     std::int64_t previous_last_seen = 0;  // the endpoint's last report before this one; 0: new
 };
 
+// One report of a batch (apply_reports); the pointers and views outlive the call.
+struct ReportInput {
+    const Report* report = nullptr;
+    std::string_view remote_address;
+    std::int64_t now = 0;  // seeder clock, unix seconds
+};
+
 class FleetDb {
   public:
     // Opens or creates the database and its schema. Errc::database.
@@ -120,6 +128,12 @@ class FleetDb {
     [[nodiscard]] Result<ReportOutcome> apply_report(const Report& report,
                                                      std::string_view remote_address,
                                                      std::int64_t now);
+
+    // The reports of `batch` in order, in one transaction (one fsync): each is stored or refused
+    // as apply_report would, and refused ones leave the others stored. The outer error
+    // (Errc::database) means nothing of the batch is stored. Its statements are prepared once.
+    [[nodiscard]] Result<std::vector<Result<ReportOutcome>>> apply_reports(
+        std::span<const ReportInput> batch);
 
     [[nodiscard]] Result<FleetSnapshot> snapshot();
 

@@ -148,6 +148,8 @@ std::string render_metrics(const FleetStatus& status, const ServeCounters& count
              as_double(counters.reports_accepted));
     w.sample("patchswarm_reports_total", {{"result", "refused"}},
              as_double(counters.reports_refused));
+    w.sample("patchswarm_reports_total", {{"result", "deferred"}},
+             as_double(counters.reports_deferred));
     w.family("patchswarm_feeds_signed_total", "counter", "Feeds signed by this process.");
     w.sample("patchswarm_feeds_signed_total", {}, as_double(counters.feeds_signed));
     w.family("patchswarm_http_refused_total", "counter",

@@ -15,6 +15,7 @@ struct ServeCounters {
     std::uint64_t tracker_requests = 0;
     std::uint64_t reports_accepted = 0;
     std::uint64_t reports_refused = 0;
+    std::uint64_t reports_deferred = 0;  // answered 503 + Retry-After: the writer's queue was full
     std::uint64_t feeds_signed = 0;
     std::uint64_t http_rate_limited = 0;  // requests answered 429
     std::uint64_t http_unauthorized = 0;  // admin routes answered 401
@@ -35,7 +36,7 @@ inline constexpr std::string_view kMetricsContentType = "text/plain; version=0.0
 //   patchswarm_time_to_protection_seconds{release,quantile="0"|"0.5"|"0.95"|"1"}  gauge
 //   patchswarm_bytes_total{site,source="lan"|"wan"}   counter (payload bytes endpoints report)
 //   patchswarm_tracker_requests_total                 counter
-//   patchswarm_reports_total{result="accepted"|"refused"}  counter
+//   patchswarm_reports_total{result="accepted"|"refused"|"deferred"}  counter
 //   patchswarm_feeds_signed_total                     counter
 //   patchswarm_http_refused_total{reason="rate_limited"|"unauthorized"}  counter
 //   patchswarm_feed_sequence                          gauge

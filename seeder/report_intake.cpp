@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "seeder/report.hpp"
+#include "seeder/routes.hpp"
 
 namespace patchswarm::seeder {
 
@@ -20,40 +21,36 @@ void log_outcome(const Report& report, const ReportOutcome& outcome, const std::
 
 }  // namespace
 
-io::http::Response ReportIntake::post_report(const io::http::Request& req) {
-    auto report = parse_report(req.body);
-    if (!report) {
-        ++counters_.reports_refused;
-        spdlog::warn("report from {} refused: {}", req.remote_address, report.error().message);
-        return error_response(report.error(), refusal_status(report.error().code));
+void ReportIntake::post_report(const io::http::Request& req, io::http::Respond respond) {
+    ReportJob job;
+    job.body = req.body;
+    job.remote_address = req.remote_address;
+    job.received_at = env_.now_unix();
+    // The intake lives as long as the io_context runs its handlers (serve's Seeder).
+    job.done = [this, remote = req.remote_address, respond](ReportVerdict verdict) {
+        on_verdict(remote, std::move(verdict), respond);
+    };
+    if (auto retry_after = writer_.submit(std::move(job))) {
+        ++counters_.reports_deferred;
+        auto res = error_response(503, "busy", "report intake is busy; retry later");
+        res.headers["Retry-After"] = std::to_string(retry_after->count());
+        respond(std::move(res));
     }
-    if (enrolment_) {
-        auto enrolled = enrolment_->is_enrolled(report->device_id, report->device_key);
-        if (!enrolled) return error_response(enrolled.error(), 503);
-        if (!*enrolled) {
-            ++counters_.reports_refused;
-            spdlog::warn("report from {} ({}) refused: device not enrolled",
-                         report->device_id.substr(0, 8), req.remote_address);
-            return error_response(
-                403, "not_enrolled",
-                "device " + report->device_id + " is not enrolled (patchswarmd enroll --token)");
-        }
-    }
-    const std::int64_t now = env_.now_unix();
-    auto outcome = db_.apply_report(*report, req.remote_address, now);
-    if (!outcome) {
+}
+
+void ReportIntake::on_verdict(const std::string& remote, ReportVerdict verdict,
+                              const io::http::Respond& respond) {
+    if (!verdict.accepted) {
         ++counters_.reports_refused;
-        spdlog::warn("report from {} ({}) refused: {}", report->device_id.substr(0, 8),
-                     req.remote_address, outcome.error().message);
-        return error_response(outcome.error(), refusal_status(outcome.error().code));
+        return respond(std::move(verdict.response));
     }
     ++counters_.reports_accepted;
-    log_outcome(*report, *outcome, req.remote_address);
+    log_outcome(*verdict.report, verdict.outcome, remote);
     // A heartbeat that repeats what fleet.db has changes no verdict, unless the endpoint was
     // stale (not counted reachable) until now.
-    const bool was_stale = now - outcome->previous_last_seen > stale_after_;
-    if (outcome->facts_changed || was_stale) on_rollout_facts_();
-    return io::http::json_response(200, R"({"ok":true})");
+    const bool was_stale = env_.now_unix() - verdict.outcome.previous_last_seen > stale_after_;
+    if (verdict.outcome.facts_changed || was_stale) on_rollout_facts_();
+    respond(std::move(verdict.response));
 }
 
 }  // namespace patchswarm::seeder

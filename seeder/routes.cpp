@@ -242,7 +242,7 @@ RouteResult dispatch(const Request& req, RouteContext& ctx) {
     }
     if (req.path == "/v1/report") {
         if (req.method != "POST") return method_not_allowed();
-        return ctx.reports.post_report(req);
+        return ReportPost{};
     }
     if (req.path == "/v1/enroll") {
         if (req.method != "POST") return method_not_allowed();

@@ -4,8 +4,8 @@
 // with fakes and no sockets.
 //
 // Order of checks: rate limit (429), admin credential for the fleet view (401), then the route.
-// GET /v1/feed is the one route answered later (long-poll): route() returns a FeedWait, which the
-// caller hands to the FeedService.
+// GET /v1/feed and POST /v1/report are answered later: route() returns a FeedWait, which the
+// caller hands to the FeedService (long-poll), or a ReportPost for the report intake.
 //
 // Threading: the io_context thread, like everything the context refers to.
 #pragma once
@@ -44,13 +44,6 @@ class ReleaseView {
     virtual bool is_ssl_torrent(std::string_view announce_hash) const = 0;
 };
 
-// POST /v1/report (seeder/report_intake.hpp).
-class ReportSink {
-  public:
-    virtual ~ReportSink() = default;
-    virtual io::http::Response post_report(const io::http::Request& req) = 0;
-};
-
 // POST /v1/enroll and the web seed's device credentials (seeder/enrol_intake.hpp); only when
 // the repository has a fleet CA.
 class EnrolService {
@@ -74,7 +67,6 @@ struct RouteContext {
     const RepoPaths& paths;
     const ReleaseView& releases;
     tracker::PeerTable& tracker;
-    ReportSink& reports;
     EnrolService* enrolment;  // null: enrolment is off (no fleet CA)
     FleetView& fleet;
     core::RateLimiter& limiter;
@@ -92,7 +84,11 @@ struct FeedWait {
     std::chrono::seconds wait{0};  // at most kMaxFeedWait
 };
 
-using RouteResult = std::variant<io::http::Response, FeedWait>;
+// POST /v1/report, past the rate limit: hand the request to ReportIntake::post_report, which
+// answers once the report is stored (seeder/report_intake.hpp).
+struct ReportPost {};
+
+using RouteResult = std::variant<io::http::Response, FeedWait, ReportPost>;
 
 // Answers one request. Never throws: a bug answers 500 and is logged.
 RouteResult route(const io::http::Request& req, RouteContext& ctx);

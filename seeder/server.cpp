@@ -117,8 +117,15 @@ class Seeder {
           root_version_(repo.root_version),
           ca_(std::move(ca)),
           enrolment_(std::move(enrolment)),
-          reports_(*db_, enrolment_.get(), env, counters_, options.stale_after.count(),
-                   [this] { rollouts_.request_evaluation("report"); }),
+          reports_(
+              io, paths_.fleet_db(), enrolment_ != nullptr, env, counters_,
+              options.stale_after.count(), core::BatchLimits{options.report_queue, kReportBatch},
+              [this] { rollouts_.request_evaluation("report"); },
+              [this] {
+                  if (!stopping_) {
+                      rollouts_.request_evaluation("fleet.db written by another process");
+                  }
+              }),
           fleet_view_(paths_, *db_, env, sites_, options.stale_after.count()),
           admin_token_(std::move(admin_token)),
           limiter_(core::RateLimit{options.rate_limit, options.rate_burst}),
@@ -134,7 +141,6 @@ class Seeder {
         start_swarm();
         reload_catalog(/*starting=*/true);
         if (feed_.sequence() == 0) throw std::runtime_error("cannot sign the first feed");
-        if (auto v = db_->data_version()) fleet_version_ = *v;
         roots_stamp_ = stamp_of(paths_.roots_dir());
         start_http();
         start_watch();
@@ -154,6 +160,8 @@ class Seeder {
         maintenance_.cancel();
         feed_refresh_.cancel();
         rollouts_.stop();
+        // Stores what is queued; answers that can no longer be sent were never a 200.
+        reports_.stop();
         watch_.reset();
         feed_.release_waiters();
         if (http_) http_->stop();
@@ -247,7 +255,7 @@ class Seeder {
     }
 
     void start_http() {
-        routes_.emplace(RouteContext{paths_, catalog_view_, *tracker_, reports_,
+        routes_.emplace(RouteContext{paths_, catalog_view_, *tracker_,
                                      enrol_intake_ ? &*enrol_intake_ : nullptr, fleet_view_,
                                      limiter_, counters_, env_, admin_token_, options_.admin_auth,
                                      options_.site_stall, ssl_port_});
@@ -261,6 +269,9 @@ class Seeder {
                 auto result = route(req, *routes_);
                 if (const auto* wait = std::get_if<FeedWait>(&result)) {
                     return feed_.get(wait->after, wait->wait, std::move(respond));
+                }
+                if (std::holds_alternative<ReportPost>(result)) {
+                    return reports_.post_report(req, std::move(respond));
                 }
                 respond(std::move(std::get<io::http::Response>(result)));
             },
@@ -337,18 +348,10 @@ class Seeder {
         rollouts_.set_releases(catalog_.listed(), policies, /*now_on_this_thread=*/starting);
     }
 
-    // Our own writes never change fleet.db's data_version, so only another process's do (a
-    // halt or resume by hand, a token or device command): evaluate then.
-    void check_fleet_db() {
-        auto version = db_->data_version();
-        if (!version) {
-            spdlog::error("fleet.db: {}", version.error().message);
-            return;
-        }
-        if (*version == fleet_version_) return;
-        fleet_version_ = *version;
-        rollouts_.request_evaluation("fleet.db written by another process");
-    }
+    // The report writer's own commits never change its connection's data_version, so only
+    // someone else's do (a halt or resume by hand, a token or device command, our latching):
+    // it evaluates then (ReportWriter::probe).
+    void check_fleet_db() { reports_.probe(); }
 
     // A committed root rotation may name a new feed key (`root rotate --new-feed-key` installs it
     // as keys/feed.key in the same step): switch to it and re-sign the feed at once, so endpoints
@@ -472,7 +475,6 @@ class Seeder {
     std::uint16_t ssl_port_ = 0;
     std::uint64_t refused_root_ = 0;  // last root version whose feed key is missing (logged once)
     FileStamp roots_stamp_;
-    std::int64_t fleet_version_ = 0;  // fleet.db's data_version when last looked at
     bool stopping_ = false;
     const std::string admin_token_;
     core::RateLimiter limiter_;

@@ -70,12 +70,18 @@ struct ServeOptions {
     // open-file limit, which serve raises to its hard limit (seeder/serve_setup.hpp,
     // connection_cap).
     std::size_t max_connections = 0;
+    // Reports waiting for the single writer (seeder/report_writer.hpp); more are answered 503
+    // with Retry-After until it has caught up.
+    std::size_t report_queue = 4096;
     // Lifetime of the endpoint certificates the fleet CA issues (endpoints renew at half of
     // it): how long a revoked device can stay in the SSL swarm at most.
     std::chrono::seconds cert_lifetime{7 * 86'400};
 };
 
 inline constexpr std::size_t kMaxGateways = 1000;
+
+// Reports per transaction of the report writer (one fsync each).
+inline constexpr std::size_t kReportBatch = 512;
 
 // The default connection cap when the open-file limit allows more: ~10 KiB each (Beast buffers,
 // the session, a pending long-poll), so 100,000 stay well inside the seeder's memory.

@@ -238,8 +238,11 @@ std::string PeerTable::site_of(const PeerAddress& address) const {
 }
 
 bool PeerTable::has_downloader(const Torrent& torrent, std::string_view site, TimePoint now) {
-    return std::any_of(torrent.peers.begin(), torrent.peers.end(), [&](const auto& kv) {
-        return kv.second.site == site && !kv.second.seed && kv.second.expires > now;
+    const auto it = torrent.sites.find(site);
+    if (it == torrent.sites.end()) return false;
+    return std::any_of(it->second.members.begin(), it->second.members.end(), [&](const auto& a) {
+        const auto peer = torrent.peers.find(a);
+        return peer != torrent.peers.end() && !peer->second.seed && peer->second.expires > now;
     });
 }
 
@@ -268,21 +271,25 @@ bool PeerTable::is_stalled(const Torrent& torrent, std::string_view site, TimePo
     return now - it->second.last_progress >= options_.site_stall;
 }
 
-void PeerTable::sweep(Torrent& torrent, TimePoint now) {
-    std::erase_if(torrent.peers, [now](const auto& kv) { return kv.second.expires <= now; });
-    // One pass over the peers, then one over the sites: this runs on every tick.
-    std::set<std::string_view> present;
-    for (const auto& [address, entry] : torrent.peers) present.insert(entry.site);
-    for (auto it = torrent.sites.begin(); it != torrent.sites.end();) {
-        if (!present.contains(it->first)) {
-            it = torrent.sites.erase(it);
-            continue;
-        }
-        std::erase_if(it->second.gateways, [&](const PeerAddress& g) {
-            const auto peer = torrent.peers.find(g);
-            return peer == torrent.peers.end() || peer->second.site != it->first;
-        });
-        ++it;
+void PeerTable::drop(Torrent& torrent, std::map<PeerAddress, Entry>::iterator peer) {
+    const auto site = torrent.sites.find(peer->second.site);
+    if (site != torrent.sites.end()) {
+        site->second.members.erase(peer->first);
+        std::erase(site->second.gateways, peer->first);
+        if (site->second.members.empty()) torrent.sites.erase(site);
+    }
+    torrent.peers.erase(peer);
+}
+
+void PeerTable::sweep(Torrent& torrent, TimePoint now, bool force) {
+    // Expiry is two announce intervals (minutes): a second late costs nothing, a pass over
+    // 20,000 peers on every one of their announces would cost the network thread seconds.
+    if (!force && now < torrent.next_sweep) return;
+    torrent.next_sweep = now + kSweepEvery;
+    for (auto it = torrent.peers.begin(); it != torrent.peers.end();) {
+        const auto next = std::next(it);
+        if (it->second.expires <= now) drop(torrent, it);
+        it = next;
     }
 }
 
@@ -292,7 +299,7 @@ Result<void> PeerTable::record(Torrent& torrent, const Announce& a, const std::s
     // A peer restarting on the same address gets a new peer_id; the address is the identity.
     auto [entry, inserted] = torrent.peers.try_emplace(a.address);
     if (inserted && torrent.peers.size() > options_.max_peers_per_torrent) {
-        torrent.peers.erase(entry);
+        torrent.peers.erase(entry);  // not a member of any site yet
         return fail(Errc::too_large, "tracker is full for this torrent");
     }
     Entry& e = entry->second;
@@ -307,6 +314,7 @@ Result<void> PeerTable::record(Torrent& torrent, const Announce& a, const std::s
 
     auto [state, new_site] = torrent.sites.try_emplace(site);
     SiteState& s = state->second;
+    s.members.insert(a.address);
     // Progress is measured per peer so that peers joining or leaving do not move the figure.
     const bool progressed =
         a.event == Event::completed || (had_left && a.left && *a.left < left_before);
@@ -328,8 +336,9 @@ Result<Reply> PeerTable::announce(const Announce& a, TimePoint now) {
     sweep(torrent, now);
     const std::string site = site_of(a.address);
     if (a.event == Event::stopped) {
-        torrent.peers.erase(a.address);
-        sweep(torrent, now);
+        if (const auto peer = torrent.peers.find(a.address); peer != torrent.peers.end()) {
+            drop(torrent, peer);
+        }
     } else if (auto ok = record(torrent, a, site, now); !ok) {
         return std::unexpected(ok.error());
     }
@@ -342,9 +351,15 @@ Reply PeerTable::make_reply(Torrent& torrent, const Announce& a, const std::stri
     reply.interval = a.seed ? options_.seed_interval : options_.interval;
     reply.site = site;
     reply.complete = 1;  // the seeder
-    for (const auto& [address, entry] : torrent.peers) {
-        if (address == seeder_ || entry.site != site) continue;
-        ++(entry.seed ? reply.complete : reply.incomplete);
+    const auto site_state = torrent.sites.find(site);
+    static const std::set<PeerAddress> kNone;
+    const auto& members = site_state == torrent.sites.end() ? kNone : site_state->second.members;
+    for (const auto& address : members) {
+        const auto entry = torrent.peers.find(address);
+        if (address == seeder_ || entry == torrent.peers.end() || entry->second.expires <= now) {
+            continue;  // expired, not swept yet
+        }
+        ++(entry->second.seed ? reply.complete : reply.incomplete);
     }
     if (a.event == Event::stopped || a.numwant <= 0) return reply;
 
@@ -353,12 +368,14 @@ Reply PeerTable::make_reply(Torrent& torrent, const Announce& a, const std::stri
     if (reply.gateway || reply.site_stalled) reply.peers.push_back({seeder_, {}});
 
     std::vector<Peer> others;
-    for (const auto& [address, entry] : torrent.peers) {
-        if (entry.site != site || address == a.address || address == seeder_ ||
-            entry.peer_id == a.peer_id) {
+    others.reserve(members.size());
+    for (const auto& address : members) {
+        const auto entry = torrent.peers.find(address);
+        if (entry == torrent.peers.end() || entry->second.expires <= now || address == a.address ||
+            address == seeder_ || entry->second.peer_id == a.peer_id) {
             continue;
         }
-        others.push_back({address, entry.peer_id});
+        others.push_back({address, entry->second.peer_id});
     }
     const std::size_t want = static_cast<std::size_t>(a.numwant) - reply.peers.size();
     if (others.size() <= want) {
@@ -389,11 +406,18 @@ SeederAccess PeerTable::seeder_access(std::string_view release_id, const PeerAdd
 
     // The web seed sees a connection's address, not its listen port: any live peer on that
     // address decides.
+    // Its address decides its site, so only that site's peers can share it.
     bool known = false;
-    for (const auto& [peer, entry] : torrent->peers) {
-        if (entry.expires <= now || ip_of(peer) != ip) continue;
-        known = true;
-        if (is_gateway(*torrent, entry.site, peer)) return SeederAccess::gateway;
+    if (const auto state = torrent->sites.find(site); state != torrent->sites.end()) {
+        for (const auto& peer : state->second.members) {
+            const auto entry = torrent->peers.find(peer);
+            if (entry == torrent->peers.end() || entry->second.expires <= now ||
+                ip_of(peer) != ip) {
+                continue;
+            }
+            known = true;
+            if (is_gateway(*torrent, site, peer)) return SeederAccess::gateway;
+        }
     }
     if (is_stalled(*torrent, site, now)) return SeederAccess::stalled;
     if (!known && live_gateways(*torrent, site, now) < options_.gateways) {
@@ -403,7 +427,7 @@ SeederAccess PeerTable::seeder_access(std::string_view release_id, const PeerAdd
 }
 
 void PeerTable::expire(TimePoint now) {
-    for (auto& [hash, torrent] : torrents_) sweep(torrent, now);
+    for (auto& [hash, torrent] : torrents_) sweep(torrent, now, /*force=*/true);
 }
 
 std::size_t PeerTable::peer_count(std::string_view info_hash) const {

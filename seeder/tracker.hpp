@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,7 +45,8 @@ inline constexpr std::chrono::seconds kInterval{30};
 inline constexpr std::chrono::seconds kSeedInterval{300};
 inline constexpr std::chrono::seconds kMinInterval{15};
 inline constexpr int kMaxNumwant = 50;
-inline constexpr std::size_t kMaxPeersPerTorrent = 10'000;
+// Peers per torrent the table holds (a fleet of 20,000 on one release, with room): ~300 bytes each.
+inline constexpr std::size_t kMaxPeersPerTorrent = 100'000;
 inline constexpr std::size_t kMaxQueryBytes = 4096;
 // One gateway per site by default: two gateways fetch overlapping pieces from HQ (each one's
 // in-flight requests are invisible to the other), which measured 1.27-1.48 payload copies per
@@ -174,6 +176,7 @@ class PeerTable {
     const core::SiteMap& sites() const { return sites_; }
 
   private:
+    static constexpr std::chrono::seconds kSweepEvery{1};
     struct Entry {
         std::string peer_id;
         TimePoint expires;
@@ -185,19 +188,26 @@ class PeerTable {
         std::vector<PeerAddress> gateways;  // live peers, in the order they were chosen
         TimePoint last_progress{};
         std::size_t cursor = 0;  // rotation offset into the site's peers
+        // The site's peers (keys of Torrent::peers): an announce looks at its own site only,
+        // so its cost follows the site's size, not the torrent's (20,000 peers over 200 sites).
+        std::set<PeerAddress> members;
     };
     struct Torrent {
         std::string id;
         std::map<PeerAddress, Entry> peers;
         std::map<std::string, SiteState, std::less<>> sites;
+        TimePoint next_sweep{};  // announces sweep at most once per kSweepEvery
     };
 
     static bool has_downloader(const Torrent& torrent, std::string_view site, TimePoint now);
     std::size_t live_gateways(const Torrent& torrent, std::string_view site, TimePoint now) const;
     [[nodiscard]] Result<void> record(Torrent& torrent, const Announce& announce,
                                       const std::string& site, TimePoint now);
-    // Removes expired peers, their gateway slots and sites left without peers.
-    void sweep(Torrent& torrent, TimePoint now);
+    // Removes expired peers, their gateway slots and sites left without peers: a pass over the
+    // whole torrent, so an announce runs it at most once per kSweepEvery (`force`: now).
+    void sweep(Torrent& torrent, TimePoint now, bool force = false);
+    // Drops one peer, its site membership and gateway slot (and the site when left empty).
+    static void drop(Torrent& torrent, std::map<PeerAddress, Entry>::iterator peer);
     static bool is_gateway(const Torrent& torrent, std::string_view site,
                            const PeerAddress& address);
     bool is_stalled(const Torrent& torrent, std::string_view site, TimePoint now) const;

@@ -117,6 +117,11 @@ void add_serve(CLI::App& app, ServeArgs& a) {
                     "lowered to it with a warning")
         ->check(CLI::Range(std::size_t{0}, std::size_t{1'000'000}))
         ->capture_default_str();
+    cmd->add_option("--report-queue", a.opts.report_queue,
+                    "reports waiting to be stored (they are written in batches, one transaction "
+                    "each); more are answered 503 with Retry-After, which endpoints honour")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}))
+        ->capture_default_str();
     cmd->add_option("--log-level", a.log_level,
                     std::string(io::logging::kLevelHelp) + " (any case)")
         ->transform(io::cli::log_level_transform())

@@ -312,3 +312,26 @@ TEST_CASE("a reader does not block a writer in WAL mode", "[core]") {
     CHECK(seen == 1);
     CHECK(query_int(*writer, "SELECT count(*) FROM t") == 2);
 }
+
+TEST_CASE("a savepoint undoes only its own part, and a cached statement is reused clean",
+          "[core]") {
+    TempDir dir("ps-sqlite");
+    auto db = open_ok((dir / "state.db"));
+    ok(db->exec("CREATE TABLE t (v INTEGER NOT NULL UNIQUE, note TEXT)"));
+    const auto insert = [&db](std::int64_t v) -> Result<void> {
+        auto stmt = db->cached("INSERT INTO t (v, note) VALUES (?1, ?2)");
+        if (!stmt) return std::unexpected(stmt.error());
+        if (v == 2) stmt->bind(2, std::string_view("two"));  // the next use must not see it
+        return stmt->bind(1, v).run();
+    };
+    ok(db->transaction([&]() -> Result<void> {
+        for (std::int64_t v : {1, 2, 2, 3}) {
+            // The second 2 breaks the UNIQUE constraint: its part is undone, the rest stays.
+            auto part = db->savepoint([&] { return insert(v); });
+            if (v == 2 && !part) CHECK(part.error().code == Errc::database);
+        }
+        return Result<void>{};
+    }));
+    CHECK(query_int(*db, "SELECT count(*) FROM t") == 3);
+    CHECK(query_int(*db, "SELECT count(*) FROM t WHERE note IS NOT NULL") == 1);
+}

@@ -432,3 +432,43 @@ TEST_CASE("the status shows each site's endpoints, effective count and WAN copie
     CHECK(text.find("1.05") != std::string::npos);
     CHECK(text.find("auto:192.168.9.0/24") != std::string::npos);
 }
+
+TEST_CASE("a batch of reports is one transaction in which a refused report leaves the others",
+          "[core]") {
+    test::TempDir dir("ps-fleet-batch");
+    auto db = FleetDb::open(dir / "fleet.db");
+    REQUIRE(db);
+    const auto a = device_key(11);
+    const auto b = device_key(12);
+    const Report a5 = parsed(a, 5, json::array({release_json("KB1", "downloading")}));
+    const Report a6 = parsed(a, 6, json::array({release_json("KB1", "verified")}));
+    const Report a4 = parsed(a, 4, json::array());  // older than a5: refused
+    const Report b1 = parsed(b, 1, json::array({release_json("KB1", "effective", 1)}));
+    const ReportInput batch[] = {{&a5, "10.0.0.2", 100},
+                                 {&a6, "10.0.0.2", 101},
+                                 {&a4, "10.0.0.2", 102},
+                                 {&b1, "10.0.0.3", 103}};
+    auto results = (*db)->apply_reports(batch);
+    REQUIRE(results);
+    REQUIRE(results->size() == 4);
+    CHECK((*results)[0]);
+    REQUIRE((*results)[1]);  // sees the first one's counter within the same transaction
+    CHECK((*results)[1]->changes.at(0).from == core::State::downloading);
+    REQUIRE_FALSE((*results)[2]);
+    CHECK((*results)[2].error().code == Errc::rollback);
+    CHECK((*results)[3]);
+
+    // The same statements serve the next batch (prepared once, reset between uses).
+    const Report b2 = parsed(b, 2, json::array());
+    const ReportInput next[] = {{&b2, "10.0.0.3", 104}};
+    auto again = (*db)->apply_reports(next);
+    REQUIRE(again);
+    CHECK((*again)[0]);
+
+    auto snap = (*db)->snapshot();
+    REQUIRE(snap);
+    REQUIRE(snap->endpoints.size() == 2);
+    CHECK(snap->endpoints[0].counter + snap->endpoints[1].counter == 6 + 2);
+    REQUIRE(snap->releases.size() == 1);  // a's KB1; b's last report listed nothing
+    CHECK(snap->releases[0].state == core::State::verified);
+}

@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -15,6 +16,7 @@
 #include "crypto/crypto.hpp"
 #include "io/fd_limit.hpp"
 #include "io/http/client.hpp"
+#include "io/sqlite.hpp"
 #include "seeder/report.hpp"
 #include "seeder/serve_fixture.hpp"
 #include "seeder/serve_setup.hpp"
@@ -53,6 +55,62 @@ std::string read_file(const std::filesystem::path& p) {
     std::stringstream s;
     s << in.rdbuf();
     return s.str();
+}
+
+std::string report_body(const crypto::KeyPair& key, std::uint64_t counter) {
+    const json report = {{"format", 1},
+                         {"device_id", seeder::device_id_for(key.public_key)},
+                         {"device_key", crypto::to_hex(key.public_key)},
+                         {"hostname", "desk"},
+                         {"sent_at", 1},
+                         {"counter", counter},
+                         {"boot_id", "b"},
+                         {"releases", json::array({{{"id", "KB1"},
+                                                    {"manifest_sha256", ""},
+                                                    {"state", "downloading"},
+                                                    {"entered_at", 1},
+                                                    {"progress", 0.5},
+                                                    {"bytes_from_peers", 1},
+                                                    {"bytes_from_seeder", 2},
+                                                    {"attempts", 0},
+                                                    {"reason", ""}}})}};
+    const crypto::KeyPair keys[] = {key};
+    const std::string payload = report.dump();
+    return core::serialize_envelope(
+        core::sign_envelope(core::payload_type::report, crypto::as_bytes(payload), keys));
+}
+
+crypto::KeyPair device_key(int n) {
+    std::array<std::uint8_t, 32> seed{};
+    seed[0] = static_cast<std::uint8_t>(n & 0xff);
+    seed[1] = static_cast<std::uint8_t>(n >> 8);
+    seed[2] = 0x5a;
+    return crypto::keypair_from_seed(seed);
+}
+
+Result<io::http::ClientResponse> post_report(const std::string& body) {
+    io::http::ClientRequest req;
+    req.method = "POST";
+    req.url = base_url() + "/v1/report";
+    req.body = body;
+    req.timeout = 30s;
+    return io::http::request_sync(std::move(req));
+}
+
+// The devices fleet.db holds, read as `status` would, beside the running seeder.
+std::set<std::string> stored_devices(const std::filesystem::path& fleet_db) {
+    auto db = io::Db::open(fleet_db);
+    REQUIRE(db);
+    auto stmt = (*db)->prepare("SELECT device_id FROM endpoints");
+    REQUIRE(stmt);
+    std::set<std::string> ids;
+    for (;;) {
+        auto row = stmt->step();
+        REQUIRE(row);
+        if (!*row) break;
+        ids.insert(stmt->column_text(0));
+    }
+    return ids;
 }
 
 }  // namespace
@@ -113,4 +171,100 @@ TEST_CASE("serve holds --max-connections connections and closes the next one at 
             return r && r->status == 200;
         },
         10s));
+}
+
+TEST_CASE("a burst of reports all end in fleet.db, each answered 200 only once stored", "[net]") {
+    Seeder s("127.21.1.2");
+    REQUIRE(s.publish("KB1", "x").exit_code == 0);
+    s.start();
+    constexpr int kSenders = 20;
+    constexpr int kEach = 15;
+    std::vector<std::future<std::vector<std::string>>> senders;
+    for (int t = 0; t < kSenders; ++t) {
+        senders.push_back(std::async(std::launch::async, [t] {
+            std::vector<std::string> accepted;
+            for (int i = 0; i < kEach; ++i) {
+                const auto key = device_key(t * kEach + i);
+                auto r = post_report(report_body(key, 1));
+                if (r && r->status == 200)
+                    accepted.push_back(seeder::device_id_for(key.public_key));
+            }
+            return accepted;
+        }));
+    }
+    std::set<std::string> accepted;
+    for (auto& f : senders) {
+        for (auto& id : f.get()) accepted.insert(id);
+    }
+    CHECK(accepted.size() == kSenders * kEach);
+    // Each 200 was sent after its commit: fleet.db has every one of them.
+    const auto stored = stored_devices(s.dir / "repo" / "fleet.db");
+    for (const auto& id : accepted) CHECK(stored.contains(id));
+}
+
+TEST_CASE("a full report queue answers 503 with Retry-After, and nothing answered 200 is lost",
+          "[net]") {
+    Seeder s("127.21.1.3");
+    REQUIRE(s.publish("KB1", "x").exit_code == 0);
+    s.start({"--report-queue", "1"});
+    const auto fleet_db = s.dir / "repo" / "fleet.db";
+
+    // Another writer holds fleet.db: the seeder's writer waits on it (busy timeout), so at most
+    // one batch is in its hands and one report in its queue; the rest must be refused at once.
+    auto blocker = io::Db::open(fleet_db);
+    REQUIRE(blocker);
+    REQUIRE((*blocker)->exec("BEGIN IMMEDIATE"));
+    constexpr int kDevices = 8;
+    std::vector<std::future<Result<io::http::ClientResponse>>> posts;
+    for (int i = 0; i < kDevices; ++i) {
+        posts.push_back(std::async(
+            std::launch::async, [i] { return post_report(report_body(device_key(500 + i), 1)); }));
+    }
+    const auto answered = [&] {
+        int n = 0;
+        for (auto& p : posts) n += p.wait_for(0s) == std::future_status::ready;
+        return n;
+    };
+    CHECK(wait_until([&] { return answered() >= kDevices - 2; }, 4s));
+    REQUIRE((*blocker)->exec("ROLLBACK"));
+
+    std::vector<int> refused;
+    std::set<std::string> accepted;
+    for (int i = 0; i < kDevices; ++i) {
+        auto r = posts[i].get();
+        REQUIRE(r);
+        INFO("report " << i << ": HTTP " << r->status << " " << r->body);
+        REQUIRE((r->status == 200 || r->status == 503));
+        if (r->status == 200) {
+            accepted.insert(seeder::device_id_for(device_key(500 + i).public_key));
+        } else {
+            refused.push_back(i);
+            if (json::parse(r->body)["error"] == "busy") {
+                REQUIRE(r->headers.contains("retry-after"));
+                CHECK(std::stoi(r->headers.at("retry-after")) >= 1);
+            }
+        }
+    }
+    CHECK(refused.size() >= kDevices - 2);
+    auto metrics = get("/metrics");
+    REQUIRE(metrics);
+    CHECK_THAT(metrics->body, Catch::Contains("patchswarm_reports_total{result=\"deferred\"}"));
+    CHECK_THAT(metrics->body,
+               !Catch::Contains("patchswarm_reports_total{result=\"deferred\"} 0\n"));
+
+    // As the agent does: the refused ones come back and are stored.
+    for (int i : refused) {
+        bool stored = false;
+        CHECK(wait_until(
+            [&] {
+                auto r = post_report(report_body(device_key(500 + i), 1));
+                stored = r && r->status == 200;
+                return stored;
+            },
+            20s));
+        if (stored) accepted.insert(seeder::device_id_for(device_key(500 + i).public_key));
+    }
+    CHECK(accepted.size() == kDevices);
+    const auto in_db = stored_devices(fleet_db);
+    for (const auto& id : accepted) CHECK(in_db.contains(id));
 }

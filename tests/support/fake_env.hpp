@@ -33,6 +33,12 @@ class FakeEnv final : public io::Env {
         std::lock_guard lock(mu_);
         write_fault_ = std::move(f);
     }
+    // The values random_u64 returns (default: a fixed pseudo-random sequence, the same in every
+    // run, so jittered timers are deterministic).
+    void on_random(std::function<std::uint64_t()> f) {
+        std::lock_guard lock(mu_);
+        random_ = std::move(f);
+    }
     // Replaces run_process (default: the real one).
     void on_run_process(std::function<Result<io::ProcessResult>(const io::ProcessSpec&)> f) {
         std::lock_guard lock(mu_);
@@ -62,6 +68,15 @@ class FakeEnv final : public io::Env {
         return std::chrono::steady_clock::time_point(std::chrono::seconds(now_.load()));
     }
     std::string hostname() override { return "fake-host"; }
+    std::uint64_t random_u64() override {
+        std::lock_guard lock(mu_);
+        if (random_) return random_();
+        // splitmix64
+        std::uint64_t z = (random_state_ += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        return z ^ (z >> 31);
+    }
     std::string boot_id() override {
         std::lock_guard lock(mu_);
         return boot_id_;
@@ -159,6 +174,8 @@ class FakeEnv final : public io::Env {
         probe_;
     std::map<std::string, core::InstallObservation> simulated_;
     std::atomic<int> supervised_starts_{0};
+    std::function<std::uint64_t()> random_;
+    std::uint64_t random_state_ = 0;
 };
 
 }  // namespace patchswarm::test
