@@ -34,8 +34,13 @@ Usage: bench/fleet.sh [options]
   --heartbeat S        simulated endpoints' heartbeat (default 60, the agent's default)
   --phase-timeout S    give up on a phase after S s (default 180)
   --no-nginx           skip the nginx comparison
+  --no-enrol           a repository without fleet CA (root init --no-fleet-ca): endpoints do
+                       not enrol, the seeder pins their keys on first report (saves N / 50 s
+                       of set-up on a loaded machine; no enrolments/s then)
   --port P             seeder HTTP port on 127.0.0.1 (default 28180; BitTorrent P+1, nginx P+2)
   --bin-dir DIR        build folder (default build/)
+  --seeder-bin FILE    the patchswarm-seeder to measure (default: the one in --bin-dir), e.g.
+                       another branch's build
   --out DIR            where fleet-<time>.jsonl goes (default bench/results)
   --keep               keep each run's folder (repository, logs, per-endpoint JSON lines)
   --no-setup           do not install packages or build (they must be there)
@@ -60,8 +65,10 @@ F_HOLD=60
 F_HEARTBEAT=60
 F_TIMEOUT=180
 F_NGINX=1
+F_ENROL=1
 F_PORT=28180
 F_BIN=$ROOT_DIR/build
+F_SEEDER_BIN=""
 F_OUT=$BENCH_DIR/results
 F_KEEP=0
 F_SETUP=1
@@ -82,8 +89,10 @@ while (($#)); do
     --heartbeat) F_HEARTBEAT=${2:?}; shift 2 ;;
     --phase-timeout) F_TIMEOUT=${2:?}; shift 2 ;;
     --no-nginx) F_NGINX=0; shift ;;
+    --no-enrol) F_ENROL=0; shift ;;
     --port) F_PORT=${2:?}; shift 2 ;;
     --bin-dir) F_BIN=$(cd "${2:?}" && pwd); shift 2 ;;
+    --seeder-bin) F_SEEDER_BIN=$(realpath "${2:?}"); shift 2 ;;
     --out) F_OUT=${2:?}; shift 2 ;;
     --keep) F_KEEP=1; shift ;;
     --no-setup) F_SETUP=0; shift ;;
@@ -100,7 +109,7 @@ if ((F_SETUP)); then
     PATCHSWARM_EXTRA_PACKAGES="nginx-light curl jq" \
         "$ROOT_DIR/scripts/setup.sh" patchswarm-seeder patchswarm-fleetsim >&2
 fi
-SEEDER=$F_BIN/seeder/patchswarm-seeder
+SEEDER=${F_SEEDER_BIN:-$F_BIN/seeder/patchswarm-seeder}
 FLEETSIM=$F_BIN/bench/fleetsim/patchswarm-fleetsim
 [[ -x $SEEDER && -x $FLEETSIM ]] || die "no patchswarm-seeder / patchswarm-fleetsim in $F_BIN"
 for t in curl jq; do command -v $t >/dev/null || die "$t is missing (run without --no-setup)"; done
@@ -111,6 +120,7 @@ mkdir -p "$F_OUT"
 STAMP=$(date -u +%Y%m%d-%H%M%S)
 RESULTS=$F_OUT/fleet-$STAMP.jsonl
 COMMIT=$(git -C "$ROOT_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)
+SEEDER_COMMIT=$(git -C "$(dirname "$SEEDER")" rev-parse --short HEAD 2>/dev/null || echo unknown)
 HAS_MAX_CONN=0
 "$SEEDER" serve --help 2>&1 | grep -q -- '--max-connections ' && HAS_MAX_CONN=1
 STATUS=0
@@ -149,7 +159,7 @@ run_size() { # N
     "$S" keygen --out "$W/keys/release1" >/dev/null 2>&1
     "$S" root init --repo "$W/repo" --root-pub "$W/keys/root1.pub" --root-threshold 1 \
         --release-pub "$W/keys/release1.pub" --release-threshold 1 \
-        --key "$W/keys/root1.key" >/dev/null 2>&1
+        --key "$W/keys/root1.key" $( ((F_ENROL)) || echo --no-fleet-ca) >/dev/null 2>&1
     "$S" token create --repo "$W/repo" --uses "$n" --label fleet-bench 2>/dev/null |
         grep '^pst_' >"$W/token"
     mkdir -p "$W/payload"
@@ -201,7 +211,7 @@ EOF
     local rc=0
     local t0 t1
     "$FLEETSIM" --seeder "http://127.0.0.1:$F_PORT" --trust "$W/repo/root/1.json" -n "$n" \
-        --token-file "$W/token" --hook "$W/hook" --phase "${phases[@]}" \
+        $( ((F_ENROL)) && echo --token-file "$W/token") --hook "$W/hook" --phase "${phases[@]}" \
         --storm-spread "$F_SPREAD" --storm-states "$F_STATES" --heartbeat "$F_HEARTBEAT" \
         --phase-timeout "$F_TIMEOUT" --seeder-pid-file "$W/seeder.pid" \
         --fleet-db "$W/repo/fleet.db" --out "$W/summary.json" \
@@ -258,11 +268,12 @@ EOF
         echo '{}' >"$W/summary.json"
         rc=1
     fi
-    jq -c --arg date "$(date -u +%FT%TZ)" --arg commit "$COMMIT" --argjson n "$n" \
+    jq -c --arg date "$(date -u +%FT%TZ)" --arg commit "$COMMIT" --arg seeder_commit "$SEEDER_COMMIT" --arg seeder "$SEEDER" --argjson n "$n" \
         --argjson maxconn "$HAS_MAX_CONN" --argjson rc "$rc" --argjson nginx "$nginx_json" \
         --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --arg cpus "$(nproc)" \
         --argjson status_s "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" \
-        '{kind: "fleet", date: $date, commit: $commit, endpoints: $n,
+        '{kind: "fleet", date: $date, commit: $commit, seeder: $seeder,
+          seeder_commit: $seeder_commit, endpoints: $n,
           max_connections_flag: ($maxconn == 1), exit_code: $rc, loadavg_at_end: $load,
           cpus: ($cpus | tonumber), status_json_s: $status_s, fleetsim: ., nginx: $nginx}' \
         "$W/summary.json" | tee -a "$RESULTS" >/dev/null

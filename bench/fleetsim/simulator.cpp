@@ -139,8 +139,10 @@ struct Endpoint {
     bool holding = false;  // a long-poll for the current sequence is in flight
     bool first_feed = false;
     std::vector<std::pair<std::uint64_t, std::int64_t>> feeds_seen;  // sequence, wall ms
-    std::int64_t last_feed_ok_sent_ms = 0;  // when the request of the last 200 feed was sent
-    std::int64_t last_feed_ok_ms = 0;
+    // The first feed answer and the first accepted report whose requests were sent after the
+    // simulator's mark (the restart phase's start): the answer's wall ms, 0 before one.
+    std::int64_t feed_ok_after_mark_ms = 0;
+    std::int64_t report_ok_after_mark_ms = 0;
     // reports
     std::uint64_t counter = 0;
     std::uint64_t max_ok_counter = 0;
@@ -148,8 +150,6 @@ struct Endpoint {
     bool report_pending = false;
     bool report_scheduled = false;
     std::uint32_t reports_sent = 0, reports_ok = 0, reports_failed = 0, reports_retried = 0;
-    std::int64_t last_report_ok_sent_ms = 0;
-    std::int64_t last_report_ok_ms = 0;
     std::int64_t first_release_report_ok_ms = 0;  // first 200 for a report carrying a release
     // everything else
     std::uint32_t network_errors = 0, retries = 0;
@@ -503,8 +503,8 @@ class Simulator {
         if (!feed) {
             return retry_later(e, fail(Errc::bad_signature, feed.error().message));
         }
-        e.last_feed_ok_sent_ms = sent_ms;
-        e.last_feed_ok_ms = at;
+        if (mark_ms_ && sent_ms >= mark_ms_ && e.feed_ok_after_mark_ms == 0)
+            e.feed_ok_after_mark_ms = at;
         const bool is_new = accepted.sequence != e.feed.sequence;
         if (is_new) {
             e.feed = accepted;
@@ -650,8 +650,8 @@ class Simulator {
                 if (r && r->status == 200) {
                     ++e.reports_ok;
                     e.max_ok_counter = std::max(e.max_ok_counter, counter);
-                    e.last_report_ok_sent_ms = sent_ms;
-                    e.last_report_ok_ms = at;
+                    if (mark_ms_ && sent_ms >= mark_ms_ && e.report_ok_after_mark_ms == 0)
+                        e.report_ok_after_mark_ms = at;
                     report_ok_times_.push_back(at);
                     if (!states.empty() && e.first_release_report_ok_ms == 0)
                         e.first_release_report_ok_ms = at;
@@ -966,14 +966,16 @@ class Simulator {
     void phase_restart() {
         auto doc = begin_phase("restart");
         const std::int64_t t0 = wall_ms();
+        mark_ms_ = t0;
+        for (auto& e : endpoints_) e->feed_ok_after_mark_ms = e->report_ok_after_mark_ms = 0;
         run_hook("restart", [this, doc, t0](bool ok, std::int64_t, std::int64_t end) mutable {
             doc["hook_s"] = static_cast<double>(end - t0) / 1000;
             if (!ok) return end_phase(doc, false);
-            const auto back = [t0](const Endpoint& e) {
-                return !e.started || (e.last_feed_ok_sent_ms >= t0 && e.holding);
+            const auto back = [](const Endpoint& e) {
+                return !e.started || (e.feed_ok_after_mark_ms != 0 && e.holding);
             };
-            const auto reported = [t0](const Endpoint& e) {
-                return !e.started || e.last_report_ok_sent_ms >= t0;
+            const auto reported = [](const Endpoint& e) {
+                return !e.started || e.report_ok_after_mark_ms != 0;
             };
             wait_for(
                 [this, back, reported] {
@@ -984,30 +986,36 @@ class Simulator {
                 },
                 seconds(o_.phase_timeout_s),
                 [this, doc, t0, back, reported](bool ok) mutable {
-                    std::vector<double> feed_ms, report_ms;
+                    std::vector<double> feed_ms, report_ms, both_ms;
                     int not_back = 0, not_reported = 0;
                     for (const auto& e : endpoints_) {
                         if (!e->started) continue;
-                        if (back(*e)) {
-                            feed_ms.push_back(double(e->last_feed_ok_ms - t0));
+                        if (e->feed_ok_after_mark_ms) {
+                            feed_ms.push_back(double(e->feed_ok_after_mark_ms - t0));
                         } else {
                             ++not_back;
                         }
-                        if (reported(*e)) {
-                            report_ms.push_back(double(e->last_report_ok_ms - t0));
+                        if (e->report_ok_after_mark_ms) {
+                            report_ms.push_back(double(e->report_ok_after_mark_ms - t0));
                         } else {
                             ++not_reported;
                         }
+                        if (e->feed_ok_after_mark_ms && e->report_ok_after_mark_ms) {
+                            both_ms.push_back(double(
+                                std::max(e->feed_ok_after_mark_ms, e->report_ok_after_mark_ms) -
+                                t0));
+                        }
                     }
+                    mark_ms_ = 0;
                     doc["not_reconnected"] = not_back;
                     doc["not_reported"] = not_reported;
                     doc["restart_to_feed_ms"] = summarize(feed_ms);
                     doc["restart_to_report_ok_ms"] = summarize(report_ms);
-                    std::vector<double> all;
-                    for (std::size_t k = 0; k < std::min(feed_ms.size(), report_ms.size()); ++k)
-                        all.push_back(std::max(feed_ms[k], report_ms[k]));
+                    doc["restart_to_back_and_reported_ms"] = summarize(both_ms);
                     doc["all_back_and_reported_s"] =
-                        all.empty() ? 0.0 : *std::max_element(all.begin(), all.end()) / 1000;
+                        ok && !both_ms.empty()
+                            ? json(*std::max_element(both_ms.begin(), both_ms.end()) / 1000)
+                            : json(nullptr);
                     doc["duration_s"] = static_cast<double>(wall_ms() - t0) / 1000;
                     end_phase(doc, ok);
                 });
@@ -1291,6 +1299,7 @@ class Simulator {
     int storm_members_ = 0;
     json last_sample_ = json::object();
     double retired_cpu_s_ = 0;
+    std::int64_t mark_ms_ = 0;
     std::int64_t phase_rss_max_kib_ = 0;
     std::int64_t rss_max_kib_ = 0;
     std::int64_t started_ms_ = 0, enrol_started_ms_ = 0, enrol_done_ms_ = 0, cycles_started_ms_ = 0,
