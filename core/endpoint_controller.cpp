@@ -34,6 +34,9 @@ FeedPolicy policy_of(const Feed& feed) {
     FeedPolicy p;
     for (const auto& e : feed.releases) p.open_rings[e.id] = e.open_rings;
     p.halted.insert(feed.halted.begin(), feed.halted.end());
+    for (const auto& e : feed.releases) {
+        if (e.retry) p.retries[e.id] = *e.retry;
+    }
     return p;
 }
 
@@ -88,7 +91,34 @@ std::vector<Action> EndpointController::set_boot_id(std::string boot_id, std::in
 
 std::vector<Action> EndpointController::set_feed_policy(FeedPolicy policy, std::int64_t now) {
     feed_policy_ = std::move(policy);
-    return evaluate_all(now);
+    std::vector<Action> out;
+    for (auto& [id, e] : entries_) {
+        const auto retry = feed_policy_.retries.find(id);
+        if (retry == feed_policy_.retries.end() ||
+            retry->second.generation <= e.record.retry_generation) {
+            out.push_back(step(e, policy_tick(e, now), now));
+            continue;
+        }
+        const auto& devices = retry->second.devices;
+        ReleaseRecord rearmed = e.record;
+        rearmed.retry_generation = retry->second.generation;
+        if (rearmed.state == State::failed &&
+            (devices.empty() ||
+             std::find(devices.begin(), devices.end(), config_.device_id) != devices.end())) {
+            rearmed.attempts = 0;
+            rearmed.next_attempt_at = now;
+        }
+        // One step on the re-armed record, so its save carries both; the controller's copy
+        // moves only when the agent commits it, as always.
+        const ReleaseRecord before = e.record;
+        e.record = rearmed;
+        Action a = step(e, policy_tick(e, now), now);
+        e.record = before;
+        if (!a.save) a.save = rearmed;
+        a.reevaluate = true;
+        out.push_back(std::move(a));
+    }
+    return out;
 }
 
 std::vector<Action> EndpointController::set_deferral(const std::string& id,

@@ -43,6 +43,7 @@ struct ControllerConfig {
 struct FeedPolicy {
     std::map<std::string, std::optional<std::uint32_t>> open_rings;  // release id -> open rings
     std::set<std::string> halted;
+    std::map<std::string, RetryRequest> retries;  // release id -> IT's latest retry request
 };
 FeedPolicy policy_of(const Feed& feed);
 
@@ -79,6 +80,9 @@ class EndpointController {
     // ---- facts -------------------------------------------------------------------------------
     // The boot id, read at start and after a reboot command finished; re-evaluates everything.
     std::vector<Action> set_boot_id(std::string boot_id, std::int64_t now);
+    // A retry request of a generation the release has not seen re-arms it once if it is failed
+    // (also after giving up) and the request names this device or every device: attempts start
+    // again from 1, now. Its generation is saved either way, so a restart does not repeat it.
     std::vector<Action> set_feed_policy(FeedPolicy policy, std::int64_t now);
     // A deferral was persisted (nullopt: cleared).
     std::vector<Action> set_deferral(const std::string& id, std::optional<std::int64_t> until,

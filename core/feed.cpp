@@ -30,7 +30,7 @@ void require_format_1(ObjectReader& r) {
 
 FeedEntry read_feed_entry(const Json& v, std::string where, std::optional<Error>& err) {
     ObjectReader r(v, std::move(where), err);
-    r.allow_only({"id", "sequence", "manifest_sha256", "open_rings"});
+    r.allow_only({"id", "sequence", "manifest_sha256", "open_rings", "retry"});
     FeedEntry e;
     e.id = r.string("id");
     e.sequence = r.u64("sequence");
@@ -39,6 +39,23 @@ FeedEntry read_feed_entry(const Json& v, std::string where, std::optional<Error>
         // Bounded before the narrowing: validate_feed_entry checks the range of the result.
         const std::uint64_t open = r.u64("open_rings");
         e.open_rings = static_cast<std::uint32_t>(std::min<std::uint64_t>(open, 0xffffffffu));
+    }
+    if (r.has("retry") && r.ok()) {
+        ObjectReader retry(*r.value("retry"), r.field("retry"), err);
+        retry.allow_only({"generation", "devices"});
+        RetryRequest req;
+        const std::uint64_t generation = retry.u64("generation");
+        req.generation =
+            static_cast<std::uint32_t>(std::min<std::uint64_t>(generation, 0xffffffffu));
+        if (retry.has("devices")) {
+            if (const Json* devices = retry.array("devices", kMaxRetryDevices)) {
+                for (std::size_t i = 0; i < devices->size() && retry.ok(); ++i) {
+                    req.devices.push_back(retry.as_string(
+                        (*devices)[i], retry.field("devices[" + std::to_string(i) + "]")));
+                }
+            }
+        }
+        e.retry = std::move(req);
     }
     return e;
 }
@@ -74,6 +91,25 @@ Result<void> validate_feed_entry(const FeedEntry& e, const std::string& where) {
     if (e.open_rings && (*e.open_rings == 0 || *e.open_rings > kMaxOpenRings)) {
         return fail(Errc::malformed,
                     where + ".open_rings: must be 1.." + std::to_string(kMaxOpenRings));
+    }
+    if (e.retry) {
+        if (e.retry->generation == 0 || e.retry->generation == 0xffffffffu) {
+            return fail(Errc::malformed, where + ".retry.generation: must be 1..4294967294");
+        }
+        if (e.retry->devices.size() > kMaxRetryDevices) {
+            return fail(Errc::too_large,
+                        where + ".retry.devices: more than " + std::to_string(kMaxRetryDevices));
+        }
+        std::unordered_set<std::string_view> seen;
+        for (std::size_t i = 0; i < e.retry->devices.size(); ++i) {
+            const std::string at_i = where + ".retry.devices[" + std::to_string(i) + "]";
+            if (!core::json_strict::is_lower_hex(e.retry->devices[i], 32)) {
+                return fail(Errc::malformed, at_i + ": expected 32 lowercase hex digits");
+            }
+            if (!seen.insert(e.retry->devices[i]).second) {
+                return fail(Errc::malformed, at_i + ": duplicate device id");
+            }
+        }
     }
     return {};
 }
@@ -125,6 +161,12 @@ std::string serialize_feed(const Feed& f) {
         entry["manifest_sha256"] = e.manifest_sha256;
         // Only when staged: a feed without rollouts serialises exactly as before.
         if (e.open_rings) entry["open_rings"] = *e.open_rings;
+        if (e.retry) {
+            Json retry;
+            retry["generation"] = e.retry->generation;
+            if (!e.retry->devices.empty()) retry["devices"] = e.retry->devices;
+            entry["retry"] = std::move(retry);
+        }
         j["releases"].push_back(std::move(entry));
     }
     j["halted"] = f.halted;

@@ -19,6 +19,19 @@ inline constexpr std::size_t kMaxFeedReleases = 1000;
 // open_rings counts the manifest's rings (at most 16, core::kMaxRings) plus the implicit last one.
 inline constexpr std::uint32_t kMaxOpenRings = 17;
 
+// At most this many devices in one retry request; more is `retry --failed`.
+inline constexpr std::size_t kMaxRetryDevices = 256;
+
+// `patchswarm-seeder retry`: IT asks endpoints whose release failed (also those that gave up) to
+// try again from attempt 1. Only the feed key vouches for it, which is the point: only IT's online
+// key can ask. Each endpoint honours a generation once.
+struct RetryRequest {
+    std::uint32_t generation = 0;      // 1.., grows with every retry of the release
+    std::vector<std::string> devices;  // device ids (32 lowercase hex); empty: every endpoint
+
+    bool operator==(const RetryRequest&) const = default;
+};
+
 struct FeedEntry {
     std::string id;
     std::uint64_t sequence = 0;   // the manifest's sequence
@@ -29,6 +42,7 @@ struct FeedEntry {
     // which is enough: ring membership is in the release-signed manifest, and the signed
     // deadline opens every ring whatever the feed says. 1..kMaxOpenRings.
     std::optional<std::uint32_t> open_rings;
+    std::optional<RetryRequest> retry;  // absent: no retry asked for
 
     bool operator==(const FeedEntry&) const = default;
 };
@@ -49,7 +63,8 @@ struct Feed {
 std::string serialize_feed(const Feed& f);
 // Checks every field and bound: format 1, valid repository and release ids (unique within
 // releases and within halted), lowercase 64-hex manifest hashes, open_rings 1..kMaxOpenRings
-// when present, expires > issued, at most kMaxFeedReleases entries in each list
+// when present, a retry's generation >= 1 and its devices unique 32-hex ids (at most
+// kMaxRetryDevices), expires > issued, at most kMaxFeedReleases entries in each list
 // (Errc::too_large).
 [[nodiscard]] Result<void> validate_feed(const Feed& f);
 // Errc::too_large over kMaxFeedBytes (before parsing); Errc::malformed for bad JSON, duplicate or

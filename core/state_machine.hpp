@@ -54,6 +54,9 @@ struct ReleaseRecord {
     // When reboot_pending: when the agent was last told to reboot (cmd::RunReboot); 0 = never.
     // Keeps a reboot command from running on every tick while the machine goes down.
     std::int64_t reboot_requested_at = 0;
+    // The last `patchswarm-seeder retry` generation (signed feed) this release has seen; each
+    // generation re-arms a failed release once (EndpointController::set_feed_policy).
+    std::uint32_t retry_generation = 0;
 
     // Field-wise; Step::changed is computed with it, so a new field is persisted automatically.
     bool operator==(const ReleaseRecord&) const = default;

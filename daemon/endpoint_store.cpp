@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS releases(
   install_output TEXT NOT NULL DEFAULT '',
   bytes_from_lan INTEGER NOT NULL DEFAULT 0,
   bytes_from_wan INTEGER NOT NULL DEFAULT 0,
-  reboot_requested_at INTEGER NOT NULL DEFAULT 0);
+  reboot_requested_at INTEGER NOT NULL DEFAULT 0,
+  retry_generation INTEGER NOT NULL DEFAULT 0);
 -- A user's or local admin's `patchswarmd defer`, per release id; the agent reads it every tick.
 CREATE TABLE IF NOT EXISTS roots(
   version INTEGER PRIMARY KEY,
@@ -51,7 +52,7 @@ constexpr std::string_view kReleaseColumns =
     "id, manifest_sha256, manifest_envelope, sequence, torrent, state, entered_at, attempts, "
     "next_attempt_at, failed_phase, reason, boot_id_at_install, verify_started_at, "
     "last_exit_code, bytes_done, bytes_total, bytes_from_peers, bytes_from_seeder, "
-    "install_output, bytes_from_lan, bytes_from_wan, reboot_requested_at";
+    "install_output, bytes_from_lan, bytes_from_wan, reboot_requested_at, retry_generation";
 
 Result<StoredRelease> read_release(const io::Stmt& s) {
     StoredRelease r;
@@ -82,6 +83,7 @@ Result<StoredRelease> read_release(const io::Stmt& s) {
     r.bytes_from_lan = static_cast<std::uint64_t>(s.column_int(19));
     r.bytes_from_wan = static_cast<std::uint64_t>(s.column_int(20));
     r.record.reboot_requested_at = s.column_int(21);
+    r.record.retry_generation = static_cast<std::uint32_t>(s.column_int(22));
     return r;
 }
 
@@ -122,6 +124,11 @@ Result<void> EndpointStore::migrate() {
             if (!*row) break;
             columns.insert(s->column_text(0));
         }
+    }
+    if (!columns.contains("retry_generation")) {
+        auto ok = db_->exec(
+            "ALTER TABLE releases ADD COLUMN retry_generation INTEGER NOT NULL DEFAULT 0");
+        if (!ok) return ok;
     }
     if (!columns.contains("reboot_requested_at")) {
         auto ok = db_->exec(
@@ -194,7 +201,7 @@ Result<std::optional<StoredRelease>> EndpointStore::load_release(const std::stri
 Result<void> EndpointStore::save_release(const StoredRelease& r) {
     auto s = db_->prepare("INSERT OR REPLACE INTO releases(" + std::string(kReleaseColumns) +
                           ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,"
-                          "?18,?19,?20,?21,?22)");
+                          "?18,?19,?20,?21,?22,?23)");
     if (!s) return std::unexpected(s.error());
     const auto& rec = r.record;
     s->bind(1, rec.id).bind(2, r.manifest_sha256).bind(3, r.manifest_envelope);
@@ -212,6 +219,7 @@ Result<void> EndpointStore::save_release(const StoredRelease& r) {
     s->bind(19, r.install_output);
     s->bind(20, i64(r.bytes_from_lan)).bind(21, i64(r.bytes_from_wan));
     s->bind(22, rec.reboot_requested_at);
+    s->bind(23, static_cast<std::int64_t>(rec.retry_generation));
     return s->run();
 }
 
@@ -219,13 +227,14 @@ Result<void> EndpointStore::save_record(const core::ReleaseRecord& rec) {
     auto s = db_->prepare(
         "UPDATE releases SET state=?2, entered_at=?3, attempts=?4, next_attempt_at=?5, "
         "failed_phase=?6, reason=?7, boot_id_at_install=?8, verify_started_at=?9, "
-        "last_exit_code=?10, reboot_requested_at=?11 WHERE id=?1");
+        "last_exit_code=?10, reboot_requested_at=?11, retry_generation=?12 WHERE id=?1");
     if (!s) return std::unexpected(s.error());
     s->bind(1, rec.id).bind(2, core::to_string(rec.state)).bind(3, rec.entered_at);
     s->bind(4, rec.attempts).bind(5, rec.next_attempt_at);
     s->bind(6, core::to_string(rec.failed_phase)).bind(7, rec.reason);
     s->bind(8, rec.boot_id_at_install).bind(9, rec.verify_started_at);
     s->bind(10, rec.last_exit_code).bind(11, rec.reboot_requested_at);
+    s->bind(12, static_cast<std::int64_t>(rec.retry_generation));
     return s->run();
 }
 

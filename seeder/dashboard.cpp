@@ -38,7 +38,8 @@ constexpr std::string_view kPage = R"PSDASHBOARD(<!doctype html>
   .count .label { color:var(--muted); font-size:.85em; }
   .count.zero { opacity:.45; }
   .count.effective .n { color:var(--ok); }
-  .count.failed .n, .count.rejected .n, .count.stale .n { color:var(--bad); }
+  .count.failed .n, .count.rejected .n, .count.offline_not_patched .n { color:var(--bad); }
+  .todo li { margin:.3em 0; } .todo code { background:#0001; padding:.1em .4em; user-select:all; }
   .count.reboot_pending .n, .count.waiting .n { color:var(--warn); }
   .count.downloading .n { color:var(--info); }
   .grid { display:grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap:1em; }
@@ -64,7 +65,7 @@ constexpr std::string_view kPage = R"PSDASHBOARD(<!doctype html>
   svg.curve text { font-size:10px; fill:var(--muted); }
   .why { max-width:40em; }
   .muted { color:var(--muted); }
-  .state-failed, .state-rejected, .state-stale { color:var(--bad); font-weight:600; }
+  .state-failed, .state-rejected, .state-offline_not_patched { color:var(--bad); font-weight:600; }
 </style>
 </head>
 <body data-loaded="0">
@@ -116,9 +117,10 @@ function bytes(n) {
 function renderCounts(r) {
   const box = el("div", {class: "counts", "data-testid": "counts"});
   for (const [state, n] of Object.entries(r.counts || {})) {
+    if (state === "stale") continue;  // the two offline states together, shown on their own
     box.append(el("div", {class: "count " + state + (n ? "" : " zero"), "data-testid": "count-box-" + state},
                   el("span", {"data-testid": "count-" + state, class: "n"}, n),
-                  el("span", {class: "label"}, state.replace("_", " "))));
+                  el("span", {class: "label"}, state.replaceAll("_", " "))));
   }
   return box;
 }
@@ -219,6 +221,15 @@ function renderAttention(r, now) {
   const list = r.not_effective || [];
   const wrap = el("div", {"data-testid": "attention"},
                   el("h3", {}, "Needs attention (", el("span", {"data-testid": "attention-count"}, list.length), ")"));
+  const groups = r.attention || [];
+  if (groups.length) {
+    const ul = el("ul", {class: "todo", "data-testid": "attention-groups"});
+    for (const g of groups) {
+      ul.append(el("li", {"data-testid": "attention-group"}, el("b", {}, g.what), " — run ",
+                   el("code", {"data-testid": "attention-command"}, g.command)));
+    }
+    wrap.append(ul);
+  }
   if (list.length === 0) {
     wrap.append(el("div", {class: "muted", "data-testid": "attention-none"}, "every known endpoint is effective"));
     return wrap;
@@ -229,7 +240,7 @@ function renderAttention(r, now) {
     t.append(el("tr", {"data-testid": "attention-row", "data-state": e.state},
                 el("td", {title: e.device_id}, el("span", {"data-testid": "attention-host"}, e.hostname),
                    el("div", {class: "muted"}, e.remote_address)),
-                el("td", {class: "state-" + e.state, "data-testid": "attention-state"}, e.state.replace("_", " ")),
+                el("td", {class: "state-" + e.state, "data-testid": "attention-state"}, e.state.replaceAll("_", " ")),
                 el("td", {}, e.site),
                 el("td", {}, e.ring),
                 el("td", {}, e.last_seen ? duration(now - e.last_seen) + " ago" : "–"),
@@ -250,6 +261,7 @@ function renderRelease(r, now) {
                 r.reported + " reported · " + bytes(r.bytes_from_peers) + " from peers, " +
                 bytes(r.bytes_from_seeder) + " from the seeder"));
   sec.append(renderHalt(r));
+  if (r.seed_problem) sec.append(el("div", {class: "banner halted", "data-testid": "seed-problem"}, r.seed_problem));
   sec.append(renderCounts(r));
   sec.append(el("div", {class: "grid"}, renderCurve(r, now), el("div", {}, renderRings(r), renderSites(r))));
   sec.append(renderAttention(r, now));

@@ -79,6 +79,14 @@ CREATE TABLE IF NOT EXISTS seed_problems (
     present_ppm     INTEGER,
     at              INTEGER NOT NULL
 );
+-- `retry`: the latest retry request per release, listed in the signed feed.
+CREATE TABLE IF NOT EXISTS retries (
+    release_id      TEXT PRIMARY KEY,
+    manifest_sha256 TEXT NOT NULL,
+    generation      INTEGER NOT NULL,
+    devices         TEXT NOT NULL,     -- one device id per line; '' for every endpoint
+    at              INTEGER NOT NULL
+);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1');
 INSERT OR IGNORE INTO meta(key, value) VALUES ('feed_sequence', '0');
 )sql";
@@ -188,6 +196,50 @@ Result<void> FleetDb::save_ring_open(std::string_view release_id, std::string_vi
         .bind(3, static_cast<std::int64_t>(ring))
         .bind(4, at)
         .run();
+}
+
+Result<std::uint32_t> FleetDb::request_retry(std::string_view release_id,
+                                             std::string_view manifest_sha256,
+                                             const std::vector<std::string>& devices,
+                                             std::int64_t now) {
+    std::uint32_t generation = 0;
+    auto ok = db_->transaction([&]() -> Result<void> {
+        auto last = db_->prepare("SELECT generation FROM retries WHERE release_id = ?1");
+        if (!last) return std::unexpected(last.error());
+        last->bind(1, release_id);
+        auto row = last->step();
+        if (!row) return std::unexpected(row.error());
+        generation = *row ? static_cast<std::uint32_t>(last->column_int(0)) + 1 : 1;
+        auto put = db_->prepare(R"sql(
+            INSERT OR REPLACE INTO retries(release_id, manifest_sha256, generation, devices, at)
+            VALUES (?1, ?2, ?3, ?4, ?5))sql");
+        if (!put) return std::unexpected(put.error());
+        return put->bind(1, release_id)
+            .bind(2, manifest_sha256)
+            .bind(3, static_cast<std::int64_t>(generation))
+            .bind(4, join_lines(devices))
+            .bind(5, now)
+            .run();
+    });
+    if (!ok) return std::unexpected(ok.error());
+    return generation;
+}
+
+Result<std::vector<RetryRow>> FleetDb::retries() {
+    auto stmt = db_->prepare(
+        "SELECT release_id, manifest_sha256, generation, devices, at FROM retries "
+        "ORDER BY release_id");
+    if (!stmt) return std::unexpected(stmt.error());
+    std::vector<RetryRow> out;
+    for (;;) {
+        auto row = stmt->step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) break;
+        out.push_back({stmt->column_text(0), stmt->column_text(1),
+                       static_cast<std::uint32_t>(stmt->column_int(2)),
+                       split_lines(stmt->column_text(3)), stmt->column_int(4)});
+    }
+    return out;
 }
 
 Result<void> FleetDb::set_seed_problem(const SeedProblem& p) {

@@ -79,6 +79,18 @@ struct SeedProblem {
     bool operator==(const SeedProblem&) const = default;
 };
 
+// `patchswarm-seeder retry`: the latest retry request of a release (its manifest), signed into
+// the feed by serve. Each new request gets the next generation.
+struct RetryRow {
+    std::string release_id;
+    std::string manifest_sha256;
+    std::uint32_t generation = 0;
+    std::vector<std::string> devices;  // empty: every endpoint
+    std::int64_t at = 0;
+
+    bool operator==(const RetryRow&) const = default;
+};
+
 // Devices revoked by `device revoke` are left out: they are no longer part of the fleet, so they
 // count neither toward compliance nor toward ring thresholds (their rows stay in fleet.db).
 struct FleetSnapshot {
@@ -160,6 +172,14 @@ class FleetDb {
     [[nodiscard]] Result<void> set_seed_problem(const SeedProblem& problem);
     [[nodiscard]] Result<void> clear_seed_problem(std::string_view release_id);
     [[nodiscard]] Result<std::vector<SeedProblem>> seed_problems();
+
+    // Records a retry request for the release's manifest and returns its generation: one more
+    // than the release's last (whatever manifest that was for), so endpoints see it as new.
+    [[nodiscard]] Result<std::uint32_t> request_retry(std::string_view release_id,
+                                                      std::string_view manifest_sha256,
+                                                      const std::vector<std::string>& devices,
+                                                      std::int64_t now);
+    [[nodiscard]] Result<std::vector<RetryRow>> retries();
 
     // Every halt row, active or resumed, by release id.
     [[nodiscard]] Result<std::vector<HaltRow>> halts();

@@ -203,6 +203,19 @@ struct RolloutController::Impl : std::enable_shared_from_this<Impl> {
                 entry.open_rings = ro.feed_open_rings;
             }
         }
+        // `retry` requests (fleet.db, written by the CLI) ride along in the signed feed.
+        if (auto retries = db.retries(); !retries) {
+            spdlog::error("rollout: cannot read retries: {}", retries.error().message);
+        } else {
+            for (auto& entry : entries) {
+                for (const auto& r : *retries) {
+                    if (r.release_id != entry.id || r.manifest_sha256 != entry.manifest_sha256) {
+                        continue;
+                    }
+                    entry.retry = core::RetryRequest{r.generation, r.devices};
+                }
+            }
+        }
         const bool changed = entries != feed_entries || now_halted != halted;
         feed_entries = std::move(entries);
         halted = std::move(now_halted);

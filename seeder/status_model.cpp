@@ -12,6 +12,7 @@
 #include "core/rollout.hpp"
 #include "crypto/crypto.hpp"
 #include "io/fs.hpp"
+#include "seeder/halt.hpp"
 
 namespace patchswarm::seeder {
 
@@ -82,6 +83,51 @@ std::string why_of(const EndpointStatus& e, std::int64_t now) {
     if (e.state == "downloading") return "downloading, " + percent_text(e.progress) + " done";
     if (e.state == "effective") return "";
     return e.state + " since " + when(e.since);
+}
+
+// Groups of endpoints that need IT, with the command that helps each; most urgent first.
+std::vector<AttentionGroup> attention_of(const ReleaseStatus& rs, const std::string& repo) {
+    std::vector<AttentionGroup> out;
+    if (!rs.seed_problem.empty()) {
+        out.push_back({rs.seed_problem, rs.waiting_for_missing_pieces,
+                       "patchswarm-seeder publish --repo " + repo + " --id " + rs.id +
+                           " --replace --payload <the original payload> --install <...>"});
+    }
+    if (rs.halted || rs.halt_pending) {
+        out.push_back({"release halted: " + rs.halt_reason, 0,
+                       "patchswarm-seeder resume " + rs.id + " --repo " + repo});
+    }
+    std::size_t failed = 0, gave_up = 0;
+    std::map<std::string, std::size_t> failed_by_site;
+    std::size_t offline = 0, unreported = 0;
+    for (const auto& e : rs.all) {
+        if (e.last_state == "failed" && !is_offline_state(e.state)) {
+            ++failed;
+            ++failed_by_site[e.site];
+            if (e.next_attempt_at && *e.next_attempt_at == 0) ++gave_up;
+        }
+        if (e.state == kOfflineNotPatched) ++offline;
+        if (e.state == kUnreported) ++unreported;
+    }
+    if (failed > 0) {
+        out.push_back({std::to_string(failed) + " failed (" + std::to_string(gave_up) + " gave up)",
+                       failed, retry_command(repo, rs.id, "--failed")});
+        if (failed_by_site.size() > 1) {
+            for (const auto& [site, n] : failed_by_site) {
+                out.push_back({"site " + site + ": " + std::to_string(n) + " failed", n,
+                               retry_command(repo, rs.id, "--site", site)});
+            }
+        }
+    }
+    if (offline > 0) {
+        out.push_back({std::to_string(offline) + " offline, not patched", offline,
+                       "(switch them on or reach them: nothing to run from here)"});
+    }
+    if (unreported > 0) {
+        out.push_back({std::to_string(unreported) + " not reporting this release", unreported,
+                       "patchswarmd status (on the endpoint)"});
+    }
+    return out;
 }
 
 ReleaseStatus release_status(const core::FeedEntry& entry, const ManifestFacts* facts,
@@ -211,6 +257,12 @@ ReleaseStatus release_status(const core::FeedEntry& entry, const ManifestFacts* 
         }
         rs.all.push_back(std::move(line));
     }
+    for (const auto& r : rollout_state.retries) {
+        if (r.release_id == entry.id && r.manifest_sha256 == entry.manifest_sha256) {
+            rs.retry_generation = r.generation;
+        }
+    }
+    rs.attention = attention_of(rs, rollout_state.repo_dir);
     std::sort(to_effective.begin(), to_effective.end());
     rs.effective_times = to_effective;
     rs.time_to_protection = time_to_protection(std::move(to_effective));
@@ -347,6 +399,7 @@ Result<FleetStatus> collect_status(const RepoPaths& paths, FleetDb* db, std::int
     }
     RolloutState rollout;
     rollout.stale_after = stale_after.value_or(kDefaultStaleAfterS);
+    rollout.repo_dir = paths.root().string();
     if (db) {
         if (!stale_after) {
             auto saved = db->get_meta("stale_after");
@@ -362,6 +415,9 @@ Result<FleetStatus> collect_status(const RepoPaths& paths, FleetDb* db, std::int
         auto halts = db->halts();
         if (!halts) return std::unexpected(halts.error());
         rollout.halts = std::move(*halts);
+        auto retries = db->retries();
+        if (!retries) return std::unexpected(retries.error());
+        rollout.retries = std::move(*retries);
         auto problems = db->seed_problems();
         if (!problems) return std::unexpected(problems.error());
         rollout.seed_problems = std::move(*problems);

@@ -86,6 +86,13 @@ struct SiteStatus {
     double wan_copies = 0;  // bytes_from_wan / release size (0 when the size is unknown)
 };
 
+// A group of endpoints (or the release itself) that needs IT, and what to run about it.
+struct AttentionGroup {
+    std::string what;  // "3 failed (2 gave up)", "site branch1: 2 failed", ...
+    std::size_t endpoints = 0;
+    std::string command;  // a command line to run, or empty when none fixes it from here
+};
+
 struct ReleaseStatus {
     std::string id;
     std::uint64_t sequence = 0;
@@ -127,6 +134,9 @@ struct ReleaseStatus {
     std::string seed_problem;
     // Downloading endpoints that have every piece HQ has: nobody can give them the rest.
     std::size_t waiting_for_missing_pieces = 0;
+    // What needs IT, most urgent first, with the command for each (the dashboard's list).
+    std::vector<AttentionGroup> attention;
+    std::optional<std::uint32_t> retry_generation;  // the last `retry` asked, if any
 };
 
 struct FleetStatus {
@@ -154,6 +164,8 @@ struct RolloutState {
     std::vector<HaltRow> halts;
     std::int64_t stale_after = 300;
     std::vector<SeedProblem> seed_problems;  // serve's check of its own copies
+    std::vector<RetryRow> retries;           // `retry` requests
+    std::string repo_dir = "REPO";           // for the commands in ReleaseStatus::attention
 };
 
 // The share present from a swarm message like "seed data incomplete after check (99% present)",

@@ -191,6 +191,13 @@ void render_release(std::ostringstream& out, const ReleaseStatus& rs, std::int64
     render_bytes(out, rs);
     render_sites(out, rs);
     render_endpoints(out, rs, now, tty);
+    if (!rs.attention.empty()) {
+        out << "  to do:\n";
+        for (const auto& a : rs.attention) {
+            out << "    " << printable(a.what, 120) << "\n      " << printable(a.command, 200)
+                << '\n';
+        }
+    }
 }
 
 }  // namespace
@@ -272,6 +279,11 @@ std::string status_json(const FleetStatus& status) {
                  {"next_attempt_at", opt(e.next_attempt_at)},
                  {"max_attempts", e.max_attempts ? Json(*e.max_attempts) : Json(nullptr)}});
         }
+        Json attention = Json::array();
+        for (const auto& a : rs.attention) {
+            attention.push_back(
+                {{"what", a.what}, {"endpoints", a.endpoints}, {"command", a.command}});
+        }
         Json rings = Json::array();
         for (const auto& ring : rs.rings) {
             rings.push_back({{"name", ring.name},
@@ -332,7 +344,10 @@ std::string status_json(const FleetStatus& status) {
              {"effective_times", rs.effective_times},
              {"offline_effective", rs.offline_effective},
              {"seed_problem", rs.seed_problem.empty() ? Json(nullptr) : Json(rs.seed_problem)},
-             {"waiting_for_missing_pieces", rs.waiting_for_missing_pieces}});
+             {"waiting_for_missing_pieces", rs.waiting_for_missing_pieces},
+             {"attention", attention},
+             {"retry_generation",
+              rs.retry_generation ? Json(*rs.retry_generation) : Json(nullptr)}});
     }
     const Json doc = {{"format", 1},
                       {"repository", status.repository},

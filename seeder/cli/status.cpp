@@ -1,4 +1,4 @@
-// patchswarm-seeder status, halt and resume: the fleet view and the rollout by hand.
+// patchswarm-seeder status, halt, resume and retry: the fleet view and the rollout by hand.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -69,6 +69,42 @@ struct HaltArgs {
     std::string repo, id, reason;
 };
 
+struct RetryArgs {
+    std::string repo, id;
+    std::optional<std::string> device, site;
+    bool failed = false;
+};
+
+void add_retry(CLI::App& app, RetryArgs& a) {
+    auto* cmd = app.add_subcommand(
+        "retry",
+        "Re-arm endpoints whose release failed, also those that gave up: they try again from "
+        "attempt 1 (carried in the signed feed, so only this seeder's feed key can ask; serve "
+        "re-signs it within a second). Each endpoint honours a request once.");
+    cmd->add_option("ID", a.id, "release id")->required();
+    cmd->add_option("--repo", a.repo, "repository folder")->required();
+    auto* device = cmd->add_option("--device", a.device, "only this device id (32 hex)");
+    auto* failed = cmd->add_flag("--failed", a.failed, "every failed endpoint (the default)");
+    auto* site = cmd->add_option("--site", a.site,
+                                 "the endpoints of this site (as status names it) "
+                                 "that are failed now");
+    device->excludes(failed)->excludes(site);
+    failed->excludes(site);
+}
+
+int run_retry(const RetryArgs& a, io::Env& env) {
+    seeder::RetryScope scope;
+    scope.device = a.device;
+    scope.site = a.site;
+    auto out = seeder::retry_release(seeder::RepoPaths(a.repo), a.id, scope, env.now_unix());
+    if (!out) return fail_with(out.error());
+    std::cout << a.id << ": retry " << out->generation << " asked of "
+              << (out->devices.empty() ? std::string("every failed endpoint")
+                                       : std::to_string(out->devices.size()) + " endpoint(s)")
+              << "\n";
+    return kExitOk;
+}
+
 void add_halt(CLI::App& app, HaltArgs& h, HaltArgs& r) {
     auto* halt = app.add_subcommand(
         "halt",
@@ -129,12 +165,15 @@ CommandGroup status_commands() {
     auto status = std::make_shared<StatusArgs>();
     auto halt = std::make_shared<HaltArgs>();
     auto resume = std::make_shared<HaltArgs>();
-    return {{"status", "halt", "resume"},
+    auto retry = std::make_shared<RetryArgs>();
+    return {{"status", "halt", "resume", "retry"},
             [=](CLI::App& app) {
                 add_status(app, *status);
                 add_halt(app, *halt, *resume);
+                add_retry(app, *retry);
             },
             [=](CLI::App& app, io::Env& env) {
+                if (app.got_subcommand("retry")) return run_retry(*retry, env);
                 if (app.got_subcommand("halt")) return run_halt(*halt, env);
                 if (app.got_subcommand("resume")) return run_resume(*resume, env);
                 return run_status(*status, env);

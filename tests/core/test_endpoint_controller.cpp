@@ -368,3 +368,49 @@ TEST_CASE("an emergency release deferred for ten years installs and reboots at i
     }
     CHECK(reboot);
 }
+
+TEST_CASE("a retry request re-arms a release that gave up, once per generation", "[core]") {
+    auto c = holding(State::failed);
+    ReleaseRecord gave_up = *c.record("KB1");
+    gave_up.attempts = 5;
+    gave_up.next_attempt_at = 0;  // no retry left
+    gave_up.failed_phase = Phase::install;
+    Action seed;
+    seed.id = "KB1";
+    seed.save = gave_up;
+    c.committed(seed);
+    // Nothing happens on its own.
+    CHECK_FALSE(c.next_wakeup(kT0));
+
+    FeedPolicy other;
+    other.retries["KB1"] = {1, {std::string(32, 'b')}};  // another device
+    auto ignored = c.set_feed_policy(other, kT0);
+    REQUIRE(ignored.size() == 1);
+    REQUIRE(ignored[0].save);
+    CHECK(ignored[0].save->retry_generation == 1);  // seen, so never acted on later
+    CHECK(ignored[0].save->attempts == 5);
+    CHECK_FALSE(has<cmd::RunInstall>(ignored[0]));
+    commit_all(c, ignored);
+
+    FeedPolicy mine;
+    mine.retries["KB1"] = {2, {}};  // every device
+    auto rearmed = c.set_feed_policy(mine, kT0 + 10);
+    REQUIRE(rearmed.size() == 1);
+    REQUIRE(rearmed[0].save);
+    CHECK(rearmed[0].save->retry_generation == 2);
+    CHECK(rearmed[0].save->attempts == 0);
+    CHECK(has<cmd::RunInstall>(rearmed[0]));  // retried now, from attempt 1
+    CHECK(rearmed[0].save->state == State::installing);
+    commit_all(c, rearmed);
+    // It fails again: back to failed with a retry planned.
+    auto failed = c.handle("KB1", ev::InstallFinished{1, false, "boom", ""}, kT0 + 20);
+    commit_all(c, failed);
+    REQUIRE(c.record("KB1")->state == State::failed);
+    CHECK(c.record("KB1")->attempts == 1);
+    CHECK(c.record("KB1")->next_attempt_at > kT0 + 20);
+    // The same generation again (the next feed, or a restart with the stored feed): nothing.
+    auto again = c.set_feed_policy(mine, kT0 + 30);
+    REQUIRE(again.size() == 1);
+    CHECK_FALSE(again[0].save);
+    CHECK_FALSE(has<cmd::RunInstall>(again[0]));
+}

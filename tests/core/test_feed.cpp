@@ -187,3 +187,38 @@ TEST_CASE("validate_feed refuses a model the seeder built wrongly", "[core]") {
     stale.expires = stale.issued;
     CHECK(validate_feed(stale).error().code == Errc::malformed);
 }
+
+TEST_CASE("a feed entry may carry a retry request, bounded and checked", "[core]") {
+    Feed f;
+    f.repository = "repo";
+    f.sequence = 7;
+    f.issued = 100;
+    f.expires = 200;
+    FeedEntry e;
+    e.id = "KB1";
+    e.sequence = 1;
+    e.manifest_sha256 = std::string(64, 'a');
+    e.retry = RetryRequest{3, {std::string(32, 'b')}};
+    f.releases.push_back(e);
+    const std::string text = serialize_feed(f);
+    CHECK(text.find(R"("retry":{"generation":3,"devices":[")") != std::string::npos);
+    auto back = parse_feed(text);
+    REQUIRE(back);
+    CHECK(*back == f);
+    f.releases[0].retry->devices.clear();  // every device: the list is left out
+    CHECK(serialize_feed(f).find(R"("retry":{"generation":3})") != std::string::npos);
+    REQUIRE(parse_feed(serialize_feed(f)));
+
+    const auto refused = [&](RetryRequest r) {
+        Feed g = f;
+        g.releases[0].retry = std::move(r);
+        return !parse_feed(serialize_feed(g));
+    };
+    CHECK(refused({0, {}}));
+    CHECK(refused({1, {"not-hex"}}));
+    CHECK(refused({1, {std::string(32, 'c'), std::string(32, 'c')}}));
+    CHECK(refused({1, std::vector<std::string>(kMaxRetryDevices + 1, std::string(32, 'd'))}));
+    std::string unknown = serialize_feed(f);
+    unknown.replace(unknown.find(R"("generation")"), 12, R"("everyone":1,"generation")");
+    CHECK_FALSE(parse_feed(unknown));
+}

@@ -269,7 +269,9 @@ TEST_CASE("the dashboard shows a converged fleet in a real browser, endpoint nam
     CHECK(testid_text(dom, "release-effective") == "2");
     CHECK(testid_text(dom, "release-endpoints") == "3");
     CHECK(testid_text(dom, "count-effective") == "2");
-    CHECK(testid_text(dom, "count-stale") == "0");
+    CHECK(testid_text(dom, "count-offline_not_patched") == "0");
+    CHECK(testid_text(dom, "count-offline_effective") == "0");
+    CHECK(dom.find("data-testid=\"count-stale\"") == std::string::npos);  // shown split
     if (release["halt"].is_null()) {
         CHECK(testid_text(dom, "halt") == "not halted");
     } else {  // an auto-halt on the failed install: the page must say so, with the reason
@@ -295,6 +297,9 @@ TEST_CASE("the dashboard shows a converged fleet in a real browser, endpoint nam
     CHECK(occurrences(path[1].str(), " V") == 2);
     // The hostile endpoint: a row needing attention whose name is text, not an element.
     CHECK(testid_text(dom, "attention-count") == "1");
+    // The group needing attention comes with the command that re-arms it.
+    CHECK(dom.find("data-testid=\"attention-command\">patchswarm-seeder retry MS70-001 --repo ") !=
+          std::string::npos);
     CHECK(occurrences(dom, "data-testid=\"attention-row\"") == 1);
     CHECK(testid_text(dom, "attention-host") == "&lt;img src=x onerror=alert(1)&gt;");
     CHECK(dom.find("<img") == std::string::npos);

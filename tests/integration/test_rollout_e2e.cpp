@@ -359,3 +359,61 @@ TEST_CASE(
     const auto rel = release_status(f, "KB-WINDOW");
     CHECK(rel["deadline"].is_number_integer());
 }
+
+TEST_CASE(
+    "an endpoint that gave up says so, and retry in the signed feed re-arms it once the cause "
+    "is fixed",
+    "[integration]") {
+    Fleet f("127.54.0");
+    REQUIRE(f.publish("KB-RETRY", flaky_payload(f, "KB-RETRY"), {"--reboot", "none"}).exit_code ==
+            0);
+    f.start_seeder();
+    write_text(f.state_dir(0) / "fail-install", "x");
+    f.start_endpoint(0, {"--max-attempts", "1"});
+    const LogsOnFailure logs{f, {0}};
+    REQUIRE(wait_until(
+        [&] {
+            const auto e = pending_line(f, "KB-RETRY", 0);
+            return e.is_object() && e["state"] == "failed" && e["next_attempt_at"] == 0;
+        },
+        kConverge));
+    const auto e = pending_line(f, "KB-RETRY", 0);
+    // One line, no trailing newline, no state folder path; and no attempt is coming.
+    CHECK(e["why"] == "gave up after 1 attempt: install failed with exit code 5: disk full");
+    CHECK(e["max_attempts"] == 1);
+    const auto rel = release_status(f, "KB-RETRY");
+    REQUIRE(rel["attention"].is_array());
+    const std::string repo = (f.dir() / "repo").string();
+    bool has_command = false;
+    for (const auto& a : rel["attention"]) {
+        has_command |=
+            a["command"] == "patchswarm-seeder retry KB-RETRY --repo " + repo + " --failed";
+    }
+    CHECK(has_command);
+
+    // IT fixes the cause and asks for the rest; the feed carries the request.
+    fs::remove(f.state_dir(0) / "fail-install");
+    const auto asked =
+        run({PATCHSWARM_SEEDER_BIN, "retry", "KB-RETRY", "--repo", repo, "--failed"});
+    REQUIRE(asked.exit_code == 0);
+    CHECK(asked.output.find("KB-RETRY: retry 1 asked of every failed endpoint") !=
+          std::string::npos);
+    REQUIRE(wait_until(
+        [&] {
+            const auto feed = current_feed(f);
+            if (!feed.is_object()) return false;
+            for (const auto& r : feed["releases"]) {
+                if (r["id"] == "KB-RETRY" && r.contains("retry")) {
+                    return r["retry"]["generation"] == 1;
+                }
+            }
+            return false;
+        },
+        30s));
+    REQUIRE(wait_until([&] { return release_status(f, "KB-RETRY")["effective"] == 1; }, kConverge));
+    CHECK(release_status(f, "KB-RETRY")["retry_generation"] == 1);
+    // A bad scope or an unknown release is refused before anything is written.
+    CHECK(run({PATCHSWARM_SEEDER_BIN, "retry", "KB-RETRY", "--repo", repo, "--device", "zz"})
+              .exit_code != 0);
+    CHECK(run({PATCHSWARM_SEEDER_BIN, "retry", "KB-NOPE", "--repo", repo}).exit_code != 0);
+}

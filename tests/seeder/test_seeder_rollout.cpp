@@ -478,3 +478,82 @@ TEST_CASE("a failed endpoint says whether another attempt is coming", "[core]") 
         if (e["hostname"] == "desk-4") CHECK(e["deferred_by"] == "alice");
     }
 }
+
+TEST_CASE("a damaged copy at HQ is named at the release, and who waits only for its pieces",
+          "[core]") {
+    const std::int64_t now = kPublished + 1000;
+    Index index;
+    index.releases = {{"KB1", 1, kHash, std::nullopt}};
+    FleetSnapshot f = canary_fleet(now);
+    f.releases = {row(1, core::State::downloading, kPublished + 10),
+                  row(2, core::State::downloading, kPublished + 10),
+                  row(3, core::State::failed, kPublished + 10, core::Phase::install)};
+    f.releases[0].progress = 0.995;
+    f.releases[1].progress = 0.40;
+    f.releases[2].next_attempt_at = 0;
+    std::map<std::string, ManifestFacts> facts;
+    facts["KB1"] = {"KB1", "normal", 10, kPublished, std::nullopt};
+    RolloutState state;
+    state.repo_dir = "/srv/repo";
+    const std::string message = "seed data incomplete after check (99% present)";
+    CHECK(seed_present_of(message) == 0.99);
+    CHECK_FALSE(seed_present_of("some other error"));
+    state.seed_problems = {{"KB1", kHash, message, seed_present_of(message), now - 5}};
+    state.retries = {{"KB1", kHash, 4, {}, now - 60}};
+    const FleetStatus status = build_status("repo", index, facts, f, 3, now, {}, state);
+    const auto& rs = status.releases.at(0);
+    CHECK(rs.seed_problem == "HQ's copy is damaged: re-publish (" + message + ")");
+    CHECK(rs.waiting_for_missing_pieces == 1);
+    std::map<std::string, const EndpointStatus*> by_host;
+    for (const auto& e : rs.all) by_host[e.hostname] = &e;
+    CHECK(by_host.at("desk-1")->why ==
+          "waiting for pieces no source has (HQ's copy is damaged), 99% done");
+    CHECK(by_host.at("desk-2")->why == "downloading, 40% done");
+    CHECK(rs.retry_generation == 4u);
+    // What IT should do, with the command for each group.
+    REQUIRE(rs.attention.size() >= 2);
+    CHECK(rs.attention[0].what == rs.seed_problem);
+    CHECK(rs.attention[0].command.rfind("patchswarm-seeder publish --repo /srv/repo --id KB1 "
+                                        "--replace",
+                                        0) == 0);
+    CHECK(rs.attention[1].what == "1 failed (1 gave up)");
+    CHECK(rs.attention[1].command == "patchswarm-seeder retry KB1 --repo /srv/repo --failed");
+
+    const json doc = json::parse(status_json(status));
+    const json& rel = doc["releases"][0];
+    CHECK(rel["seed_problem"] == rs.seed_problem);
+    CHECK(rel["waiting_for_missing_pieces"] == 1);
+    CHECK(rel["attention"][1]["command"] == rs.attention[1].command);
+    CHECK(rel["retry_generation"] == 4);
+    const std::string text = render_status(status, false);
+    CHECK(text.find("  PROBLEM    HQ's copy is damaged: re-publish") != std::string::npos);
+    CHECK(text.find("patchswarm-seeder retry KB1 --repo /srv/repo --failed") != std::string::npos);
+    const std::string metrics = render_metrics(status, {}, {});
+    CHECK(metrics.find("patchswarm_release_seed_damaged{release=\"KB1\"} 1\n") !=
+          std::string::npos);
+}
+
+TEST_CASE("each retry request of a release gets the next generation", "[core]") {
+    test::TempDir dir("ps-retry");
+    auto db = FleetDb::open(dir / "fleet.db");
+    REQUIRE(db);
+    CHECK((*db)->request_retry("KB1", kHash, {}, 10) == 1u);
+    const std::vector<std::string> one{device(3)};
+    CHECK((*db)->request_retry("KB1", kHash, one, 20) == 2u);
+    CHECK((*db)->request_retry("KB2", kHash, {}, 30) == 1u);
+    auto rows = (*db)->retries();
+    REQUIRE(rows);
+    REQUIRE(rows->size() == 2);
+    CHECK((*rows)[0] == RetryRow{"KB1", kHash, 2, one, 20});
+    CHECK((*rows)[1].devices.empty());
+    // The seeder's copy: a problem replaces the last, and goes once the copy checks out.
+    REQUIRE((*db)->set_seed_problem({"KB1", kHash, "bad", 0.5, 7}));
+    REQUIRE((*db)->set_seed_problem({"KB1", kHash, "worse", std::nullopt, 8}));
+    auto problems = (*db)->seed_problems();
+    REQUIRE(problems);
+    REQUIRE(problems->size() == 1);
+    CHECK((*problems)[0].message == "worse");
+    CHECK_FALSE((*problems)[0].present);
+    REQUIRE((*db)->clear_seed_problem("KB1"));
+    CHECK((*db)->seed_problems()->empty());
+}
