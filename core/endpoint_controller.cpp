@@ -11,13 +11,17 @@ namespace {
 // Work that occupies the release's one worker slot until its completion event arrives.
 bool is_work(const Command& c) {
     return std::holds_alternative<cmd::VerifyPayload>(c) ||
-           std::holds_alternative<cmd::RunInstall>(c) || std::holds_alternative<cmd::RunVerify>(c);
+           std::holds_alternative<cmd::RunInstall>(c) ||
+           std::holds_alternative<cmd::RunVerify>(c) ||
+           std::holds_alternative<cmd::ProbeInstall>(c) ||
+           std::holds_alternative<cmd::AwaitInstall>(c);
 }
 
 bool is_completion(const Event& e) {
     return std::holds_alternative<ev::PayloadVerified>(e) ||
            std::holds_alternative<ev::InstallFinished>(e) ||
-           std::holds_alternative<ev::VerifyFinished>(e);
+           std::holds_alternative<ev::VerifyFinished>(e) ||
+           std::holds_alternative<ev::InstallObserved>(e);
 }
 
 void keep_min(std::optional<std::int64_t>& best, std::optional<std::int64_t> candidate) {
@@ -41,6 +45,7 @@ ReleaseInfo release_info(const Manifest& m, const std::string& manifest_sha256, 
     info.facts.reboot_required = m.reboot == RebootPolicy::required;
     info.facts.reboot_if_3010 = m.reboot != RebootPolicy::none;
     info.facts.has_verify = m.verify.has_value();
+    info.facts.rerun_safe = m.idempotent;
     info.rollout = m.rollout;
     info.has_torrent = has_torrent;
     return info;

@@ -179,7 +179,8 @@ Manifest decode_manifest(const Json& doc, std::optional<Error>& err) {
     Manifest m;
     m.format = read_format(r);
     r.allow_only({"format", "repository", "id", "sequence", "created", "expires", "severity",
-                  "name", "files", "infohash_v2", "install", "verify", "reboot", "rollout"});
+                  "name", "files", "infohash_v2", "install", "verify", "reboot", "rollout",
+                  "idempotent"});
     m.repository = r.string("repository");
     m.id = r.string("id");
     m.sequence = r.u64("sequence");
@@ -199,6 +200,14 @@ Manifest decode_manifest(const Json& doc, std::optional<Error>& err) {
     if (r.has("verify")) m.verify = read_command(r, "verify", err);
     m.reboot = read_enum(r, "reboot", kRebootNames);
     if (r.has("rollout")) m.rollout = read_rollout(r, err);
+    if (r.has("idempotent")) {
+        const Json* v = r.value("idempotent");
+        // Only `true` is written; `false` would be a second encoding of the default.
+        if (v && !(v->is_boolean() && v->get<bool>())) {
+            r.fail_at(r.field("idempotent"), Errc::malformed, "expected true (or absent)");
+        }
+        m.idempotent = r.ok();
+    }
     return m;
 }
 
@@ -330,6 +339,7 @@ std::string serialize_manifest(const Manifest& m) {
     j["reboot"] = to_string(m.reboot);
     // Only when present: a manifest without a rollout serialises exactly as before.
     if (m.rollout) j["rollout"] = rollout_json(*m.rollout);
+    if (m.idempotent) j["idempotent"] = true;
     return core::json_strict::dump(j);
 }
 

@@ -130,6 +130,12 @@ struct Manifest {
     std::optional<CommandLine> verify;  // run after install (and after reboot, if required)
     RebootPolicy reboot = RebootPolicy::none;
     std::optional<Rollout> rollout;  // absent: every endpoint may install at once, any time
+    // The publisher says the install may run again over a half-finished run of itself: an
+    // installer that died (killed, power loss) is then re-run with a counted attempt; otherwise
+    // the endpoint waits for an operator (docs/RELIABILITY.md). Default off: an emergency patch
+    // nobody marked idempotent is never re-run behind the admin's back. Serialised only when
+    // true, so older manifests keep their exact bytes.
+    bool idempotent = false;
 
     std::uint64_t total_size() const;  // saturates instead of wrapping
 

@@ -208,9 +208,10 @@ class Machine {
                 return;
             case State::installing:
                 if (rec_.verify_started_at == 0) {
-                    // The install may have run partly or fully: re-running it behind the
-                    // operator's back is unsafe, so it becomes a counted, reported failure.
-                    fail(Phase::install, "interrupted: the agent stopped during install");
+                    // The install runs under a supervisor that outlived the agent: find out
+                    // what became of it (ev::InstallObserved) before anything else. An
+                    // interrupted agent costs no attempt and never starts a second install.
+                    emit(cmd::ProbeInstall{});
                 } else {
                     // The install finished; only its verify was cut short. Verify is
                     // idempotent, so run it again (it keeps the record out of the
@@ -223,6 +224,26 @@ class Machine {
                 rec_.verify_started_at = 0;
                 return;
             default:
+                return;
+        }
+    }
+
+    // Recovery of a supervised install (core/install_recovery.hpp), kept apart from the rest.
+    void operator()(const ev::InstallObserved& e) {
+        if (rec_.state != State::installing || rec_.verify_started_at != 0) return;
+        switch (decide_install_recovery(e.seen, facts_.rerun_safe)) {
+            case InstallRecovery::adopt:
+                return (*this)(ev::InstallFinished{e.seen.exit_code, e.seen.timed_out,
+                                                   e.seen.output_tail, e.boot_id});
+            case InstallRecovery::wait:
+                return emit(cmd::AwaitInstall{});
+            case InstallRecovery::start:
+                return emit(cmd::RunInstall{});
+            case InstallRecovery::rerun:
+                return fail(Phase::install, installer_died_reason(e.seen, true));
+            case InstallRecovery::hold:
+                fail(Phase::install, installer_died_reason(e.seen, false));
+                rec_.next_attempt_at = 0;  // no automatic retry: an operator decides
                 return;
         }
     }

@@ -16,6 +16,8 @@
 #include <variant>
 #include <vector>
 
+#include "core/install_recovery.hpp"
+
 namespace patchswarm::core {
 
 enum class State {
@@ -62,6 +64,7 @@ struct ReleaseFacts {
     bool reboot_required = false;  // RebootPolicy::required
     bool reboot_if_3010 = true;    // exit code 3010 means "success, reboot required"
     bool has_verify = false;       // manifest carries a verify command
+    bool rerun_safe = false;       // Manifest::idempotent: a dead installer may run again
 };
 
 struct RetryPolicy {
@@ -100,6 +103,12 @@ struct Tick {
     bool reboot_allowed = false;
     std::string reboot_wait_reason;
 };
+// What the install's supervisor left behind (cmd::ProbeInstall / cmd::AwaitInstall, or the end
+// of cmd::RunInstall): core/install_recovery.hpp decides what it means.
+struct InstallObserved {
+    InstallObservation seen;
+    std::string boot_id;  // boot id at the moment of the observation (as InstallFinished)
+};
 struct Resumed {};  // the daemon restarted and loaded this record from disk
 // The release can never be installed (its torrent does not match the signed manifest, say).
 struct Rejected {
@@ -107,15 +116,22 @@ struct Rejected {
 };
 }  // namespace ev
 
-using Event =
-    std::variant<ev::Announced, ev::DownloadStarted, ev::DownloadComplete, ev::PayloadVerified,
-                 ev::InstallFinished, ev::VerifyFinished, ev::Tick, ev::Resumed, ev::Rejected>;
+using Event = std::variant<ev::Announced, ev::DownloadStarted, ev::DownloadComplete,
+                           ev::PayloadVerified, ev::InstallFinished, ev::VerifyFinished, ev::Tick,
+                           ev::Resumed, ev::Rejected, ev::InstallObserved>;
 
 namespace cmd {
 struct StartDownload {};  // add (or resume) the torrent
 struct Redownload {};     // force a recheck and fetch what fails
 struct VerifyPayload {};  // hash every file against the manifest and stage it
+// Start the install under its supervisor (it outlives the agent), wait for it to end, then
+// answer ev::InstallObserved.
 struct RunInstall {};
+// Look at the install's supervisor record now (after a restart): ev::InstallObserved.
+struct ProbeInstall {};
+// Wait until the supervised install (or its orphaned installer) has ended, then
+// ev::InstallObserved. Never starts anything.
+struct AwaitInstall {};
 struct RunVerify {};
 struct SendReport {};  // tell the seeder about the (new) state
 struct RunReboot {};   // run the configured reboot command (the boot id changes when it worked)
@@ -126,10 +142,10 @@ struct SaveResumeData {};      // ask the swarm for resume data of every torrent
 struct RemoveReleaseFiles {};  // a replaced release: leave the swarm, delete folder and resume file
 }  // namespace cmd
 
-using Command =
-    std::variant<cmd::StartDownload, cmd::Redownload, cmd::VerifyPayload, cmd::RunInstall,
-                 cmd::RunVerify, cmd::SendReport, cmd::RunReboot, cmd::LeaveSwarm, cmd::AddWebSeed,
-                 cmd::SaveResumeData, cmd::RemoveReleaseFiles>;
+using Command = std::variant<cmd::StartDownload, cmd::Redownload, cmd::VerifyPayload,
+                             cmd::RunInstall, cmd::RunVerify, cmd::SendReport, cmd::RunReboot,
+                             cmd::LeaveSwarm, cmd::AddWebSeed, cmd::SaveResumeData,
+                             cmd::RemoveReleaseFiles, cmd::ProbeInstall, cmd::AwaitInstall>;
 
 // A reboot that was asked for and did not happen (the command failed, or the machine came back
 // with the same boot id) is asked for again after this long, while policy still allows it.

@@ -10,6 +10,7 @@
 #include "core/endpoint_controller.hpp"
 #include "core/envelope.hpp"
 #include "core/manifest.hpp"
+#include "core/output_text.hpp"
 #include "core/rollout.hpp"
 #include "core/trust.hpp"
 #include "crypto/crypto.hpp"
@@ -23,6 +24,7 @@
 #include "daemon/seeder_client.hpp"
 #include "daemon/status_view.hpp"
 #include "daemon/update_cycle.hpp"
+#include "io/crash_point.hpp"
 #include "io/env.hpp"
 #include "io/file_watch.hpp"
 #include "io/key_files.hpp"
@@ -42,9 +44,10 @@ constexpr auto kStatusRefresh = std::chrono::seconds(30);
 // Pieces arrive many a second; their counters are asked for at most this often, and only
 // while pieces keep arriving (so the dashboard and `status` move, a kill -9 loses little).
 constexpr auto kProgressCoalesce = std::chrono::seconds(1);
-// At shutdown a running install, verify or reboot command is stopped (SIGTERM to its process
-// group, SIGKILL 2 s later: io/process.hpp) and the pool waits this long for it to end; its
-// record on disk says what was running, and the next start resumes from that.
+// At shutdown a running verify or reboot command is stopped (SIGTERM to its process group,
+// SIGKILL 2 s later: io/process.hpp) and the pool waits this long for it to end; a running
+// install runs on under its supervisor. The record on disk says what was running, and the next
+// start resumes from that.
 constexpr auto kShutdownWorkBound = std::chrono::seconds(5);
 
 std::string host_of(const std::string& host_port) {
@@ -203,10 +206,22 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         });
     }
 
+    // Command output becomes a failure reason that travels in reports to every status view:
+    // one line, bounded, and without the state folder's path (core::sanitize_output).
+    core::Event without_private_text(core::Event e) const {
+        const std::vector<std::string> paths{cfg.state_dir.string()};
+        if (auto* install = std::get_if<core::ev::InstallFinished>(&e)) {
+            install->output_tail = core::sanitize_output(install->output_tail, paths);
+        } else if (auto* verify = std::get_if<core::ev::VerifyFinished>(&e)) {
+            verify->reason = core::sanitize_output(verify->reason, paths);
+        }
+        return e;
+    }
+
     void open_runner() {
         ReleaseRunner::Hooks h;
         h.on_event = [this](const std::string& id, const core::Event& e) {
-            apply(controller->handle(id, e, env.now_unix()));
+            apply(controller->handle(id, without_private_text(e), env.now_unix()));
         };
         h.on_joined_swarm = [this](const std::string& id) {
             controller->joined_swarm(id, env.now_unix());
@@ -406,7 +421,13 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         } else {
             ok = store->save_record(*a.save);
         }
-        if (ok) return true;
+        if (ok) {
+            // The fault matrix kills the agent right after a state is durable and before
+            // anything it allows has happened (docs/RELIABILITY.md).
+            io::crash_point("saved");
+            io::crash_point("saved." + std::string(core::to_string(a.save->state)));
+            return true;
+        }
         spdlog::error("{}: cannot persist state: {}; not acting", a.id, ok.error().message);
         if (a.new_row) pending_rows.erase(a.id);
         return false;
@@ -417,8 +438,8 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         for (const auto& [id, r] : runner->releases()) {
             const auto* rec = controller->record(id);
             if (!rec) continue;
-            out.push_back(
-                {rec, &r.stored, r.manifest.total_size(), controller->deferred_until(id)});
+            out.push_back({rec, &r.stored, r.manifest.total_size(), controller->deferred_until(id),
+                           static_cast<std::uint32_t>(cfg.max_attempts), ""});
         }
         return out;
     }

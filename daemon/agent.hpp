@@ -70,9 +70,9 @@ class Agent {
     // tells systemd READY=1 (io/service_notify.hpp; a no-op outside a Type=notify unit). Later
     // state changes update the unit's STATUS= line.
     void start();
-    // Saves resume data and progress, stops a running install, verify or reboot command (its
-    // record on disk says what was running, and the next start resumes from it), then stops the
-    // io_context.
+    // Saves resume data and progress, stops a running verify or reboot command, leaves a running
+    // install to its supervisor (the record on disk says what was running, and the next start
+    // resumes from it: io/supervise.hpp), then stops the io_context.
     void shutdown();
 
     // ---- the local control socket (io_context thread) ----------------------------------------

@@ -24,6 +24,7 @@
 #include "io/fs.hpp"
 #include "io/logging.hpp"
 #include "io/service_notify.hpp"
+#include "io/supervise.hpp"
 #include "io/term.hpp"
 
 namespace {
@@ -156,6 +157,12 @@ int run_defer(const std::string& dir, const std::string& id, const std::string& 
 }  // namespace
 
 int main(int argc, char** argv) {
+    // The install supervisor (io/supervise.hpp): the agent re-executes its own binary in this
+    // mode, detached, with the install's lock on fd 3. Internal, not in --help; it takes no
+    // options and reads no config file, so nothing but the agent's spec steers it.
+    if (argc == 4 && std::string_view(argv[1]) == "supervise") {
+        return patchswarm::io::supervise_main(argv[2], argv[3]);
+    }
     CLI::App app{
         "patchswarmd: the patchswarm endpoint agent. Learns of signed releases, fetches\n"
         "them from LAN peers, verifies every byte, installs and reports."};

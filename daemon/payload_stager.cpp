@@ -4,6 +4,7 @@
 #include <system_error>
 
 #include "crypto/crypto.hpp"
+#include "io/crash_point.hpp"
 #include "io/env.hpp"
 
 namespace patchswarm::daemon {
@@ -74,6 +75,7 @@ Result<void> stage_payload(io::Env& env, const core::Manifest& m, const fs::path
             fs::remove_all(tmp, ec);
             return ok;
         }
+        io::crash_point("stage.file_copied");
     }
     fs::remove_all(install_dir, ec);
     fs::rename(tmp, install_dir, ec);
@@ -81,6 +83,7 @@ Result<void> stage_payload(io::Env& env, const core::Manifest& m, const fs::path
         fs::remove_all(tmp, ec);
         return fail(Errc::io, "cannot move staged payload into " + install_dir.string());
     }
+    io::crash_point("stage.renamed");
     return {};
 }
 

@@ -8,6 +8,7 @@
 #include "daemon/payload_stager.hpp"
 #include "daemon/relay.hpp"
 #include "daemon/seeder_client.hpp"
+#include "io/crash_point.hpp"
 #include "io/env.hpp"
 #include "io/http/client.hpp"
 #include "io/swarm/session.hpp"
@@ -171,9 +172,13 @@ void ReleaseRunner::execute(const std::string& id, const core::Command& c) {
             } else if constexpr (std::is_same_v<T, core::cmd::VerifyPayload>) {
                 verify_payload(*r);
             } else if constexpr (std::is_same_v<T, core::cmd::RunInstall>) {
-                run_command(*r, r->manifest.install, true);
+                run_install(*r, InstallStep::start);
+            } else if constexpr (std::is_same_v<T, core::cmd::ProbeInstall>) {
+                run_install(*r, InstallStep::probe);
+            } else if constexpr (std::is_same_v<T, core::cmd::AwaitInstall>) {
+                run_install(*r, InstallStep::await);
             } else if constexpr (std::is_same_v<T, core::cmd::RunVerify>) {
-                if (r->manifest.verify) run_command(*r, *r->manifest.verify, false);
+                if (r->manifest.verify) run_verify(*r, *r->manifest.verify);
             } else if constexpr (std::is_same_v<T, core::cmd::RunReboot>) {
                 run_reboot(id);
             } else if constexpr (std::is_same_v<T, core::cmd::LeaveSwarm>) {
@@ -285,44 +290,108 @@ void ReleaseRunner::verify_payload(RunnerRelease& r) {
     session_->save_resume_data();
 }
 
-void ReleaseRunner::run_command(RunnerRelease& r, const core::CommandLine& command,
-                                bool is_install) {
-    const std::string id = r.stored.record.id;
+// One install is one key: the release, its manifest (a replaced release with the same id is
+// another install) and the attempt. A restarted agent computes the same key from the record it
+// saved before the install started, so it finds the supervisor that outlived it.
+std::string ReleaseRunner::install_key(const RunnerRelease& r) {
+    return r.stored.record.id + "." + r.stored.manifest_sha256.substr(0, 16) + "." +
+           std::to_string(r.stored.record.attempts);
+}
+
+io::ProcessSpec ReleaseRunner::command_spec(const RunnerRelease& r,
+                                            const core::CommandLine& command) const {
+    const std::string& id = r.stored.record.id;
     io::ProcessSpec spec;
     spec.argv = command.argv;
     spec.cwd = release_dir(id) / "install";
     spec.timeout = std::chrono::seconds(command.timeout_s);
     spec.extra_env = {{"PATCHSWARM_RELEASE_ID", id},
                       {"PATCHSWARM_STATE_DIR", cfg_.state_dir.string()}};
-    spdlog::info("{}: running {} ({})", id, is_install ? "install" : "verify", command.argv[0]);
+    return spec;
+}
+
+// Installs run under a supervisor that outlives the agent (io/supervise.hpp): the worker only
+// starts it, waits for it, and reads its record. A shutdown stops the wait, not the install; the
+// record on disk still says `installing`, and the next start probes the supervisor again
+// (core/install_recovery.hpp decides: wait, adopt the result, start, re-run or hold).
+void ReleaseRunner::run_install(RunnerRelease& r, InstallStep step) {
+    const std::string id = r.stored.record.id;
+    io::SupervisedSpec s;
+    s.dir = cfg_.state_dir / "installs";
+    s.key = install_key(r);
+    if (step == InstallStep::start) {
+        s.process = command_spec(r, r.manifest.install);
+        spdlog::info("{}: running install ({}) under a supervisor, key {}", id,
+                     r.manifest.install.argv[0], s.key);
+    } else {
+        spdlog::info("{}: {} the install supervised as {}", id,
+                     step == InstallStep::probe ? "looking for" : "waiting for", s.key);
+    }
+    (void)pool_->post(
+        [s = std::move(s), step,
+         &env = env_](std::stop_token stop) -> std::optional<core::InstallObservation> {
+            if (step == InstallStep::start) {
+                io::crash_point("install.before_start");
+                auto started = env.start_supervised(s);
+                if (!started && started.error().code != Errc::already_exists) {
+                    // Nothing was started: a failed install with the reason, as before.
+                    core::InstallObservation seen;
+                    seen.recorded = true;
+                    seen.finished = true;
+                    seen.exit_code = 127;
+                    seen.output_tail = started.error().message;
+                    return seen;
+                }
+                io::crash_point("install.after_start");
+            }
+            if (step != InstallStep::probe && !env.wait_supervised(s.dir, s.key, stop)) {
+                return std::nullopt;  // shutdown: the install goes on without us
+            }
+            auto seen = env.probe_supervised(s.dir, s.key);
+            if (step != InstallStep::probe) io::crash_point("install.after_wait");
+            return seen;
+        },
+        [this, id](std::optional<core::InstallObservation> seen) {
+            if (!seen) {
+                spdlog::warn(
+                    "{}: the agent stops while the install runs on under its "
+                    "supervisor; the next start waits for it",
+                    id);
+                return;
+            }
+            if (seen->finished) {
+                if (auto ok = store_.save_output(id, tail(seen->output_tail, kMaxOutputStored));
+                    !ok) {
+                    spdlog::warn("{}: cannot store the install output: {}", id, ok.error().message);
+                }
+                seen->output_tail = tail(seen->output_tail, 1000);
+            }
+            // Read here, not on the worker: an install that rebooted the machine never
+            // returns, so the reading belongs to the boot the install ended in either way.
+            hooks_.on_event(id, core::ev::InstallObserved{std::move(*seen), env_.boot_id()});
+        });
+}
+
+void ReleaseRunner::run_verify(RunnerRelease& r, const core::CommandLine& command) {
+    const std::string id = r.stored.record.id;
+    io::ProcessSpec spec = command_spec(r, command);
+    spdlog::info("{}: running verify ({})", id, command.argv[0]);
     // The pool's stop token goes into the spec: shutdown kills the command's process group.
     (void)pool_->post(
         [spec = std::move(spec), &env = env_](std::stop_token stop) mutable {
             spec.stop = std::move(stop);
             return env.run_process(spec);
         },
-        [this, id, is_install](Result<io::ProcessResult> res) {
+        [this, id](Result<io::ProcessResult> res) {
             if (res && res->stopped) {
-                // Not an outcome: the record on disk still says the command runs, and the next
-                // start resumes it as an interrupted one (core's ev::Resumed): an install is a
-                // counted failure with its backoff, a verify runs again.
-                spdlog::warn("{}: {} command stopped by the shutdown", id,
-                             is_install ? "install" : "verify");
+                // Not an outcome: the record on disk still says the verify runs, and the next
+                // start runs it again (core's ev::Resumed; a verify is idempotent).
+                spdlog::warn("{}: verify command stopped by the shutdown", id);
                 return;
             }
             const std::string out = res ? res->output : res.error().message;
             if (auto ok = store_.save_output(id, tail(out, kMaxOutputStored)); !ok) {
                 spdlog::warn("{}: cannot store the command output: {}", id, ok.error().message);
-            }
-            if (is_install) {
-                core::ev::InstallFinished ev;
-                ev.exit_code = res ? res->exit_code : 127;
-                ev.timed_out = res && res->timed_out;
-                ev.output_tail = tail(out, 1000);
-                // Read here, not on the worker: an install that rebooted the machine never
-                // returns, so the reading belongs to the boot the install ended in either way.
-                ev.boot_id = env_.boot_id();
-                return hooks_.on_event(id, ev);
             }
             const bool ok = res && !res->timed_out && res->exit_code == 0;
             hooks_.on_event(id,
@@ -443,11 +512,11 @@ void ReleaseRunner::take_status(RunnerRelease& r, const io::swarm::Status& statu
 
 void ReleaseRunner::shutdown(std::chrono::milliseconds bound) {
     refresh_progress();
-    // A running install, verify or reboot command is stopped (its process group killed), not
-    // waited for: its record on disk says it was running, and the next start resumes it as the
-    // state machine says (an interrupted install is a counted failure, never silently re-run).
-    // What ended within the bound is acted on now: the agent stops the io_context next, and a
-    // finished install must not be mistaken for an interrupted one.
+    // A running verify or reboot command is stopped (its process group killed); a running
+    // install is not: it belongs to its supervisor, and only our wait for it stops. The record
+    // on disk says what was running, and the next start resumes from it (the install: waits for
+    // the supervisor or adopts its result; a verify runs again). What ended within the bound is
+    // acted on now: the agent stops the io_context next.
     if (!pool_->shutdown(bound)) {
         spdlog::warn("a worker job is still running after {} ms; waiting for it to end",
                      bound.count());

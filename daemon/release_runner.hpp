@@ -27,6 +27,7 @@ class io_context;
 namespace patchswarm::io {
 class Env;
 class WorkerPool;
+struct ProcessSpec;
 namespace swarm {
 class Session;
 struct Status;
@@ -91,10 +92,11 @@ class ReleaseRunner {
     RunnerRelease* find(const std::string& id);
     const std::map<std::string, RunnerRelease>& releases() const { return releases_; }
 
-    // Saves progress, stops the worker pool, then saves resume data. A running install, verify
-    // or reboot command is killed with its process group and its result dropped: the record on
-    // disk says `installing` (or `verifying`), and the next start resumes it as an interrupted
-    // one (an install: a counted failure, never re-run silently). Results of jobs that ended
+    // Saves progress, stops the worker pool, then saves resume data. A running verify or reboot
+    // command is killed with its process group and its result dropped; a running install is
+    // left to its supervisor (io/supervise.hpp), only the wait for it stops. The record on disk
+    // says `installing` (or `verifying`), and the next start resumes from it (an install: waits
+    // for it or adopts its result, core/install_recovery.hpp). Results of jobs that ended
     // within `bound` are acted on before this returns. A job still running after `bound` (a
     // payload being hashed) is joined by the destructor.
     void shutdown(std::chrono::milliseconds bound);
@@ -106,7 +108,11 @@ class ReleaseRunner {
     void fetch_torrent(const std::string& id);
     void on_torrent(RunnerRelease& r, std::vector<std::uint8_t> bytes);
     void verify_payload(RunnerRelease& r);
-    void run_command(RunnerRelease& r, const core::CommandLine& command, bool is_install);
+    enum class InstallStep { start, probe, await };
+    static std::string install_key(const RunnerRelease& r);
+    io::ProcessSpec command_spec(const RunnerRelease& r, const core::CommandLine& command) const;
+    void run_install(RunnerRelease& r, InstallStep step);
+    void run_verify(RunnerRelease& r, const core::CommandLine& command);
     void run_reboot(const std::string& id);
     void add_web_seed(RunnerRelease& r);
     void remove_files(const std::string& id);

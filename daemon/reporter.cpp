@@ -10,6 +10,7 @@
 #include "core/envelope.hpp"
 #include "daemon/endpoint_store.hpp"
 #include "daemon/seeder_client.hpp"
+#include "io/crash_point.hpp"
 #include "io/env.hpp"
 #include "io/http/client.hpp"
 
@@ -43,12 +44,36 @@ json release_json(const ReleaseReport& r, std::int64_t now) {
     if (rec.state == core::State::failed) {
         // The seeder's auto-halt counts install and verify failures, not download trouble.
         j["failed_phase"] = core::to_string(rec.failed_phase);
+        // The seeder says "retry N of M at T" or "gave up after M attempts" from these.
+        j["next_attempt_at"] = rec.next_attempt_at;
+        if (r.max_attempts > 0) j["max_attempts"] = r.max_attempts;
     }
-    if (r.deferred_until && *r.deferred_until > now) j["deferred_until"] = *r.deferred_until;
+    if (r.deferred_until && *r.deferred_until > now) {
+        j["deferred_until"] = *r.deferred_until;
+        if (!r.deferred_by.empty()) j["deferred_by"] = r.deferred_by;
+    }
     return j;
 }
 
 }  // namespace
+
+std::string sign_report(const ReporterIdentity& identity, std::uint64_t counter,
+                        std::int64_t sent_at, const std::string& boot_id, const json& releases) {
+    const json report = {{"format", 1},
+                         {"device_id", identity.device_id},
+                         {"device_key", crypto::to_hex(identity.device_key.public_key)},
+                         {"hostname", identity.hostname},
+                         {"sent_at", sent_at},
+                         {"counter", counter},
+                         {"boot_id", boot_id},
+                         {"groups", identity.groups},
+                         {"agent_version", std::string(kVersion)},
+                         {"releases", releases}};
+    const std::string payload = report.dump();
+    const crypto::KeyPair keys[] = {identity.device_key};
+    return core::serialize_envelope(
+        core::sign_envelope(core::payload_type::report, crypto::as_bytes(payload), keys));
+}
 
 struct Reporter::Timers {
     explicit Timers(boost::asio::io_context& io) : heartbeat(io), debounce(io) {}
@@ -108,6 +133,7 @@ void Reporter::send_now() {
     ++counter;
     // The counter is persisted before use, so a restart never reuses one (replay defence).
     if (!store_.set_meta("report_counter", std::to_string(counter))) return;
+    io::crash_point("report.counter_saved");
     const std::int64_t now = env_.now_unix();
     json rel = json::array();
     std::set<std::string> held;
@@ -129,22 +155,9 @@ void Reporter::send_now() {
                            {"reason", r.reason}});
         }
     }
-    json report = {{"format", 1},
-                   {"device_id", identity_.device_id},
-                   {"device_key", crypto::to_hex(identity_.device_key.public_key)},
-                   {"hostname", identity_.hostname},
-                   {"sent_at", now},
-                   {"counter", counter},
-                   {"boot_id", boot_id_()},
-                   {"groups", identity_.groups},
-                   {"agent_version", std::string(kVersion)},
-                   {"releases", rel}};
-    const std::string payload = report.dump();
-    const crypto::KeyPair keys[] = {identity_.device_key};
-    auto env = core::sign_envelope(core::payload_type::report, crypto::as_bytes(payload), keys);
     io::http::ClientRequest req = seeders_.get("/v1/report", 64 * 1024);
     req.method = "POST";
-    req.body = core::serialize_envelope(env);
+    req.body = sign_report(identity_, counter, now, boot_id_(), rel);
     io::http::request(io_, std::move(req), [](Result<io::http::ClientResponse> r) {
         if (!r) {
             spdlog::debug("report not delivered: {}", r.error().message);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,6 +35,8 @@ struct ReleaseReport {
     const StoredRelease* stored = nullptr;  // counters and manifest hash
     std::uint64_t total_size = 0;           // the manifest's payload bytes
     std::optional<std::int64_t> deferred_until;
+    std::uint32_t max_attempts = 0;  // the agent's retry policy; 0: not reported
+    std::string deferred_by;         // who set the deferral; empty: not reported
 };
 
 struct ReporterIdentity {
@@ -42,6 +45,13 @@ struct ReporterIdentity {
     std::string hostname;
     std::vector<std::string> groups;
 };
+
+// The signed POST /v1/report body for one snapshot (docs/PROTOCOL.md, "Report"): `releases` is
+// the array of per-release objects, `counter` the next report counter (the caller persists it
+// first). Pure; the fleet simulator (bench/fleetsim) sends the same bytes as the agent with it.
+std::string sign_report(const ReporterIdentity& identity, std::uint64_t counter,
+                        std::int64_t sent_at, const std::string& boot_id,
+                        const nlohmann::json& releases);
 
 class Reporter {
   public:

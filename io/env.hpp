@@ -14,12 +14,15 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <string_view>
 
 #include "base/error.hpp"
+#include "core/install_recovery.hpp"
 #include "io/fs.hpp"
 #include "io/process.hpp"
+#include "io/supervise.hpp"
 
 namespace patchswarm::io {
 
@@ -60,10 +63,28 @@ class Env {
     // Blocking, as io/process.hpp: from an argv list, never a shell, with a timeout. Called from
     // worker threads, never from an io_context thread.
     [[nodiscard]] virtual Result<ProcessResult> run_process(const ProcessSpec& spec) = 0;
+
+    // ---- supervised installs (io/supervise.hpp) ----------------------------------------------
+    // An install that must outlive this process: started under a supervisor in its own session
+    // that records the installer's pid, start time and exit status in spec.dir. Blocking (until
+    // the supervisor has recorded itself); worker threads only. Errc::already_exists when a
+    // supervisor for spec.key is running.
+    [[nodiscard]] virtual Result<void> start_supervised(const SupervisedSpec& spec) = 0;
+    // What the supervisor of `key` left in `dir` now. Never blocks on the install.
+    virtual core::InstallObservation probe_supervised(const std::filesystem::path& dir,
+                                                      const std::string& key) = 0;
+    // Blocks until neither the supervisor of `key` nor its recorded installer runs; false when
+    // `stop` came first (the install keeps running). Worker threads only.
+    virtual bool wait_supervised(const std::filesystem::path& dir, const std::string& key,
+                                 std::stop_token stop) = 0;
 };
 
 // The POSIX implementation. `boot_id_file` is where boot_id() reads (Linux:
 // /proc/sys/kernel/random/boot_id; tests and the demos point it elsewhere).
-std::unique_ptr<Env> make_posix_env(std::filesystem::path boot_id_file = kDefaultBootIdFile);
+// `supervisor_program` is executed as `PROGRAM supervise DIR KEY` for supervised installs: by
+// default the running binary itself (patchswarmd has the `supervise` mode).
+inline constexpr std::string_view kSelfExe = "/proc/self/exe";
+std::unique_ptr<Env> make_posix_env(std::filesystem::path boot_id_file = kDefaultBootIdFile,
+                                    std::filesystem::path supervisor_program = kSelfExe);
 
 }  // namespace patchswarm::io

@@ -16,8 +16,9 @@ constexpr std::size_t kMaxBootIdBytes = 4096;
 
 class PosixEnv final : public Env {
   public:
-    explicit PosixEnv(std::filesystem::path boot_id_file)
-        : boot_id_file_(std::move(boot_id_file)) {}
+    PosixEnv(std::filesystem::path boot_id_file, std::filesystem::path supervisor_program)
+        : boot_id_file_(std::move(boot_id_file)),
+          supervisor_program_(std::move(supervisor_program)) {}
 
     std::int64_t now_unix() override {
         return std::chrono::duration_cast<std::chrono::seconds>(
@@ -61,14 +62,30 @@ class PosixEnv final : public Env {
         return io::run_process(spec);
     }
 
+    Result<void> start_supervised(const SupervisedSpec& spec) override {
+        return io::start_supervised(supervisor_program_, spec);
+    }
+
+    core::InstallObservation probe_supervised(const std::filesystem::path& dir,
+                                              const std::string& key) override {
+        return io::probe_supervised(dir, key);
+    }
+
+    bool wait_supervised(const std::filesystem::path& dir, const std::string& key,
+                         std::stop_token stop) override {
+        return io::wait_supervised(dir, key, std::move(stop));
+    }
+
   private:
     const std::filesystem::path boot_id_file_;
+    const std::filesystem::path supervisor_program_;
 };
 
 }  // namespace
 
-std::unique_ptr<Env> make_posix_env(std::filesystem::path boot_id_file) {
-    return std::make_unique<PosixEnv>(std::move(boot_id_file));
+std::unique_ptr<Env> make_posix_env(std::filesystem::path boot_id_file,
+                                    std::filesystem::path supervisor_program) {
+    return std::make_unique<PosixEnv>(std::move(boot_id_file), std::move(supervisor_program));
 }
 
 }  // namespace patchswarm::io

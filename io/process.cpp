@@ -408,6 +408,7 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
         reap(pid);
         return fail(Errc::process, "cannot run " + plan->program + ": " + errno_text(*err));
     }
+    if (spec.on_started) spec.on_started(static_cast<int>(pid));
 
     ProcessResult result;
     ChildWatch watch{pid, std::move(out_pipe->first), spec.max_output, spec.stop};

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <stop_token>
 #include <string>
@@ -35,6 +36,9 @@ struct ProcessSpec {
     // SIGTERM, then SIGKILL after a short grace, as on a timeout, and run_process returns with
     // `stopped` set. A default token never stops.
     std::stop_token stop;
+    // Called (on the calling thread) with the child's pid once it has exec'd the program, before
+    // run_process waits for it: the install supervisor records the installer's pid here.
+    std::function<void(int pid)> on_started;
 };
 
 // Runs spec.argv to its end, its timeout or its stop, whichever comes first. After a timeout or

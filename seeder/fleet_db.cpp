@@ -71,6 +71,14 @@ CREATE TABLE IF NOT EXISTS halts (
     halted_at       INTEGER NOT NULL,
     resumed_at      INTEGER NOT NULL DEFAULT 0
 );
+-- The seeder's own copy of a release failed its check (serve): shown by status per release.
+CREATE TABLE IF NOT EXISTS seed_problems (
+    release_id      TEXT PRIMARY KEY,
+    manifest_sha256 TEXT NOT NULL,
+    message         TEXT NOT NULL,
+    present_ppm     INTEGER,
+    at              INTEGER NOT NULL
+);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', '1');
 INSERT OR IGNORE INTO meta(key, value) VALUES ('feed_sequence', '0');
 )sql";
@@ -99,7 +107,10 @@ Result<void> FleetDb::migrate() {
     if (auto ok = db_->add_missing_columns("endpoint_releases", {{"bytes_from_lan", "INTEGER"},
                                                                  {"bytes_from_wan", "INTEGER"},
                                                                  {"failed_phase", "TEXT"},
-                                                                 {"deferred_until", "INTEGER"}});
+                                                                 {"deferred_until", "INTEGER"},
+                                                                 {"next_attempt_at", "INTEGER"},
+                                                                 {"max_attempts", "INTEGER"},
+                                                                 {"deferred_by", "TEXT"}});
         !ok) {
         return ok;
     }
@@ -177,6 +188,47 @@ Result<void> FleetDb::save_ring_open(std::string_view release_id, std::string_vi
         .bind(3, static_cast<std::int64_t>(ring))
         .bind(4, at)
         .run();
+}
+
+Result<void> FleetDb::set_seed_problem(const SeedProblem& p) {
+    auto stmt = db_->prepare(R"sql(
+        INSERT OR REPLACE INTO seed_problems(release_id, manifest_sha256, message, present_ppm, at)
+        VALUES (?1, ?2, ?3, ?4, ?5))sql");
+    if (!stmt) return std::unexpected(stmt.error());
+    stmt->bind(1, p.release_id).bind(2, p.manifest_sha256).bind(3, p.message).bind(5, p.at);
+    if (p.present) {
+        stmt->bind(4, static_cast<std::int64_t>(*p.present * kPpm + 0.5));
+    } else {
+        stmt->bind_null(4);
+    }
+    return stmt->run();
+}
+
+Result<void> FleetDb::clear_seed_problem(std::string_view release_id) {
+    auto stmt = db_->prepare("DELETE FROM seed_problems WHERE release_id = ?1");
+    if (!stmt) return std::unexpected(stmt.error());
+    return stmt->bind(1, release_id).run();
+}
+
+Result<std::vector<SeedProblem>> FleetDb::seed_problems() {
+    auto stmt = db_->prepare(
+        "SELECT release_id, manifest_sha256, message, present_ppm, at FROM seed_problems "
+        "ORDER BY release_id");
+    if (!stmt) return std::unexpected(stmt.error());
+    std::vector<SeedProblem> out;
+    for (;;) {
+        auto row = stmt->step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) break;
+        SeedProblem p;
+        p.release_id = stmt->column_text(0);
+        p.manifest_sha256 = stmt->column_text(1);
+        p.message = stmt->column_text(2);
+        if (!stmt->column_is_null(3)) p.present = static_cast<double>(stmt->column_int(3)) / kPpm;
+        p.at = stmt->column_int(4);
+        out.push_back(std::move(p));
+    }
+    return out;
 }
 
 Result<std::vector<HaltRow>> FleetDb::halts() {
@@ -397,8 +449,10 @@ Result<void> FleetDb::store_report(const Report& report, std::string_view remote
     auto insert = db_->prepare(R"sql(
         INSERT INTO endpoint_releases(device_id, release_id, manifest_sha256, state, entered_at,
             progress_ppm, bytes_from_peers, bytes_from_seeder, attempts, reason, updated_at,
-            bytes_from_lan, bytes_from_wan, failed_phase, deferred_until)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15))sql");
+            bytes_from_lan, bytes_from_wan, failed_phase, deferred_until, next_attempt_at,
+            max_attempts, deferred_by)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                ?18))sql");
     auto history = db_->prepare(R"sql(
         INSERT INTO state_changes(device_id, release_id, state, entered_at, received_at)
         VALUES (?1, ?2, ?3, ?4, ?5))sql");
@@ -437,6 +491,21 @@ Result<void> FleetDb::store_report(const Report& report, std::string_view remote
             insert->bind(15, *rel.deferred_until);
         } else {
             insert->bind_null(15);
+        }
+        if (rel.next_attempt_at) {
+            insert->bind(16, *rel.next_attempt_at);
+        } else {
+            insert->bind_null(16);
+        }
+        if (rel.max_attempts) {
+            insert->bind(17, static_cast<std::int64_t>(*rel.max_attempts));
+        } else {
+            insert->bind_null(17);
+        }
+        if (rel.deferred_by) {
+            insert->bind(18, *rel.deferred_by);
+        } else {
+            insert->bind_null(18);
         }
         if (auto ok = insert->run(); !ok) return ok;
 
@@ -506,7 +575,8 @@ Result<FleetSnapshot> FleetDb::read_snapshot() {
     auto releases = db_->prepare(
         "SELECT device_id, release_id, manifest_sha256, state, entered_at, progress_ppm, "
         "bytes_from_peers, bytes_from_seeder, attempts, reason, bytes_from_lan, bytes_from_wan, "
-        "failed_phase, deferred_until FROM endpoint_releases" +
+        "failed_phase, deferred_until, next_attempt_at, max_attempts, deferred_by "
+        "FROM endpoint_releases" +
         member + " ORDER BY release_id, device_id");
     if (!releases) return std::unexpected(releases.error());
     for (;;) {
@@ -534,6 +604,11 @@ Result<FleetSnapshot> FleetDb::read_snapshot() {
             r.failed_phase = core::parse_phase(releases->column_text(12));
         }
         if (!releases->column_is_null(13)) r.deferred_until = releases->column_int(13);
+        if (!releases->column_is_null(14)) r.next_attempt_at = releases->column_int(14);
+        if (!releases->column_is_null(15)) {
+            r.max_attempts = static_cast<std::uint32_t>(releases->column_int(15));
+        }
+        if (!releases->column_is_null(16)) r.deferred_by = releases->column_text(16);
         snap.releases.push_back(std::move(r));
     }
     return snap;

@@ -46,8 +46,11 @@ struct EndpointReleaseRow {
     std::optional<std::uint64_t> bytes_from_wan;
     std::uint32_t attempts = 0;
     std::string reason;
-    std::optional<core::Phase> failed_phase;     // when failed, if the endpoint said
-    std::optional<std::int64_t> deferred_until;  // a local deferral, if the endpoint said
+    std::optional<core::Phase> failed_phase;      // when failed, if the endpoint said
+    std::optional<std::int64_t> deferred_until;   // a local deferral, if the endpoint said
+    std::optional<std::int64_t> next_attempt_at;  // when failed: next retry, 0 none (if said)
+    std::optional<std::uint32_t> max_attempts;    // the endpoint's attempts in all (if said)
+    std::optional<std::string> deferred_by;       // who set the deferral (if said)
 };
 
 // A halt of one release (one manifest): latched by serve's auto-halt or set by
@@ -61,6 +64,18 @@ struct HaltRow {
     std::string by;  // "auto" or "manual"
     std::int64_t halted_at = 0;
     std::int64_t resumed_at = 0;  // 0: never resumed
+};
+
+// The seeder's own copy of a release failed its check (serve found pieces missing or damaged
+// after signing): no endpoint can get those pieces from HQ, and status says so per release.
+struct SeedProblem {
+    std::string release_id;
+    std::string manifest_sha256;
+    std::string message;            // what the swarm said, e.g. "seed data incomplete ..."
+    std::optional<double> present;  // share of the payload present, 0..1, if known
+    std::int64_t at = 0;            // seeder clock
+
+    bool operator==(const SeedProblem&) const = default;
 };
 
 // Devices revoked by `device revoke` are left out: they are no longer part of the fleet, so they
@@ -125,6 +140,12 @@ class FleetDb {
     [[nodiscard]] Result<void> save_ring_open(std::string_view release_id,
                                               std::string_view manifest_sha256, std::size_t ring,
                                               std::int64_t at);
+
+    // The seeder's own copy of a release: a problem found by serve's check, replacing any
+    // earlier one for the release; cleared once its copy checks out (or the release goes).
+    [[nodiscard]] Result<void> set_seed_problem(const SeedProblem& problem);
+    [[nodiscard]] Result<void> clear_seed_problem(std::string_view release_id);
+    [[nodiscard]] Result<std::vector<SeedProblem>> seed_problems();
 
     // Every halt row, active or resumed, by release id.
     [[nodiscard]] Result<std::vector<HaltRow>> halts();

@@ -35,6 +35,7 @@ core::Manifest build_manifest(const PublishRequest& req, const PublishInputs& in
     if (in.verify_argv) m.verify = core::CommandLine{*in.verify_argv, req.verify_timeout_s};
     m.reboot = in.reboot;
     m.rollout = in.rollout;
+    m.idempotent = req.idempotent;
     return m;
 }
 

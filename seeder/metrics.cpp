@@ -75,9 +75,13 @@ std::string render_metrics(const FleetStatus& status, const ServeCounters& count
     w.sample("patchswarm_endpoints_known", {}, as_double(status.endpoints));
 
     w.family("patchswarm_endpoints", "gauge",
-             "Endpoints per release and state (stale: no report for stale_after seconds).");
+             "Endpoints per release and state (offline_effective, offline_not_patched: no "
+             "report for stale_after seconds, last effective or not).");
     for (const auto& rs : status.releases) {
         for (const auto& [state, n] : rs.counts) {
+            // "stale" is the sum of the two offline states: summing over `state` must not count
+            // an endpoint twice.
+            if (state == kStale) continue;
             w.sample("patchswarm_endpoints", {{"release", rs.id}, {"state", state}}, as_double(n));
         }
     }
@@ -86,6 +90,12 @@ std::string render_metrics(const FleetStatus& status, const ServeCounters& count
     for (const auto& rs : status.releases) {
         w.sample("patchswarm_release_effective_ratio", {{"release", rs.id}},
                  rs.endpoints ? as_double(rs.effective) / as_double(rs.endpoints) : 0.0);
+    }
+    w.family("patchswarm_release_seed_damaged", "gauge",
+             "1 when the seeder's own copy of the release failed its check (re-publish).");
+    for (const auto& rs : status.releases) {
+        w.sample("patchswarm_release_seed_damaged", {{"release", rs.id}},
+                 rs.seed_problem.empty() ? 0 : 1);
     }
     w.family("patchswarm_release_halted", "gauge", "1 when the release is halted in the feed.");
     for (const auto& rs : status.releases) {

@@ -26,8 +26,10 @@ inline constexpr std::string_view kMetricsContentType = "text/plain; version=0.0
 //   patchswarm_build_info{version}                    gauge, always 1 (kVersion)
 //   patchswarm_releases                               gauge
 //   patchswarm_endpoints_known                        gauge
-//   patchswarm_endpoints{release,state}               gauge (every state, stale and unreported)
+//   patchswarm_endpoints{release,state}               gauge (every state, unreported,
+//                                                     offline_effective, offline_not_patched)
 //   patchswarm_release_effective_ratio{release}       gauge
+//   patchswarm_release_seed_damaged{release}          gauge 0/1 (HQ's copy failed its check)
 //   patchswarm_release_halted{release}                gauge 0/1
 //   patchswarm_ring_open{release,ring}                gauge 0/1
 //   patchswarm_time_to_protection_seconds{release,quantile="0"|"0.5"|"0.95"|"1"}  gauge

@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "core/manifest.hpp"
+#include "core/rollout.hpp"
 #include "crypto/crypto.hpp"
 #include "seeder/manifest_signing.hpp"
 #include "seeder/publish_detail.hpp"
@@ -34,6 +35,7 @@ PublishResult result_of(const StagedRelease& staged) {
     result.manifest_sha256 = crypto::sha256_hex(crypto::as_bytes(staged.manifest_envelope));
     result.size = staged.manifest.total_size();
     result.files = staged.manifest.files.size();
+    if (staged.manifest.rollout) result.deadline = staged.manifest.rollout->deadline;
     return result;
 }
 
@@ -58,6 +60,8 @@ Result<PublishResult> publish_locked(const RepoPaths& paths, const PublishReques
         return forward(staged);
     }
     PublishResult result = result_of(*staged);
+    result.deadline_source = std::string(core::to_string(in.deadline.source));
+    result.deadline_explanation = in.deadline.explanation;
     std::tie(result.signatures, result.threshold) =
         release_signatures(*root, staged->manifest_envelope);
     if (req.stage) {
@@ -124,14 +128,17 @@ Result<PublishResult> commit_locked(const RepoPaths& paths, const PublishCommitR
 }  // namespace
 
 std::string to_json_line(const PublishResult& r) {
-    const nlohmann::ordered_json doc = {{"id", r.id},
-                                        {"sequence", r.sequence},
-                                        {"infohash_v2", r.infohash_v2},
-                                        {"manifest_sha256", r.manifest_sha256},
-                                        {"size", r.size},
-                                        {"files", r.files},
-                                        {"staged", r.staged},
-                                        {"signatures", {r.signatures, r.threshold}}};
+    nlohmann::ordered_json doc = {{"id", r.id},
+                                  {"sequence", r.sequence},
+                                  {"infohash_v2", r.infohash_v2},
+                                  {"manifest_sha256", r.manifest_sha256},
+                                  {"size", r.size},
+                                  {"files", r.files},
+                                  {"staged", r.staged},
+                                  {"signatures", {r.signatures, r.threshold}}};
+    doc["deadline"] = r.deadline ? nlohmann::ordered_json(*r.deadline) : nullptr;
+    if (r.deadline) doc["deadline_utc"] = core::format_utc(*r.deadline);
+    if (!r.deadline_source.empty()) doc["deadline_source"] = r.deadline_source;
     return doc.dump();
 }
 
@@ -150,6 +157,12 @@ Result<PublishResult> publish(const PublishRequest& req, std::int64_t now_unix,
         spdlog::info("release {} published: sequence {}, {} files, {} bytes, manifest {}",
                      result->id, result->sequence, result->files, result->size,
                      result->manifest_sha256.substr(0, 16));
+    }
+    if (result && result->deadline) {
+        spdlog::info("release {} deadline {} ({})", result->id, core::format_utc(*result->deadline),
+                     result->deadline_explanation);
+    } else if (result) {
+        spdlog::info("release {}: no deadline ({})", result->id, result->deadline_explanation);
     }
     return result;
 }

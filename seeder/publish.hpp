@@ -24,6 +24,7 @@
 
 #include "base/error.hpp"
 #include "core/manifest.hpp"
+#include "core/rollout.hpp"
 #include "io/key_files.hpp"
 
 namespace patchswarm::seeder {
@@ -44,6 +45,8 @@ struct PublishRequest {
     std::uint32_t verify_timeout_s = 300;
     std::uint32_t expires_days = 30;
     bool replace = false;  // allow re-publishing an id that is already in the index
+    // core::Manifest::idempotent: an installer that died may be re-run (docs/RELIABILITY.md).
+    bool idempotent = false;
     // Repository name for a new repository (default: the repository folder's name). For an
     // existing repository it must match repo.json when given.
     std::optional<std::string> repo_name;
@@ -52,8 +55,10 @@ struct PublishRequest {
     // optional "default"; the one for `severity` is signed into the manifest.
     std::optional<std::filesystem::path> rollout_file;
     // The rollout's deadline, overriding the file's: unix seconds, UTC ISO 8601 or "+48h"
-    // (core::parse_time_spec, relative to the publish time). Without --rollout it makes a
-    // rollout with no rings or windows: everyone installs at once.
+    // (core::parse_time_spec, relative to the publish time). Without it the deadline is the
+    // policy's maximum for the severity (core::apply_deadline_policy; defaults emergency 24 h,
+    // critical 72 h, normal 14 days). A deadline without --rollout makes a rollout with no rings
+    // or windows: everyone installs at once, and deferrals end at the deadline.
     std::optional<std::string> deadline;
 };
 
@@ -63,6 +68,9 @@ inline constexpr std::size_t kMaxRolloutFileBytes = 256 * 1024;
 // Errc::invalid_argument naming what is wrong.
 [[nodiscard]] Result<core::Rollout> select_rollout(std::string_view policy_json,
                                                    std::string_view severity);
+// The maximum time to deadline per severity: core::default_deadline_policy() with a policy
+// file's top-level "deadlines" object applied over it (docs/PROTOCOL.md, "Rollout policy file").
+[[nodiscard]] Result<core::DeadlinePolicy> select_deadline_policy(std::string_view policy_json);
 
 struct PublishResult {
     std::string id;
@@ -74,6 +82,12 @@ struct PublishResult {
     bool staged = false;         // built and kept in staged/<ID>, not published yet
     std::size_t signatures = 0;  // valid signatures of distinct release keys
     std::size_t threshold = 0;   // required by the current root
+    // The rollout deadline signed into the manifest (nullopt: none), and where it came from:
+    // "flag" (--deadline), "policy_file" (the file's own), "severity_policy" (the policy's
+    // maximum for the severity, core::apply_deadline_policy), "none"; "" for publish --commit.
+    std::optional<std::int64_t> deadline;
+    std::string deadline_source;
+    std::string deadline_explanation;
 };
 
 // `publish --commit`: publishes staged/<ID> once its manifest carries a threshold of release
@@ -87,7 +101,8 @@ struct PublishCommitRequest {
 };
 
 // {"id":...,"sequence":...,"infohash_v2":...,"manifest_sha256":...,"size":...,"files":...,
-//  "staged":bool,"signatures":[valid,required]}
+//  "staged":bool,"signatures":[valid,required],"deadline":unix|null,"deadline_utc":"...",
+//  "deadline_source":"..."}
 std::string to_json_line(const PublishResult& result);
 
 // Test seam: called with the name of each commit step ("init", "move-old", "move-new",

@@ -73,21 +73,35 @@ Result<void> check_payload_outside_repo(const fs::path& repo, const fs::path& pa
 }
 
 Result<void> check_rollout(const PublishRequest& req, std::int64_t now, PublishInputs& in) {
+    core::DeadlinePolicy deadlines = core::default_deadline_policy();
+    std::optional<std::int64_t> file_deadline;
     if (req.rollout_file) {
         auto text = io::read_file(*req.rollout_file, kMaxRolloutFileBytes);
         if (!text) return fail(Errc::invalid_argument, "--rollout: " + text.error().message);
         auto rollout = select_rollout(*text, req.severity);
         if (!rollout) return fail(Errc::invalid_argument, "--rollout: " + rollout.error().message);
+        auto policy = select_deadline_policy(*text);
+        if (!policy) return fail(Errc::invalid_argument, "--rollout: " + policy.error().message);
+        deadlines = *policy;
+        file_deadline = rollout->deadline;
         in.rollout = std::move(*rollout);
     }
+    std::optional<std::int64_t> given;
     if (req.deadline) {
         auto at = core::parse_time_spec(*req.deadline, now);
         if (!at) return fail(Errc::invalid_argument, "--deadline: " + at.error().message);
+        given = *at;
+    }
+    const std::int64_t expires = now + static_cast<std::int64_t>(req.expires_days) * kDay;
+    in.deadline =
+        core::apply_deadline_policy(deadlines, in.severity, given, file_deadline, now, expires);
+    if (in.deadline.at) {
         if (!in.rollout) in.rollout.emplace();
-        in.rollout->deadline = *at;
+        in.rollout->deadline = in.deadline.at;
+    } else if (in.rollout) {
+        in.rollout->deadline.reset();
     }
     if (in.rollout) {
-        const std::int64_t expires = now + static_cast<std::int64_t>(req.expires_days) * kDay;
         if (auto ok = core::validate_rollout(*in.rollout, now, expires); !ok) {
             return fail(Errc::invalid_argument, ok.error().message);
         }
@@ -146,11 +160,13 @@ Result<PublishInputs> check_publish_inputs(const PublishRequest& req, std::int64
 }  // namespace publishing
 
 Result<core::Rollout> select_rollout(std::string_view policy_json, std::string_view severity) {
-    static constexpr std::array<std::string_view, 6> kKeys = {"low",      "normal",    "important",
-                                                              "critical", "emergency", "default"};
+    static constexpr std::array<std::string_view, 7> kKeys = {
+        "low", "normal", "important", "critical", "emergency", "default", "deadlines"};
     auto doc = core::json_strict::parse(policy_json, "rollout");
     if (!doc) return fail(Errc::invalid_argument, doc.error().message);
     if (!doc->is_object()) return fail(Errc::invalid_argument, "rollout: expected an object");
+    // The maximum time to deadline per severity is read by select_deadline_policy.
+    doc->erase("deadlines");
     const bool per_severity = std::any_of(kKeys.begin(), kKeys.end(), [&](std::string_view k) {
         return doc->contains(std::string(k));
     });
@@ -172,7 +188,7 @@ Result<core::Rollout> select_rollout(std::string_view policy_json, std::string_v
             return fail(Errc::invalid_argument,
                         "rollout." + item.key() +
                             ": unknown field (a per-severity policy has low, normal, important, "
-                            "critical, emergency and default)");
+                            "critical, emergency, default and deadlines)");
         }
     }
     std::string key(severity);
@@ -182,6 +198,16 @@ Result<core::Rollout> select_rollout(std::string_view policy_json, std::string_v
                     "rollout: no policy for severity " + std::string(severity) + " and no default");
     }
     return parse_policy((*doc)[key], "[" + key + "] ");
+}
+
+Result<core::DeadlinePolicy> select_deadline_policy(std::string_view policy_json) {
+    auto doc = core::json_strict::parse(policy_json, "rollout");
+    if (!doc) return fail(Errc::invalid_argument, doc.error().message);
+    if (!doc->is_object() || !doc->contains("deadlines")) return core::default_deadline_policy();
+    auto policy = core::parse_deadline_policy(core::json_strict::dump((*doc)["deadlines"]),
+                                              core::default_deadline_policy());
+    if (!policy) return fail(Errc::invalid_argument, "rollout." + policy.error().message);
+    return policy;
 }
 
 }  // namespace patchswarm::seeder

@@ -26,6 +26,7 @@ struct PublishInputs {
     std::string name;               // torrent name: the payload's file name
     bool single_file = false;
     std::optional<core::Rollout> rollout;
+    core::AppliedDeadline deadline;  // what publish prints about the deadline it signed
 };
 
 // Checks ids, command lines, enums, bounds, the repository name, the rollout (file and

@@ -98,6 +98,13 @@ ReleaseReport read_release(const js::Json& item, const std::string& where,
         }
     }
     if (r.ok() && r.has("deferred_until")) rel.deferred_until = r.i64("deferred_until");
+    if (r.ok() && r.has("next_attempt_at")) rel.next_attempt_at = r.i64("next_attempt_at");
+    if (r.ok() && r.has("max_attempts")) {
+        rel.max_attempts = static_cast<std::uint32_t>(bounded_u64(r, "max_attempts", 1000));
+    }
+    if (r.ok() && r.has("deferred_by")) {
+        rel.deferred_by = bounded_string(r, "deferred_by", kMaxHostnameBytes, /*single_line=*/true);
+    }
     return rel;
 }
 

@@ -47,6 +47,12 @@ struct ReleaseReport {
     // (auto-halt counts install and verify failures only); a local deferral still holding.
     std::optional<core::Phase> failed_phase;
     std::optional<std::int64_t> deferred_until;
+    // Optional (agents before these do not send them): when failed, the next retry (0: none
+    // left) and the attempts the endpoint allows in all; who set the deferral ("alice", or
+    // "root"), when one holds.
+    std::optional<std::int64_t> next_attempt_at;
+    std::optional<std::uint32_t> max_attempts;
+    std::optional<std::string> deferred_by;
 };
 
 struct Report {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "io/fd_limit.hpp"
 #include "io/key_files.hpp"
 #include "io/swarm/session.hpp"
 #include "seeder/enrolment.hpp"
@@ -92,6 +93,18 @@ tracker::PeerAddress seeder_bt_address(const ServeOptions& options, std::uint16_
             "--bt listens on all addresses; give --bt-public with the address peers should use");
     }
     return address;
+}
+
+ConnectionCap connection_cap(std::size_t requested, std::uint64_t fd_soft_limit) {
+    const std::size_t budget = io::connections_for_fd_limit(fd_soft_limit);
+    if (requested == 0) return {std::min(budget, kDefaultMaxConnections), {}};
+    if (requested <= budget) return {requested, {}};
+    return {budget, "--max-connections " + std::to_string(requested) +
+                        " needs an open-file limit of at least " +
+                        std::to_string(requested + io::kFdReserve) + " but it is " +
+                        std::to_string(fd_soft_limit) + ": holding at most " +
+                        std::to_string(budget) +
+                        " connections (raise LimitNOFILE in the systemd unit, or ulimit -n)"};
 }
 
 std::string ssl_listen_for(const ServeOptions& options) {

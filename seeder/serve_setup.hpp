@@ -4,6 +4,7 @@
 // the Result-returning helpers.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -46,6 +47,16 @@ void warn_if_root_expires_soon(const core::RootDocument& root, std::int64_t now)
 // The address the tracker hands out for the seeder (--bt-public, or --bt with the bound port).
 // Throws std::runtime_error when it is not a usable ip:port.
 tracker::PeerAddress seeder_bt_address(const ServeOptions& options, std::uint16_t bound_port);
+
+// How many HTTP connections serve holds at once: --max-connections, or (0) what the open-file
+// limit leaves (io::connections_for_fd_limit) up to kDefaultMaxConnections. A --max-connections
+// the limit cannot carry is lowered to it, with `warning` saying so: connections accepted past
+// the limit would fail with EMFILE and hang in the listen backlog instead of being refused.
+struct ConnectionCap {
+    std::size_t max_connections = 0;
+    std::string warning;  // empty: none
+};
+[[nodiscard]] ConnectionCap connection_cap(std::size_t requested, std::uint64_t fd_soft_limit);
 
 // --bt-ssl, or --bt's host with the next port (any free port when --bt's port is 0).
 std::string ssl_listen_for(const ServeOptions& options);

@@ -11,6 +11,7 @@
 
 #include "core/rate_limit.hpp"
 #include "core/sites.hpp"
+#include "io/fd_limit.hpp"
 #include "io/file_watch.hpp"
 #include "io/http/server.hpp"
 #include "io/service_notify.hpp"
@@ -194,11 +195,15 @@ class Seeder {
             }
         }
         io::swarm::Callbacks callbacks;
-        callbacks.on_finished = [](const std::string& id) {
+        callbacks.on_finished = [this](const std::string& id) {
             spdlog::info("release {} checked on disk: seeding", id);
+            if (auto ok = db_->clear_seed_problem(id); !ok) {
+                spdlog::warn("release {}: fleet.db: {}", id, ok.error().message);
+            }
         };
-        callbacks.on_error = [](const std::string& id, const std::string& message) {
+        callbacks.on_error = [this](const std::string& id, const std::string& message) {
             spdlog::error("release {}: swarm error: {}", id, message);
+            record_seed_problem(id, message);
         };
         auto session = io::swarm::Session::create(io_, settings, callbacks);
         if (!session)
@@ -223,6 +228,24 @@ class Seeder {
         }
     }
 
+    // HQ's copy failed its check: every status view names it at the release level
+    // (seeder/status_model.hpp, ReleaseStatus::seed_problem), not as endpoints stuck downloading.
+    void record_seed_problem(const std::string& id, const std::string& message) {
+        SeedProblem p;
+        p.release_id = id;
+        p.message = message;
+        p.at = env_.now_unix();
+        if (seeding_) {
+            if (const auto it = seeding_->seeding().find(id); it != seeding_->seeding().end()) {
+                p.manifest_sha256 = it->second;
+            }
+        }
+        p.present = seed_present_of(message);
+        if (auto ok = db_->set_seed_problem(p); !ok) {
+            spdlog::warn("release {}: fleet.db: {}", id, ok.error().message);
+        }
+    }
+
     void start_http() {
         routes_.emplace(RouteContext{paths_, catalog_view_, *tracker_, reports_,
                                      enrol_intake_ ? &*enrol_intake_ : nullptr, fleet_view_,
@@ -231,6 +254,7 @@ class Seeder {
         io::http::ServerLimits limits;
         limits.max_body_bytes = kMaxReportBytes;
         limits.max_connections_per_client = options_.max_connections_per_client;
+        limits.max_connections = options_.max_connections;
         http_ = std::make_unique<io::http::Server>(
             io_,
             [this](io::http::Request&& req, io::http::Respond respond) {
@@ -490,6 +514,17 @@ void serve(const ServeOptions& options, io::Env& env) {
     if (options.max_connections_per_client < 1) {
         throw std::invalid_argument("--max-connections-per-client must be >= 1");
     }
+    // Sized before anything opens descriptors: every held long-poll is one.
+    ServeOptions sized = options;
+    {
+        auto fds = io::raise_fd_limit();
+        if (!fds) throw std::runtime_error(fds.error().message);
+        const auto cap = connection_cap(options.max_connections, fds->soft);
+        if (!cap.warning.empty()) spdlog::warn("{}", cap.warning);
+        sized.max_connections = cap.max_connections;
+        spdlog::info("open-file limit {} (hard {}): up to {} HTTP connections", fds->soft,
+                     fds->hard, cap.max_connections);
+    }
     const auto token_file =
         options.admin_token_file.empty() ? paths.admin_token() : options.admin_token_file;
     auto admin_token = load_or_create_admin_token(token_file);
@@ -511,7 +546,7 @@ void serve(const ServeOptions& options, io::Env& env) {
     }
 
     asio::io_context io;
-    Seeder seeder(io, env, options, std::move(repo), std::move(*db), std::move(*sites),
+    Seeder seeder(io, env, sized, std::move(repo), std::move(*db), std::move(*sites),
                   std::move(*admin_token), std::move(*ca), std::move(enrolment));
     seeder.start();
     // SIGHUP must not end the seeder: systemd counts a death by SIGHUP as clean, and

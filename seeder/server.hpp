@@ -66,12 +66,20 @@ struct ServeOptions {
     double rate_limit = 200;
     double rate_burst = 2000;
     std::size_t max_connections_per_client = 1024;
+    // Open HTTP connections in all (each endpoint holds one feed long-poll); 0: sized from the
+    // open-file limit, which serve raises to its hard limit (seeder/serve_setup.hpp,
+    // connection_cap).
+    std::size_t max_connections = 0;
     // Lifetime of the endpoint certificates the fleet CA issues (endpoints renew at half of
     // it): how long a revoked device can stay in the SSL swarm at most.
     std::chrono::seconds cert_lifetime{7 * 86'400};
 };
 
 inline constexpr std::size_t kMaxGateways = 1000;
+
+// The default connection cap when the open-file limit allows more: ~10 KiB each (Beast buffers,
+// the session, a pending long-poll), so 100,000 stay well inside the seeder's memory.
+inline constexpr std::size_t kDefaultMaxConnections = 100'000;
 
 // The coarse re-check: a file event the watch missed costs at most this long.
 inline constexpr std::chrono::seconds kMaintenance{30};

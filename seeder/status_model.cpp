@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -24,9 +25,11 @@ constexpr std::array kStates = {State::announced, State::downloading, State::ver
 
 // What needs attention first: endpoints that gave up, then those that have not even started.
 int attention_rank(std::string_view state) {
-    static constexpr std::array<std::string_view, 10> order = {
-        "rejected",    "failed",   "stale",   "unreported", "announced",
-        "downloading", "verified", "waiting", "installing", "reboot_pending"};
+    static constexpr std::array<std::string_view, 11> order = {
+        "rejected",       "failed",           "offline_not_patched",
+        "unreported",     "announced",        "downloading",
+        "verified",       "waiting",          "installing",
+        "reboot_pending", "offline_effective"};
     const auto it = std::find(order.begin(), order.end(), state);
     return static_cast<int>(it - order.begin());
 }
@@ -43,18 +46,37 @@ std::string why_of(const EndpointStatus& e, std::int64_t now) {
     const auto when = [](std::optional<std::int64_t> t) {
         return t ? core::format_utc(*t) : std::string("?");
     };
-    if (e.state == kStale) {
-        return "offline: no report since " + core::format_utc(e.last_seen) + " (last state " +
+    if (e.state == kOfflineEffective) {
+        return "offline since " + core::format_utc(e.last_seen) + ", last known effective" +
+               (e.since ? " (since " + when(e.since) + ")" : std::string());
+    }
+    if (e.state == kOfflineNotPatched) {
+        return "offline since " + core::format_utc(e.last_seen) + ", not patched (last state " +
                e.last_state + (e.since ? " since " + when(e.since) : std::string()) + ")";
     }
     if (e.state == kUnreported) {
         return "has not reported this release (last report " + core::format_utc(e.last_seen) + ")";
     }
     const std::string detail = e.reason.empty() ? "" : ": " + e.reason;
-    if (e.state == "failed") return "failed (attempt " + std::to_string(e.attempts) + ")" + detail;
+    if (e.state == "failed") {
+        if (!e.next_attempt_at) {  // an agent that does not say whether it will try again
+            return "failed (attempt " + std::to_string(e.attempts) + ")" + detail;
+        }
+        if (*e.next_attempt_at == 0 || (e.max_attempts && e.attempts >= *e.max_attempts)) {
+            return "gave up after " + std::to_string(e.attempts) + " attempt" +
+                   (e.attempts == 1 ? "" : "s") + detail;
+        }
+        return "failed, retry " + std::to_string(e.attempts + 1) +
+               (e.max_attempts ? " of " + std::to_string(*e.max_attempts) : std::string()) +
+               " at " + core::format_utc(*e.next_attempt_at) + detail;
+    }
     if (e.state == "rejected") return "rejected" + detail;
     if (e.state == "reboot_pending") return "reboot pending since " + when(e.since) + detail;
     if (e.state == "waiting") {
+        if (e.deferred_by && e.deferred_until) {
+            return "deferred by " + *e.deferred_by + " until " +
+                   core::format_utc(*e.deferred_until);
+        }
         return e.reason.empty() ? "waiting since " + when(e.since) : e.reason;
     }
     if (e.state == "downloading") return "downloading, " + percent_text(e.progress) + " done";
@@ -106,6 +128,14 @@ ReleaseStatus release_status(const core::FeedEntry& entry, const ManifestFacts* 
         rs.halt_reason = ro.progress.halt_reason;
     }
 
+    std::optional<double> seed_present;
+    for (const auto& p : rollout_state.seed_problems) {
+        if (p.release_id != entry.id) continue;
+        if (!p.manifest_sha256.empty() && p.manifest_sha256 != entry.manifest_sha256) continue;
+        rs.seed_problem = "HQ's copy is damaged: re-publish (" + p.message + ")";
+        seed_present = p.present;
+    }
+
     rs.endpoints = fleet.endpoints.size();
     std::map<std::string, std::size_t> counts;
     std::map<std::string, SiteStatus> by_site;
@@ -148,10 +178,27 @@ ReleaseStatus release_status(const core::FeedEntry& entry, const ManifestFacts* 
             line.attempts = row.attempts;
             line.reason = row.reason;
             line.deferred_until = row.deferred_until;
+            line.deferred_by = row.deferred_by;
+            line.next_attempt_at = row.next_attempt_at;
+            line.max_attempts = row.max_attempts;
         }
         // Silence is not compliance: a machine that stopped reporting may have been reimaged.
-        if (is_stale(ep, now, rollout_state.stale_after)) line.state = std::string(kStale);
+        if (is_stale(ep, now, rollout_state.stale_after)) {
+            line.state = std::string(line.last_state == core::to_string(State::effective)
+                                         ? kOfflineEffective
+                                         : kOfflineNotPatched);
+            ++counts[std::string(kStale)];
+            if (line.state == kOfflineEffective) ++rs.offline_effective;
+        }
         line.why = why_of(line, now);
+        // With HQ's copy damaged, an endpoint that has every piece HQ has waits for pieces that
+        // no source has: not a slow download, and no amount of waiting fixes it.
+        if (!rs.seed_problem.empty() && line.state == core::to_string(State::downloading) &&
+            (!seed_present || line.progress + 1e-6 >= std::floor(*seed_present * 100) / 100)) {
+            line.why = "waiting for pieces no source has (HQ's copy is damaged), " +
+                       percent_text(line.progress) + " done";
+            ++rs.waiting_for_missing_pieces;
+        }
         ++counts[line.state];
         if (line.state == core::to_string(State::effective)) {
             ++rs.effective;
@@ -172,7 +219,9 @@ ReleaseStatus release_status(const core::FeedEntry& entry, const ManifestFacts* 
         rs.counts.emplace_back(name, counts[name]);
     }
     rs.counts.emplace_back(std::string(kUnreported), counts[std::string(kUnreported)]);
-    rs.counts.emplace_back(std::string(kStale), counts[std::string(kStale)]);
+    for (const auto name : {kStale, kOfflineEffective, kOfflineNotPatched}) {
+        rs.counts.emplace_back(std::string(name), counts[std::string(name)]);
+    }
     auto finish = [&](SiteStatus site) {
         site.wan_copies =
             rs.size ? static_cast<double>(site.bytes_from_wan) / static_cast<double>(rs.size) : 0.0;
@@ -192,6 +241,22 @@ ReleaseStatus release_status(const core::FeedEntry& entry, const ManifestFacts* 
                      });
     return rs;
 }
+
+}  // namespace
+
+std::optional<double> seed_present_of(std::string_view message) {
+    const auto end = message.find("% present)");
+    if (end == std::string_view::npos) return std::nullopt;
+    std::size_t start = end;
+    while (start > 0 && message[start - 1] >= '0' && message[start - 1] <= '9') --start;
+    if (start == end || end - start > 3) return std::nullopt;
+    int percent = 0;
+    for (std::size_t i = start; i < end; ++i) percent = percent * 10 + (message[i] - '0');
+    if (percent > 100) return std::nullopt;
+    return percent / 100.0;
+}
+
+namespace {
 
 ManifestFacts read_manifest_facts(const RepoPaths& paths, const std::string& id) {
     // Local, trusted files: signatures were made by publish; this only labels the table.
@@ -297,6 +362,9 @@ Result<FleetStatus> collect_status(const RepoPaths& paths, FleetDb* db, std::int
         auto halts = db->halts();
         if (!halts) return std::unexpected(halts.error());
         rollout.halts = std::move(*halts);
+        auto problems = db->seed_problems();
+        if (!problems) return std::unexpected(problems.error());
+        rollout.seed_problems = std::move(*problems);
         for (const auto& entry : index->releases) {
             auto opens = db->ring_opens(entry.id, entry.manifest_sha256);
             if (!opens) return std::unexpected(opens.error());

@@ -22,15 +22,23 @@ namespace patchswarm::seeder {
 
 // Pseudo-state of an endpoint known to the fleet that has not reported a release yet.
 inline constexpr std::string_view kUnreported = "unreported";
-// Pseudo-state of an endpoint that has not reported for longer than stale_after: whatever it
-// last said, it is never counted effective.
+// An endpoint that has not reported for longer than stale_after is never counted effective,
+// whatever it last said. Its pseudo-state says which of two very different cases it is: it was
+// effective when it went silent, or it was not (still downloading, waiting, failed...).
+inline constexpr std::string_view kOfflineEffective = "offline_effective";
+inline constexpr std::string_view kOfflineNotPatched = "offline_not_patched";
+// The count of both together in ReleaseStatus::counts (format 1 had only this one).
 inline constexpr std::string_view kStale = "stale";
+inline bool is_offline_state(std::string_view state) {
+    return state == kOfflineEffective || state == kOfflineNotPatched;
+}
 
 struct EndpointStatus {
     std::string device_id;
     std::string hostname;
     std::string remote_address;
-    std::string state;                  // a core::State name or "unreported"
+    std::string state;                  // a core::State name, "unreported", "offline_effective" or
+                                        // "offline_not_patched"
     std::optional<std::int64_t> since;  // when the state was entered (endpoint clock)
     double progress = 0;
     std::uint32_t attempts = 0;
@@ -43,6 +51,9 @@ struct EndpointStatus {
     std::vector<std::string> groups;
     std::string agent_version;  // "" if the endpoint does not report it
     std::optional<std::int64_t> deferred_until;
+    std::optional<std::string> deferred_by;       // who set the deferral, if the endpoint said
+    std::optional<std::int64_t> next_attempt_at;  // when failed: next retry, 0 none (if said)
+    std::optional<std::uint32_t> max_attempts;    // attempts the endpoint allows (if said)
     std::string site;
     std::string why;  // one line: what still stands between this endpoint and `effective`
 };
@@ -82,10 +93,12 @@ struct ReleaseStatus {
     std::string name;      // from the manifest; empty if it cannot be read
     std::string severity;  // idem
     std::uint64_t size = 0;
-    std::size_t endpoints = 0;  // endpoints known to the fleet
-    std::size_t reported = 0;   // endpoints that reported this release
-    std::size_t effective = 0;
-    // Every core::State in state-machine order, then "unreported"; zeros included.
+    std::size_t endpoints = 0;          // endpoints known to the fleet
+    std::size_t reported = 0;           // endpoints that reported this release
+    std::size_t effective = 0;          // confirmed: effective and reporting
+    std::size_t offline_effective = 0;  // last known effective, but offline (not in `effective`)
+    // Every core::State in state-machine order, then "unreported", "stale" (both offline states
+    // together), "offline_effective", "offline_not_patched"; zeros included.
     std::vector<std::pair<std::string, std::size_t>> counts;
     std::uint64_t bytes_from_peers = 0;
     std::uint64_t bytes_from_seeder = 0;
@@ -109,6 +122,11 @@ struct ReleaseStatus {
     // time-to-protection curve (empty without published_at).
     std::vector<std::int64_t> effective_times;
     std::vector<EndpointStatus> all;  // every known endpoint (for --csv), same fields
+    // The seeder's own copy of this manifest failed its check: "HQ's copy is damaged:
+    // re-publish (seed data incomplete after check (99% present))"; empty when it is sound.
+    std::string seed_problem;
+    // Downloading endpoints that have every piece HQ has: nobody can give them the rest.
+    std::size_t waiting_for_missing_pieces = 0;
 };
 
 struct FleetStatus {
@@ -135,7 +153,12 @@ struct RolloutState {
     std::map<std::string, std::vector<std::int64_t>> ring_opens;
     std::vector<HaltRow> halts;
     std::int64_t stale_after = 300;
+    std::vector<SeedProblem> seed_problems;  // serve's check of its own copies
 };
+
+// The share present from a swarm message like "seed data incomplete after check (99% present)",
+// 0..1; nullopt if it says none.
+std::optional<double> seed_present_of(std::string_view message);
 
 FleetStatus build_status(const std::string& repository, const Index& index,
                          const std::map<std::string, ManifestFacts>& manifests,

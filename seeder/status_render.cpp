@@ -55,7 +55,8 @@ void render_counts(std::ostringstream& out, const ReleaseStatus& rs) {
     out << "  states     ";
     bool any = false;
     for (const auto& [state, n] : rs.counts) {
-        if (n == 0) continue;
+        // "stale" is the two offline states together, which are listed on their own.
+        if (n == 0 || state == kStale) continue;
         out << (any ? " · " : "") << state << ' ' << n;
         any = true;
     }
@@ -90,31 +91,42 @@ void render_sites(std::ostringstream& out, const ReleaseStatus& rs) {
     }
 }
 
-void render_endpoints(std::ostringstream& out, const ReleaseStatus& rs, std::int64_t now,
-                      bool tty) {
-    if (rs.not_effective.empty()) return;
+// One table of endpoints under `title`: those needing work (not effective, and not last known
+// effective), or those last known effective but offline, which an admin judges differently.
+void render_endpoint_rows(std::ostringstream& out, const std::vector<EndpointStatus>& rows,
+                          std::string_view title, std::int64_t now, bool tty) {
+    if (rows.empty()) return;
     std::size_t host_width = 4;
-    for (const auto& e : rs.not_effective) {
+    for (const auto& e : rows) {
         host_width =
             std::max(host_width, std::min<std::size_t>(printable(e.hostname, 24).size(), 24));
     }
-    out << "  not yet effective (" << rs.not_effective.size() << "):\n";
-    out << "    " << pad("DEVICE", 10) << pad("HOST", host_width + 2) << pad("STATE", 16)
+    out << "  " << title << " (" << rows.size() << "):\n";
+    out << "    " << pad("DEVICE", 10) << pad("HOST", host_width + 2) << pad("STATE", 20)
         << pad("SINCE", 8) << pad("PROGRESS", tty ? 20 : 10) << "WHY\n";
     // A terminal shows the first rows (the ones needing attention sort first); pipes get all.
-    const std::size_t shown =
-        tty ? std::min(rs.not_effective.size(), kMaxTerminalRows) : rs.not_effective.size();
+    const std::size_t shown = tty ? std::min(rows.size(), kMaxTerminalRows) : rows.size();
     for (std::size_t i = 0; i < shown; ++i) {
-        const EndpointStatus& e = rs.not_effective[i];
+        const EndpointStatus& e = rows[i];
         out << "    " << pad(e.device_id.substr(0, 8), 10)
-            << pad(printable(e.hostname, 24), host_width + 2) << pad(e.state, 16)
+            << pad(printable(e.hostname, 24), host_width + 2) << pad(e.state, 20)
             << pad(age(e.since, now), 8)
             << pad(io::term::progress_bar(e.progress, 10, tty), tty ? 20 : 10)
             << printable(e.why, tty ? 80 : kMaxReasonBytes) << '\n';
     }
-    if (shown < rs.not_effective.size()) {
-        out << "    ... and " << rs.not_effective.size() - shown << " more (--json lists all)\n";
+    if (shown < rows.size()) {
+        out << "    ... and " << rows.size() - shown << " more (--json lists all)\n";
     }
+}
+
+void render_endpoints(std::ostringstream& out, const ReleaseStatus& rs, std::int64_t now,
+                      bool tty) {
+    std::vector<EndpointStatus> pending, offline_effective;
+    for (const auto& e : rs.not_effective) {
+        (e.state == kOfflineEffective ? offline_effective : pending).push_back(e);
+    }
+    render_endpoint_rows(out, pending, "not yet effective", now, tty);
+    render_endpoint_rows(out, offline_effective, "last known effective, offline", now, tty);
 }
 
 std::string seconds_text(std::optional<std::int64_t> s) {
@@ -160,7 +172,20 @@ void render_release(std::ostringstream& out, const ReleaseStatus& rs, std::int64
     const double fraction =
         rs.endpoints ? static_cast<double>(rs.effective) / static_cast<double>(rs.endpoints) : 0;
     out << "  effective  " << io::term::progress_bar(fraction, 30, tty) << "  " << rs.effective
-        << " of " << rs.endpoints << " endpoints\n";
+        << " of " << rs.endpoints << " endpoints";
+    // Not counted above: no evidence is not good evidence.
+    if (rs.offline_effective > 0) {
+        out << " · last known effective, offline " << rs.offline_effective;
+    }
+    out << '\n';
+    if (!rs.seed_problem.empty()) {
+        out << "  PROBLEM    " << printable(rs.seed_problem, 200);
+        if (rs.waiting_for_missing_pieces > 0) {
+            out << "; " << rs.waiting_for_missing_pieces
+                << " endpoint(s) wait for pieces no source has";
+        }
+        out << '\n';
+    }
     render_counts(out, rs);
     render_rollout(out, rs);
     render_bytes(out, rs);
@@ -226,22 +251,26 @@ std::string status_json(const FleetStatus& status) {
         for (const auto& [state, n] : rs.counts) counts[state] = n;
         Json pending = Json::array();
         for (const auto& e : rs.not_effective) {
-            pending.push_back({{"device_id", e.device_id},
-                               {"hostname", e.hostname},
-                               {"remote_address", e.remote_address},
-                               {"state", e.state},
-                               {"since", e.since ? Json(*e.since) : Json(nullptr)},
-                               {"progress", e.progress},
-                               {"attempts", e.attempts},
-                               {"reason", e.reason},
-                               {"last_seen", e.last_seen},
-                               {"last_state", e.last_state},
-                               {"ring", e.ring},
-                               {"groups", e.groups},
-                               {"agent_version", e.agent_version},
-                               {"deferred_until", opt(e.deferred_until)},
-                               {"site", e.site},
-                               {"why", e.why}});
+            pending.push_back(
+                {{"device_id", e.device_id},
+                 {"hostname", e.hostname},
+                 {"remote_address", e.remote_address},
+                 {"state", e.state},
+                 {"since", e.since ? Json(*e.since) : Json(nullptr)},
+                 {"progress", e.progress},
+                 {"attempts", e.attempts},
+                 {"reason", e.reason},
+                 {"last_seen", e.last_seen},
+                 {"last_state", e.last_state},
+                 {"ring", e.ring},
+                 {"groups", e.groups},
+                 {"agent_version", e.agent_version},
+                 {"deferred_until", opt(e.deferred_until)},
+                 {"site", e.site},
+                 {"why", e.why},
+                 {"deferred_by", e.deferred_by ? Json(*e.deferred_by) : Json(nullptr)},
+                 {"next_attempt_at", opt(e.next_attempt_at)},
+                 {"max_attempts", e.max_attempts ? Json(*e.max_attempts) : Json(nullptr)}});
         }
         Json rings = Json::array();
         for (const auto& ring : rs.rings) {
@@ -272,34 +301,38 @@ std::string status_json(const FleetStatus& status) {
                              {"bytes_from_lan", site.bytes_from_lan},
                              {"wan_copies", site.wan_copies}});
         }
-        releases.push_back({{"id", rs.id},
-                            {"sequence", rs.sequence},
-                            {"manifest_sha256", rs.manifest_sha256},
-                            {"name", rs.name},
-                            {"severity", rs.severity},
-                            {"size", rs.size},
-                            {"endpoints", rs.endpoints},
-                            {"reported", rs.reported},
-                            {"effective", rs.effective},
-                            {"counts", counts},
-                            {"bytes_from_peers", rs.bytes_from_peers},
-                            {"bytes_from_seeder", rs.bytes_from_seeder},
-                            {"not_effective", pending},
-                            {"sites", sites},
-                            {"published_at", opt(rs.published_at)},
-                            {"deadline", opt(rs.deadline)},
-                            {"halted", rs.halted},
-                            {"halt", halt},
-                            {"rings", rings},
-                            {"next_ring_opens_at", opt(rs.next_ring_opens_at)},
-                            {"waiting_for", rs.waiting_for},
-                            {"time_to_protection",
-                             {{"effective", ttp.effective},
-                              {"first_s", opt(ttp.first)},
-                              {"median_s", opt(ttp.median)},
-                              {"p95_s", opt(ttp.p95)},
-                              {"last_s", opt(ttp.last)}}},
-                            {"effective_times", rs.effective_times}});
+        releases.push_back(
+            {{"id", rs.id},
+             {"sequence", rs.sequence},
+             {"manifest_sha256", rs.manifest_sha256},
+             {"name", rs.name},
+             {"severity", rs.severity},
+             {"size", rs.size},
+             {"endpoints", rs.endpoints},
+             {"reported", rs.reported},
+             {"effective", rs.effective},
+             {"counts", counts},
+             {"bytes_from_peers", rs.bytes_from_peers},
+             {"bytes_from_seeder", rs.bytes_from_seeder},
+             {"not_effective", pending},
+             {"sites", sites},
+             {"published_at", opt(rs.published_at)},
+             {"deadline", opt(rs.deadline)},
+             {"halted", rs.halted},
+             {"halt", halt},
+             {"rings", rings},
+             {"next_ring_opens_at", opt(rs.next_ring_opens_at)},
+             {"waiting_for", rs.waiting_for},
+             {"time_to_protection",
+              {{"effective", ttp.effective},
+               {"first_s", opt(ttp.first)},
+               {"median_s", opt(ttp.median)},
+               {"p95_s", opt(ttp.p95)},
+               {"last_s", opt(ttp.last)}}},
+             {"effective_times", rs.effective_times},
+             {"offline_effective", rs.offline_effective},
+             {"seed_problem", rs.seed_problem.empty() ? Json(nullptr) : Json(rs.seed_problem)},
+             {"waiting_for_missing_pieces", rs.waiting_for_missing_pieces}});
     }
     const Json doc = {{"format", 1},
                       {"repository", status.repository},

@@ -243,6 +243,7 @@ class Session : public std::enable_shared_from_this<Session> {
             spdlog::error("http: handler threw a non-standard exception");
             on_respond(generation, error_response(500, "internal", "request handler failed"));
         }
+        if (awaiting_response_ && !closed_) do_watch();
     }
 
     void on_respond(std::uint64_t generation, Response res) {
@@ -251,14 +252,52 @@ class Session : public std::enable_shared_from_this<Session> {
         awaiting_response_ = false;
         handler_timer_.cancel();
         if (closed_) return;  // client gone or server stopped: nobody to answer
-        do_write(std::move(res));
+        answer(std::move(res));
     }
 
     void on_handler_timeout(std::uint64_t generation, error_code ec) {
         if (ec || generation != generation_ || !awaiting_response_) return;
         awaiting_response_ = false;
         if (closed_) return;
-        do_write(error_response(503, "timeout", "the request was not answered in time"));
+        answer(error_response(503, "timeout", "the request was not answered in time"));
+    }
+
+    // ---- while the handler holds the request ----
+
+    // A long-poll can be held for minutes: a read stays outstanding meanwhile, so a client that
+    // goes away (an endpoint restarting, a seeder's 20,000 endpoints after a network blip)
+    // frees its connection slot at once instead of when the wait ends. Bytes that arrive are a
+    // pipelined next request, kept in buffer_ (up to one header's worth).
+    void do_watch() {
+        if (buffer_.size() >= limits().max_header_bytes) return;
+        watching_ = true;
+        stream_.expires_never();  // the handler timer bounds this wait
+        stream_.async_read_some(buffer_.prepare(kIdleReadBytes),
+                                beast::bind_front_handler(&Session::on_watch, shared_from_this()));
+    }
+
+    void on_watch(error_code ec, std::size_t bytes) {
+        watching_ = false;
+        if (closed_) return;
+        if (!ec) buffer_.commit(bytes);
+        if (pending_) {
+            // The answer came while reading: the read was cancelled (or had just finished).
+            Response res = std::move(*pending_);
+            pending_.reset();
+            if (ec && ec != net::error::operation_aborted) return close();
+            return do_write(std::move(res));
+        }
+        if (ec) return close();  // gone: the Respond it leaves behind becomes a no-op
+        do_watch();
+    }
+
+    // Only one read may be outstanding on the stream: a watching read is cancelled first and
+    // the answer written when it has completed.
+    void answer(Response res) {
+        if (!watching_) return do_write(std::move(res));
+        pending_ = std::move(res);
+        error_code ignored;
+        stream_.socket().cancel(ignored);
     }
 
     // ---- writing the response ----
@@ -443,6 +482,8 @@ class Session : public std::enable_shared_from_this<Session> {
     bool keep_alive_ = false;
     bool linger_after_write_ = false;
     bool closed_ = false;
+    bool watching_ = false;            // do_watch's read is outstanding
+    std::optional<Response> pending_;  // the answer waiting for that read to end
     // The response in flight: Beast needs the message alive until the write completes.
     std::unique_ptr<bhttp::response<bhttp::string_body>> string_response_;
     std::unique_ptr<bhttp::response<bhttp::empty_body>> file_header_;

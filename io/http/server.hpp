@@ -30,7 +30,9 @@ using Handler = std::function<void(Request&&, Respond)>;
 
 // A header over max_header_bytes gets 431, a body over max_body_bytes 413, a malformed request
 // 400; each then closes the connection. Connections beyond max_connections, or beyond
-// max_connections_per_client from one client, are closed at once.
+// max_connections_per_client from one client, are closed at once. A client that closes its
+// connection (or half-closes it) while its request is held is dropped at once, so a dead
+// long-poll does not keep a slot; its Respond becomes a no-op.
 struct ServerLimits {
     std::size_t max_header_bytes = 16 * 1024;
     std::size_t max_body_bytes = 1 << 20;
@@ -38,6 +40,7 @@ struct ServerLimits {
     std::chrono::seconds write_timeout{120};   // to write a response
     std::chrono::seconds idle_timeout{60};     // keep-alive between requests
     std::chrono::seconds handler_timeout{90};  // an unanswered request gets 503
+    // Each is one descriptor: size it from the open-file limit (io/fd_limit.hpp).
     std::size_t max_connections = 4096;
     // Open connections per client (IPv4 address or IPv6 /64); more are closed at once.
     std::size_t max_connections_per_client = 1024;

@@ -92,6 +92,10 @@ void add_publish(CLI::App& app, PublishArgs& a) {
         ->check(CLI::Range(1u, 3650u))
         ->capture_default_str();
     cmd->add_flag("--replace", r.replace, "replace a release id that is already published");
+    cmd->add_flag("--idempotent", r.idempotent,
+                  "the install may safely run again over a half-finished run of itself: an "
+                  "installer that died (killed, power loss) is re-run with a counted attempt "
+                  "instead of waiting for an operator. Signed into the manifest");
     cmd->add_option("--name-repo", a.repo_name,
                     "repository name when creating it (default: the folder's name)");
     cmd->add_option("--rollout", a.rollout,

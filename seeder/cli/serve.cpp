@@ -110,6 +110,13 @@ void add_serve(CLI::App& app, ServeArgs& a) {
                     "holds one feed long-poll: a NATed site needs one per endpoint)")
         ->check(CLI::Range(std::size_t{1}, std::size_t{100'000}))
         ->capture_default_str();
+    cmd->add_option("--max-connections", a.opts.max_connections,
+                    "open HTTP connections in all; more are closed at once (each endpoint holds "
+                    "one feed long-poll). 0: what the open-file limit leaves, which serve raises "
+                    "to its hard limit (up to 100000); a larger number than the limit allows is "
+                    "lowered to it with a warning")
+        ->check(CLI::Range(std::size_t{0}, std::size_t{1'000'000}))
+        ->capture_default_str();
     cmd->add_option("--log-level", a.log_level,
                     std::string(io::logging::kLevelHelp) + " (any case)")
         ->transform(io::cli::log_level_transform())

@@ -239,7 +239,7 @@ TEST_CASE("a deferral holds the install until it ends and wakes the agent then",
 
 TEST_CASE(
     "on resume an announced release without a torrent clears leftovers of an interrupted "
-    "replace, and an interrupted install is a counted failure",
+    "replace, and an install that outlived the agent is looked for, not counted",
     "[core]") {
     EndpointController c(config(), utc());
     ReleaseRecord announced;
@@ -258,11 +258,23 @@ TEST_CASE(
     const Action& b = actions[0].id == "KB1" ? actions[1] : actions[0];
     REQUIRE(has<cmd::RemoveReleaseFiles>(a));
     CHECK(index_of<cmd::RemoveReleaseFiles>(a) < index_of<cmd::StartDownload>(a));
-    REQUIRE(b.save);
-    CHECK(b.save->state == State::failed);
-    CHECK(b.save->failed_phase == Phase::install);
-    CHECK(b.save->attempts == 1);
+    CHECK_FALSE(b.save);  // no attempt lost, nothing to persist
+    CHECK(has<cmd::ProbeInstall>(b));
     CHECK_FALSE(has<cmd::RemoveReleaseFiles>(b));
+    // The probe holds the release's worker slot until its observation comes back.
+    commit_all(c, actions);
+    InstallObservation running;
+    running.supervisor_running = running.recorded = true;
+    auto waiting = c.handle("KB2", ev::InstallObserved{running, "boot-1"}, kT0 + 1);
+    REQUIRE(waiting.size() == 1);
+    CHECK(has<cmd::AwaitInstall>(waiting[0]));
+    commit_all(c, waiting);
+    InstallObservation done;
+    done.recorded = done.installer_started = done.finished = true;
+    done.exit_code = 0;
+    commit_all(c, c.handle("KB2", ev::InstallObserved{done, "boot-1"}, kT0 + 5));
+    CHECK(c.record("KB2")->state == State::effective);
+    CHECK(c.record("KB2")->attempts == 0);
 }
 
 TEST_CASE("a changed boot id makes a pending reboot effective", "[core]") {
@@ -306,4 +318,53 @@ TEST_CASE("a reboot retry that is due outside the window waits for the window, n
     // A past instant would make the agent's one-shot fire again at once, every second.
     REQUIRE(c.next_wakeup(kT0));
     CHECK(*c.next_wakeup(kT0) == opens);
+}
+
+TEST_CASE("an emergency release deferred for ten years installs and reboots at its deadline",
+          "[core]") {
+    Rollout r;
+    r.deadline = apply_deadline_policy(default_deadline_policy(), Severity::emergency, std::nullopt,
+                                       std::nullopt, kT0, kT0 + 30 * 86'400)
+                     .at;
+    REQUIRE(r.deadline == kT0 + 86'400);
+    // The only window is 10:00-11:00 UTC; the deadline (05:20 UTC) falls outside it.
+    r.windows.push_back({"office", kAllDays, 600, 660, "UTC"});
+    auto cfg = config();
+    cfg.reboot_command = true;
+    EndpointController c(cfg, utc());
+    ReleaseRecord rec;
+    rec.id = "KB1";
+    rec.state = State::verified;
+    rec.entered_at = kT0 - 100;
+    auto i = info(1, "", true);
+    i.rollout = r;
+    c.load(std::move(i), rec, std::nullopt);
+    commit_all(c, c.set_boot_id("boot-1", kT0));
+
+    const std::int64_t asked = kT0 + 3650LL * 86'400;
+    const std::int64_t until = clamp_deferral(r, asked);
+    CHECK(until == *r.deadline);
+    auto held = c.set_deferral("KB1", until, kT0);
+    REQUIRE(held.size() == 1);
+    REQUIRE(held[0].save);
+    CHECK(held[0].save->state == State::waiting);
+    commit_all(c, held);
+    // Nothing before the deadline: not the window at 10:00 (deferred), not the next day's.
+    CHECK(c.next_wakeup(kT0) == *r.deadline);
+    auto early = c.on_timer(*r.deadline - 1);
+    CHECK_FALSE(std::any_of(early.begin(), early.end(), has<cmd::RunInstall>));
+    auto due = c.on_timer(*r.deadline);
+    REQUIRE(std::any_of(due.begin(), due.end(), has<cmd::RunInstall>));
+    commit_all(c, due);
+    // The install asks for a reboot: past the deadline it is not held for the window either.
+    auto installed =
+        c.handle("KB1", ev::InstallFinished{3010, false, "", "boot-1"}, *r.deadline + 60);
+    commit_all(c, installed);
+    REQUIRE(c.record("KB1")->state == State::reboot_pending);
+    bool reboot = std::any_of(installed.begin(), installed.end(), has<cmd::RunReboot>);
+    if (!reboot) {
+        auto next = c.evaluate("KB1", *r.deadline + 61);
+        reboot = std::any_of(next.begin(), next.end(), has<cmd::RunReboot>);
+    }
+    CHECK(reboot);
 }

@@ -551,3 +551,26 @@ TEST_CASE("zone names are IANA-shaped and never a path out of the zone folder", 
     CHECK(validate_zone_name(std::string(kMaxZoneNameBytes + 1, 'A')).error().code ==
           Errc::too_large);
 }
+
+TEST_CASE("the idempotent flag is signed in only when set and only true is accepted", "[core]") {
+    Manifest m = sample_manifest();
+    CHECK(serialize_manifest(m) == kSampleBytesBeforeRollout);  // off: the old bytes
+    m.idempotent = true;
+    const std::string text = serialize_manifest(m);
+    CHECK(text.ends_with(R"(,"idempotent":true})"));
+    auto parsed = parse_manifest(text);
+    REQUIRE(parsed.has_value());
+    CHECK(parsed->idempotent);
+    CHECK(serialize_manifest(*parsed) == text);
+    CHECK_FALSE(parse_manifest(kSampleBytesBeforeRollout)->idempotent);
+    // A second spelling of the default, or a non-boolean, is a different document: refused.
+    for (const char* bad :
+         {R"(,"idempotent":false})", R"(,"idempotent":1})", R"(,"idempotent":"yes"})"}) {
+        std::string doc{kSampleBytesBeforeRollout};
+        doc.replace(doc.size() - 1, 1, bad);
+        INFO(doc);
+        auto r = parse_manifest(doc);
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error().code == patchswarm::Errc::malformed);
+    }
+}

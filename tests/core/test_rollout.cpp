@@ -812,3 +812,108 @@ TEST_CASE("a rollout section parses on its own, strictly", "[core]") {
     CHECK_FALSE(parse_rollout(R"({"rings":[{"name":"a"}],"rings":[]})").has_value());
     CHECK_FALSE(parse_rollout("[]").has_value());
 }
+
+// ---- Deadlines from policy ------------------------------------------------------------------
+
+TEST_CASE("every severity has a default maximum time to deadline", "[core]") {
+    const DeadlinePolicy p = default_deadline_policy();
+    CHECK(p.for_severity(Severity::emergency) == 24 * kHour);
+    CHECK(p.for_severity(Severity::critical) == 72 * kHour);
+    CHECK(p.for_severity(Severity::normal) == 14 * kDay);
+    CHECK(p.for_severity(Severity::important).has_value());
+    CHECK(p.for_severity(Severity::low).has_value());
+}
+
+TEST_CASE("publish without --deadline gets the severity's deadline, never past expiry", "[core]") {
+    const std::int64_t now = utc(2026, 3, 4, 12);
+    const DeadlinePolicy p = default_deadline_policy();
+    const auto e = apply_deadline_policy(p, Severity::emergency, std::nullopt, std::nullopt, now,
+                                         now + 30 * kDay);
+    CHECK(e.at == now + 24 * kHour);
+    CHECK(e.source == DeadlineSource::severity_policy);
+    CHECK(e.explanation == "emergency: at most 24h after publishing");
+    // A manifest that expires in 7 days cannot carry a 14-day deadline.
+    const auto n =
+        apply_deadline_policy(p, Severity::normal, std::nullopt, std::nullopt, now, now + 7 * kDay);
+    CHECK(n.at == now + 7 * kDay);
+    CHECK(n.explanation == "normal: at most 14d after publishing, cut to the manifest's expiry");
+}
+
+TEST_CASE("a --deadline given wins, a policy file's own deadline is cut to the maximum", "[core]") {
+    const std::int64_t now = utc(2026, 3, 4, 12);
+    const DeadlinePolicy p = default_deadline_policy();
+    const std::int64_t exp = now + 30 * kDay;
+    const auto given =
+        apply_deadline_policy(p, Severity::emergency, now + 5 * kDay, std::nullopt, now, exp);
+    CHECK(given.at == now + 5 * kDay);
+    CHECK(given.source == DeadlineSource::flag);
+    const auto earlier =
+        apply_deadline_policy(p, Severity::emergency, std::nullopt, now + 3 * kHour, now, exp);
+    CHECK(earlier.at == now + 3 * kHour);
+    CHECK(earlier.source == DeadlineSource::policy_file);
+    const auto later =
+        apply_deadline_policy(p, Severity::emergency, std::nullopt, now + 3 * kDay, now, exp);
+    CHECK(later.at == now + 24 * kHour);
+    CHECK(later.source == DeadlineSource::severity_policy);
+}
+
+TEST_CASE("a policy file's deadlines override the defaults, null removes one", "[core]") {
+    auto p = parse_deadline_policy(R"({"emergency":"6h","normal":"21d","low":null,"critical":600})",
+                                   default_deadline_policy());
+    REQUIRE(p);
+    CHECK(p->for_severity(Severity::emergency) == 6 * kHour);
+    CHECK(p->for_severity(Severity::normal) == 21 * kDay);
+    CHECK(p->for_severity(Severity::critical) == 600);
+    CHECK_FALSE(p->for_severity(Severity::low));
+    CHECK(p->for_severity(Severity::important) ==
+          default_deadline_policy().for_severity(Severity::important));
+    const auto none = apply_deadline_policy(*p, Severity::low, std::nullopt, std::nullopt, 0, 100);
+    CHECK_FALSE(none.at);
+    CHECK(none.source == DeadlineSource::none);
+}
+
+TEST_CASE("a malformed deadlines object is refused with the field named", "[core]") {
+    for (const char* bad :
+         {R"({"urgent":"24h"})", R"({"emergency":"24 hours"})", R"({"emergency":0})",
+          R"({"emergency":"+24h"})", R"({"emergency":"3651d"})", R"({"emergency":-5})",
+          R"({"emergency":true})", R"(["emergency"])", R"({"emergency":"1h","emergency":"2h"})"}) {
+        INFO(bad);
+        auto p = parse_deadline_policy(bad, default_deadline_policy());
+        REQUIRE_FALSE(p);
+        CHECK(p.error().code == patchswarm::Errc::invalid_argument);
+        CHECK(p.error().message.rfind("deadlines", 0) == 0);
+    }
+}
+
+TEST_CASE("a ten-year deferral of an emergency release ends at its deadline", "[core]") {
+    const std::int64_t now = utc(2026, 3, 4, 12);
+    Rollout r;
+    r.deadline = apply_deadline_policy(default_deadline_policy(), Severity::emergency, std::nullopt,
+                                       std::nullopt, now, now + 30 * kDay)
+                     .at;
+    const std::int64_t asked = *parse_time_spec("+3650d", now);
+    CHECK(clamp_deferral(r, asked) == now + 24 * kHour);
+    // Before the deadline the deferral holds and says until when; the agent looks again then.
+    const std::vector<std::string> groups{"office"};
+    const auto held = may_install(r, posix(), true, false, asked, now + kHour, groups);
+    CHECK_FALSE(held.allowed);
+    CHECK(held.cause == WaitCause::deferred);
+    CHECK(held.next_check_at == now + 24 * kHour);
+    // At the deadline the install and the reboot are allowed at once, deferral or not.
+    const auto due = may_install(r, posix(), true, false, asked, now + 24 * kHour, groups);
+    CHECK(due.allowed);
+    const auto reboot = may_reboot(r, posix(), false, asked, now + 24 * kHour, groups);
+    CHECK(reboot.allowed);
+    // Outside every maintenance window the deadline is what lets both happen.
+    r.windows.push_back({"office", kAllDays, 0, 60, "UTC"});  // 00:00-01:00; `now` is 12:00
+    const auto by_deadline = may_install(r, posix(), true, false, asked, now + 24 * kHour, groups);
+    CHECK(by_deadline.allowed);
+    CHECK(by_deadline.by_deadline);
+    CHECK(may_reboot(r, posix(), false, asked, now + 24 * kHour, groups).by_deadline);
+    // A second before the deadline the window still holds it back, and says the deadline.
+    const auto before =
+        may_install(r, posix(), true, false, std::nullopt, now + 24 * kHour - 1, groups);
+    CHECK_FALSE(before.allowed);
+    CHECK(before.next_check_at == now + 24 * kHour);
+    CHECK(before.wait_reason.find("(deadline 2026-03-05T12:00:00Z)") != std::string::npos);
+}

@@ -60,7 +60,11 @@ std::vector<Event> all_events() {
             ev::Tick{"boot-2", true, "", false, ""},
             ev::Tick{"boot-2", false, "outside window", false, ""},
             ev::Tick{"", true, "", false, ""},
-            ev::Resumed{}};
+            ev::Resumed{},
+            ev::InstallObserved{{false, true, false, true, false, true, 0, false, "", ""}, "b"},
+            ev::InstallObserved{{true, true, false, true, true, false, -1, false, "", ""}, "b"},
+            ev::InstallObserved{{false, true, false, true, false, false, -1, false, "", ""}, "b"},
+            ev::InstallObserved{{}, "b"}};
 }
 
 // The records the machine can hold, including the sub-states that matter (verify running,
@@ -526,14 +530,11 @@ TEST_CASE("resuming after a crash in each state does the documented thing", "[co
                 break;
             case State::installing:
                 if (rec.verify_started_at == 0) {
-                    CHECK(s.record.state == State::failed);
-                    CHECK(s.record.failed_phase == Phase::install);
-                    CHECK(s.record.reason == "interrupted: the agent stopped during install");
-                    CHECK(s.record.attempts == rec.attempts + 1);
-                    CHECK(s.record.next_attempt_at == now + 30);
-                    CHECK(s.record.entered_at == now);
+                    // The install outlived the agent under its supervisor: look before acting,
+                    // and an interrupted agent costs no attempt.
+                    CHECK_FALSE(s.changed);
                     CHECK(s.commands.size() == 1);
-                    CHECK(has<cmd::SendReport>(s));
+                    CHECK(has<cmd::ProbeInstall>(s));
                 } else {
                     CHECK(s.record.state == State::installing);
                     CHECK(s.record.verify_started_at == now);
@@ -585,10 +586,14 @@ TEST_CASE("a crash at every step of a release never re-runs an install behind ou
         INFO("crash in " << to_string(rec.state));
         CHECK_FALSE(has<cmd::RunInstall>(resumed));
         if (rec.state == State::installing && rec.verify_started_at == 0) {
-            CHECK(resumed.record.state == State::failed);
+            // The install's supervisor outlived the agent: looked for, not counted as failed.
+            CHECK_FALSE(resumed.changed);
+            CHECK(has<cmd::ProbeInstall>(resumed));
+            CHECK(resumed.record.attempts == rec.attempts);
         }
     }
     CHECK(rec.state == State::effective);
+    CHECK(rec.attempts == 0);
 }
 
 TEST_CASE("terminal states ignore every event", "[core]") {
@@ -634,8 +639,16 @@ TEST_CASE("every state and event keeps the step invariants", "[core]") {
                 }
                 if (has<cmd::RunInstall>(s)) {
                     CHECK(s.record.state == State::installing);
-                    CHECK(state_changed);
-                    CHECK(std::holds_alternative<ev::Tick>(event));
+                    // A policy tick starts an install; the only other way is an observation
+                    // proving the last one never started (no second install, no lost attempt).
+                    if (const auto* seen = std::get_if<ev::InstallObserved>(&event)) {
+                        CHECK_FALSE(state_changed);
+                        CHECK(decide_install_recovery(seen->seen, facts.rerun_safe) ==
+                              InstallRecovery::start);
+                    } else {
+                        CHECK(state_changed);
+                        CHECK(std::holds_alternative<ev::Tick>(event));
+                    }
                 }
                 if (has<cmd::RunVerify>(s)) CHECK(s.record.verify_started_at == now);
                 if (s.record.state == State::failed && state_changed) {
@@ -683,4 +696,158 @@ TEST_CASE("reboot_pending asks for a reboot once when allowed, and says why when
         CHECK(rebooted.record.state == State::effective);
         CHECK_FALSE(has<cmd::RunReboot>(rebooted));
     }
+}
+
+namespace {
+
+InstallObservation finished_with(int code) {
+    InstallObservation o;
+    o.recorded = o.installer_started = o.finished = true;
+    o.exit_code = code;
+    o.output_tail = "done";
+    return o;
+}
+
+InstallObservation died() {
+    InstallObservation o;
+    o.recorded = o.installer_started = true;
+    o.detail = "installer pid 4242";
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "install recovery: adopt a result, wait for a live one, start one that never ran, "
+    "re-run a dead one only when the release is idempotent",
+    "[core]") {
+    struct Row {
+        const char* what;
+        InstallObservation seen;
+        bool rerun_safe;
+        InstallRecovery want;
+    };
+    InstallObservation running;
+    running.supervisor_running = running.recorded = running.installer_started = true;
+    running.installer_running = true;
+    InstallObservation supervisor_only = running;
+    supervisor_only.installer_running = false;
+    InstallObservation orphan = running;  // supervisor killed alone, installer still going
+    orphan.supervisor_running = false;
+    InstallObservation launching;
+    launching.recorded = launching.launching = true;
+    InstallObservation recorded_only;  // supervisor died before it launched anything
+    recorded_only.recorded = true;
+    InstallObservation finished_locked = finished_with(0);
+    finished_locked.supervisor_running = true;  // result written, lock not yet released
+    const Row rows[] = {
+        {"finished", finished_with(0), false, InstallRecovery::adopt},
+        {"finished with a failure", finished_with(1), true, InstallRecovery::adopt},
+        {"finished, supervisor exiting", finished_locked, false, InstallRecovery::adopt},
+        {"supervisor and installer running", running, false, InstallRecovery::wait},
+        {"supervisor running", supervisor_only, true, InstallRecovery::wait},
+        {"orphaned installer alive", orphan, false, InstallRecovery::wait},
+        {"no trace at all", InstallObservation{}, false, InstallRecovery::start},
+        {"supervisor recorded, installer never launched", recorded_only, false,
+         InstallRecovery::start},
+        {"died while launching, idempotent", launching, true, InstallRecovery::rerun},
+        {"died while launching", launching, false, InstallRecovery::hold},
+        {"installer died, idempotent", died(), true, InstallRecovery::rerun},
+        {"installer died", died(), false, InstallRecovery::hold},
+    };
+    for (const auto& row : rows) {
+        INFO(row.what);
+        CHECK(decide_install_recovery(row.seen, row.rerun_safe) == row.want);
+    }
+}
+
+TEST_CASE(
+    "an install found finished after a restart is adopted without a second run or a "
+    "lost attempt",
+    "[core]") {
+    ReleaseFacts facts;
+    auto rec = record_in(State::installing);
+    rec.attempts = 2;
+    const auto resumed = on_event(rec, facts, ev::Resumed{}, 500);
+    REQUIRE(has<cmd::ProbeInstall>(resumed));
+    const auto ok =
+        on_event(resumed.record, facts, ev::InstallObserved{finished_with(0), "b1"}, 510);
+    CHECK(ok.record.state == State::effective);
+    CHECK(ok.record.attempts == 2);
+    CHECK_FALSE(has<cmd::RunInstall>(ok));
+    const auto bad =
+        on_event(resumed.record, facts, ev::InstallObserved{finished_with(7), "b1"}, 510);
+    CHECK(bad.record.state == State::failed);
+    CHECK(bad.record.attempts == 3);  // the installer's own failure counts, as always
+    CHECK(bad.record.reason.find("exit code 7") != std::string::npos);
+    facts.reboot_required = true;
+    const auto reboot =
+        on_event(resumed.record, facts, ev::InstallObserved{finished_with(0), "b1"}, 510);
+    CHECK(reboot.record.state == State::reboot_pending);
+    CHECK(reboot.record.boot_id_at_install == "b1");
+}
+
+TEST_CASE(
+    "a running install is waited for, one that never ran starts without costing an "
+    "attempt",
+    "[core]") {
+    const ReleaseFacts facts;
+    const auto rec = record_in(State::installing);
+    InstallObservation running;
+    running.supervisor_running = running.recorded = true;
+    const auto wait = on_event(rec, facts, ev::InstallObserved{running, "b"}, 500);
+    CHECK_FALSE(wait.changed);
+    CHECK(wait.commands.size() == 1);
+    CHECK(has<cmd::AwaitInstall>(wait));
+    const auto start = on_event(rec, facts, ev::InstallObserved{InstallObservation{}, "b"}, 500);
+    CHECK_FALSE(start.changed);
+    CHECK(start.commands.size() == 1);
+    CHECK(has<cmd::RunInstall>(start));
+}
+
+TEST_CASE(
+    "a dead installer re-runs with a counted attempt only for an idempotent release, "
+    "otherwise it waits for an operator",
+    "[core]") {
+    auto rec = record_in(State::installing);
+    rec.attempts = 1;
+    ReleaseFacts facts;
+    const auto hold = on_event(rec, facts, ev::InstallObserved{died(), "b"}, 500);
+    CHECK(hold.record.state == State::failed);
+    CHECK(hold.record.failed_phase == Phase::install);
+    CHECK(hold.record.attempts == 2);
+    CHECK(hold.record.next_attempt_at == 0);
+    CHECK(hold.record.reason.find("installer died") != std::string::npos);
+    CHECK(hold.record.reason.find("not marked idempotent") != std::string::npos);
+    CHECK(hold.record.reason.find("installer pid 4242") != std::string::npos);
+    CHECK(has<cmd::SendReport>(hold));
+    // No tick ever starts it again.
+    const auto later = on_event(hold.record, facts, tick(), 500 + 86400);
+    CHECK_FALSE(has<cmd::RunInstall>(later));
+
+    facts.rerun_safe = true;
+    const auto rerun = on_event(rec, facts, ev::InstallObserved{died(), "b"}, 500);
+    CHECK(rerun.record.state == State::failed);
+    CHECK(rerun.record.attempts == 2);
+    CHECK(rerun.record.next_attempt_at == 500 + backoff_seconds(2, RetryPolicy{}));
+    CHECK(rerun.record.reason.find("marked idempotent, running it again") != std::string::npos);
+    const auto retried = on_event(rerun.record, facts, tick(), rerun.record.next_attempt_at);
+    CHECK(retried.record.state == State::installing);
+    CHECK(has<cmd::RunInstall>(retried));
+}
+
+TEST_CASE("an install observation outside a running install is ignored", "[core]") {
+    const ReleaseFacts facts;
+    for (const State st : kAllStates) {
+        if (st == State::installing) continue;
+        INFO(to_string(st));
+        const auto s = on_event(record_in(st), facts, ev::InstallObserved{died(), "b"}, 500);
+        CHECK_FALSE(s.changed);
+        CHECK(s.commands.empty());
+    }
+    auto verifying = record_in(State::installing);
+    verifying.verify_started_at = 120;
+    const auto s = on_event(verifying, facts, ev::InstallObserved{finished_with(1), "b"}, 500);
+    CHECK_FALSE(s.changed);
+    CHECK(s.commands.empty());
 }

@@ -310,9 +310,35 @@ TEST_CASE(
     agent.stop();
 }
 
+namespace {
+
+// A verified release row (as a crash after staging leaves it) in `state`.
+void store_release(const fs::path& dir, const Keys& keys, const Release& rel, core::State state,
+                   std::uint32_t attempts = 0) {
+    auto store = open_store(dir);
+    daemon::StoredRelease row;
+    row.record.id = rel.manifest.id;
+    row.record.state = state;
+    row.record.entered_at = wall_now();
+    row.record.attempts = attempts;
+    row.manifest_envelope =
+        seal(core::payload_type::manifest, core::serialize_manifest(rel.manifest), keys.release);
+    row.manifest_sha256 = crypto::sha256_hex(crypto::as_bytes(row.manifest_envelope));
+    row.sequence = rel.manifest.sequence;
+    REQUIRE(store->save_release(row));
+}
+
+std::optional<core::ReleaseRecord> stored_record(const fs::path& dir, const std::string& id) {
+    auto row = open_store(dir)->load_release(id);
+    if (!row || !*row) return std::nullopt;
+    return (*row)->record;
+}
+
+}  // namespace
+
 TEST_CASE(
-    "shutdown with an install still running stops it with its process group, and the next "
-    "start counts the interrupted install as a failure",
+    "an install outlives the agent under its supervisor: shutdown leaves it running, and the "
+    "next start waits for it and adopts its result without a second run or a lost attempt",
     "[net]") {
     TempDir dir("ps-agent");
     LogCapture log;
@@ -321,76 +347,101 @@ TEST_CASE(
     FakeSeeder seeder("127.31.0.3:18080");
     serve(seeder, keys, 20, {}, false);
     seeder.start();
-    // A verified release on disk: the next policy evaluation installs it.
     const auto rel = make_release(dir.path(), "KB-HOLD", 1);
-    // The staged install: it writes its pid (its process group's id) and waits on a sleep in
-    // its group, far past any shutdown bound.
+    // The staged install records its pid and start, then runs until the test lets it finish.
     const fs::path install = dir / "endpoint" / "releases" / "KB-HOLD" / "install" / "install.sh";
     const fs::path pid_file = dir / "install.pid";
-    test::write_text(install, "#!/bin/sh\necho $$ > " + pid_file.string() + ".tmp && mv " +
-                                  pid_file.string() + ".tmp " + pid_file.string() +
-                                  "\nsleep 60 &\nwait\n");
+    const fs::path go = dir / "go";
+    const fs::path runs = dir / "runs";
+    test::write_text(install, "#!/bin/sh\necho start >> " + runs.string() + "\necho $$ > " +
+                                  pid_file.string() + ".tmp && mv " + pid_file.string() + ".tmp " +
+                                  pid_file.string() + "\nwhile [ ! -e " + go.string() +
+                                  " ]; do sleep 0.05; done\necho end >> " + runs.string() + "\n");
     fs::permissions(install, fs::perms::owner_all);
-    {
-        auto store = open_store(dir.path());
-        daemon::StoredRelease row;
-        row.record.id = "KB-HOLD";
-        row.record.state = core::State::verified;
-        row.record.entered_at = wall_now();
-        row.manifest_envelope = seal(core::payload_type::manifest,
-                                     core::serialize_manifest(rel.manifest), keys.release);
-        row.manifest_sha256 = crypto::sha256_hex(crypto::as_bytes(row.manifest_envelope));
-        row.sequence = 1;
-        REQUIRE(store->save_release(row));
-    }
+    store_release(dir.path(), keys, rel, core::State::verified);
     FakeEnv env(wall_now());
-    std::atomic<bool> returned{false};
-    std::atomic<bool> stopped{false};
-    // The real runner, watched: the agent's shutdown must stop it through spec.stop.
-    env.on_run_process([&](const io::ProcessSpec& spec) -> Result<io::ProcessResult> {
-        auto result = io::run_process(spec);
-        stopped = result && result->stopped;
-        returned = true;
-        return result;
-    });
-    pid_t group = 0;
+    env.use_supervisor(PATCHSWARM_DAEMON_BIN);
+    pid_t installer = 0;
     {
         RunningAgent agent(config_for(dir.path(), seeder, "127.31.0.13"), env);
         REQUIRE(log.eventually([&] { return fs::exists(pid_file); }, 30s));
-        std::ifstream{pid_file} >> group;
-        REQUIRE(group > 0);
-        REQUIRE(test::process_group_alive(group));
-        agent.stop();  // returns although the install would sleep for another minute
+        std::ifstream{pid_file} >> installer;
+        REQUIRE(installer > 0);
+        agent.stop();  // returns although the install has not finished
     }
-    // Stopped, not waited for nor left behind: the install and its sleep are gone.
-    CHECK(returned);
-    CHECK(stopped);
-    CHECK(wait_until([&] { return !test::process_group_alive(group); }, 10s));
-    {
-        auto row = open_store(dir.path())->load_release("KB-HOLD");
-        REQUIRE(row);
-        REQUIRE(*row);
-        CHECK((*row)->record.state == core::State::installing);
-    }
+    // Not stopped with the agent: the installer runs on.
+    CHECK(test::process_group_alive(installer));
+    CHECK(stored_record(dir.path(), "KB-HOLD")->state == core::State::installing);
 
-    // Next start: resumed as a counted failure, never silently re-run.
-    env.on_run_process([](const io::ProcessSpec&) -> Result<io::ProcessResult> {
-        return io::ProcessResult{1, false, "must not run"};
-    });
     RunningAgent again(config_for(dir.path(), seeder, "127.31.0.13"), env);
+    REQUIRE(log.eventually([&] { return log.contains("waiting for the install"); }, 30s));
+    CHECK(stored_record(dir.path(), "KB-HOLD")->state == core::State::installing);
+    test::write_text(go, "");
     REQUIRE(log.eventually(
-        [&] {
-            auto row = open_store(dir.path())->load_release("KB-HOLD");
-            return row && *row && (*row)->record.state == core::State::failed;
-        },
+        [&] { return stored_record(dir.path(), "KB-HOLD")->state == core::State::effective; },
         30s));
-    auto row = open_store(dir.path())->load_release("KB-HOLD");
-    REQUIRE(row);
-    REQUIRE(*row);
-    CHECK((*row)->record.failed_phase == core::Phase::install);
-    CHECK((*row)->record.attempts == 1);
-    CHECK((*row)->record.reason.find("interrupted") != std::string::npos);
+    const auto rec = stored_record(dir.path(), "KB-HOLD");
+    CHECK(rec->attempts == 0);
+    CHECK(env.supervised_starts() == 1);
+    CHECK(test::read_text(runs) == "start\nend\n");
     again.stop();
+}
+
+TEST_CASE(
+    "an installer that died without an exit status is not re-run unless the release is "
+    "idempotent",
+    "[net]") {
+    const bool idempotent = GENERATE(false, true);
+    TempDir dir("ps-agent");
+    LogCapture log;
+    const Keys keys;
+    test::write_text(dir / "root.json", keys.root_envelope(1));
+    FakeSeeder seeder("127.31.0.6:18080");
+    serve(seeder, keys, 20, {}, false);
+    seeder.start();
+    auto rel = make_release(dir.path(), "KB-DEAD", 1);
+    rel.manifest.idempotent = idempotent;
+    fs::create_directories(dir / "endpoint" / "releases" / "KB-DEAD" / "install");
+    store_release(dir.path(), keys, rel, core::State::installing, 1);
+    FakeEnv env(wall_now());
+    // What a power cut leaves: the record names an installer that is gone, no exit status.
+    env.on_probe_supervised(
+        [](const fs::path&, const std::string& key) -> std::optional<core::InstallObservation> {
+            core::InstallObservation seen;
+            seen.recorded = seen.installer_started = true;
+            seen.detail = "installer pid 31337";
+            if (key.ends_with(".1")) return seen;  // attempt 1's install
+            return std::nullopt;
+        });
+    std::atomic<int> runs{0};
+    env.on_run_process([&](const io::ProcessSpec&) -> Result<io::ProcessResult> {
+        ++runs;
+        return io::ProcessResult{0, false, ""};
+    });
+    auto cfg = config_for(dir.path(), seeder, "127.31.0.16");
+    cfg.backoff_base_s = 1;
+    RunningAgent agent(std::move(cfg), env);
+    REQUIRE(log.eventually(
+        [&] { return stored_record(dir.path(), "KB-DEAD")->state == core::State::failed; }, 30s));
+    const auto failed = stored_record(dir.path(), "KB-DEAD");
+    CHECK(failed->attempts == 2);
+    CHECK(failed->reason.find("installer died") != std::string::npos);
+    CHECK(failed->reason.find("31337") != std::string::npos);
+    if (!idempotent) {
+        CHECK(failed->next_attempt_at == 0);
+        CHECK(env.supervised_starts() == 0);
+        CHECK(runs == 0);
+    } else {
+        CHECK(failed->next_attempt_at > 0);
+        // The backoff passes on the fake clock; the next attempt (key .2) runs it again.
+        env.advance(5);
+        REQUIRE(log.eventually(
+            [&] { return stored_record(dir.path(), "KB-DEAD")->state == core::State::effective; },
+            30s));
+        CHECK(env.supervised_starts() == 1);
+        CHECK(runs == 1);
+    }
+    agent.stop();
 }
 
 TEST_CASE(

@@ -262,15 +262,17 @@ TEST_CASE("a stopped endpoint turns stale, and halt/resume by hand edit the sign
     REQUIRE(wait_until(
         [&] {
             const auto e = pending_line(f, "KB-STALE", 0);
-            return e.is_object() && e["state"] == "stale";
+            return e.is_object() && e["state"] == "offline_effective";
         },
         30s));
     const auto rel = release_status(f, "KB-STALE");
     CHECK(rel["effective"] == 0);  // never counted compliant
     CHECK(rel["counts"]["stale"] == 1);
+    CHECK(rel["counts"]["offline_effective"] == 1);
+    CHECK(rel["offline_effective"] == 1);
     const auto e = pending_line(f, "KB-STALE", 0);
     CHECK(e["last_state"] == "effective");
-    CHECK(e["why"].get<std::string>().rfind("offline: no report since ", 0) == 0);
+    CHECK(e["why"].get<std::string>().rfind("offline since ", 0) == 0);
 
     const std::string repo = (f.dir() / "repo").string();
     auto bad = run({PATCHSWARM_SEEDER_BIN, "halt", "KB-NOPE", "--repo", repo});

@@ -294,6 +294,52 @@ TEST_CASE("connections beyond max_connections are refused until one closes", "[n
     CHECK(later->status == 200);
 }
 
+TEST_CASE("a client that leaves while its request is held frees its connection at once", "[net]") {
+    http::ServerLimits limits;
+    limits.max_connections = 1;
+    ServerThread server(limits);
+    {
+        RawClient holder(server.port());
+        holder.send(get_request("/hold"));
+        REQUIRE(patchswarm::test::wait_until(
+            [&] { return server.on_io([](Routes& r) { return r.held.size(); }) == 1; }, 10s));
+        CHECK_FALSE(http::request_sync(get(server.url("/echo"))));  // the one slot is taken
+        holder.close();
+    }
+    // No answer was ever given to the held request, yet the slot comes free.
+    const auto deadline = Clock::now() + kDeadline;
+    patchswarm::Result<http::ClientResponse> later = http::request_sync(get(server.url("/echo")));
+    while (!later && Clock::now() < deadline) later = http::request_sync(get(server.url("/echo")));
+    REQUIRE(later);
+    CHECK(later->status == 200);
+    // The late answer for the departed client is a no-op.
+    server.on_io([](Routes& routes) {
+        for (auto& respond : routes.held) respond(http::text_response(200, "late"));
+        routes.held.clear();
+        return 0;
+    });
+}
+
+TEST_CASE("a request pipelined behind a held one is answered after it", "[net]") {
+    ServerThread server;
+    RawClient raw(server.port());
+    raw.send(get_request("/hold"));
+    REQUIRE(patchswarm::test::wait_until(
+        [&] { return server.on_io([](Routes& r) { return r.held.size(); }) == 1; }, 10s));
+    raw.send(get_request("/big"));  // read while the first is held
+    server.on_io([](Routes& routes) {
+        for (auto& respond : routes.held) respond(http::text_response(200, "held"));
+        routes.held.clear();
+        return 0;
+    });
+    const auto first = raw.read_response();
+    REQUIRE(first);
+    CHECK(first->body == "held");
+    const auto second = raw.read_response();
+    REQUIRE(second);
+    CHECK(second->body.size() == 10'000);
+}
+
 TEST_CASE("binding a port in use is Errc::network and leaves the server usable", "[net]") {
     ServerThread busy;
     net::io_context io;

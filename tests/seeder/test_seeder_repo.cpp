@@ -8,11 +8,13 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/envelope.hpp"
 #include "core/feed.hpp"
 #include "core/manifest.hpp"
+#include "core/rollout.hpp"
 #include "crypto/crypto.hpp"
 #include "io/fs.hpp"
 #include "io/key_files.hpp"
@@ -178,6 +180,16 @@ TEST_CASE("the published manifest verifies with the release key and matches the 
     CHECK(m->expires == kNow + 30 * 86'400);
     CHECK(m->severity == core::Severity::emergency);
     CHECK(m->reboot == core::RebootPolicy::required);
+    // No --deadline, no policy file: the emergency default, 24 h after publishing.
+    REQUIRE(m->rollout);
+    CHECK(m->rollout->deadline == kNow + 86'400);
+    CHECK(m->rollout->rings.empty());
+    CHECK(result->deadline == kNow + 86'400);
+    CHECK(result->deadline_source == "severity_policy");
+    const auto line = nlohmann::json::parse(to_json_line(*result));
+    CHECK(line["deadline"] == kNow + 86'400);
+    CHECK(line["deadline_utc"] == core::format_utc(kNow + 86'400));
+    CHECK(line["deadline_source"] == "severity_policy");
     CHECK(m->name == "KB958644");
     CHECK(m->infohash_v2 == result->infohash_v2);
     CHECK(m->install.argv == std::vector<std::string>{"./install.sh", "--quiet", "two words"});
@@ -452,4 +464,55 @@ TEST_CASE("a rollout policy file is chosen by severity and checked before anythi
         REQUIRE_FALSE(r);
         CHECK(r.error().code == Errc::invalid_argument);
     }
+}
+
+TEST_CASE("publish takes the deadline from the policy's per-severity maximum unless given",
+          "[core]") {
+    Setup s;
+    const fs::path payload = s.payload("KB");
+    // A policy file whose deadlines override the defaults; its own deadline is later than the
+    // critical maximum, so the maximum wins.
+    const fs::path policy = s.dir / "policy.json";
+    write(policy, R"({"deadlines":{"critical":"6h","low":null},)"
+                  R"("default":{"rings":[],"deadline":)" +
+                      std::to_string(kNow + 10 * 86'400) + "}}");
+    auto critical = s.request("KB-C", payload);
+    critical.severity = "critical";
+    critical.rollout_file = policy;
+    auto c = publish(critical, kNow);
+    INFO((c ? "" : c.error().message));
+    REQUIRE(c);
+    CHECK(c->deadline == kNow + 6 * 3600);
+    CHECK(c->deadline_source == "severity_policy");
+    CHECK(c->deadline_explanation == "critical: at most 6h after publishing");
+    // The file's deadline stands where the severity has no maximum.
+    auto low = s.request("KB-L", payload);
+    low.severity = "low";
+    low.rollout_file = policy;
+    auto l = publish(low, kNow);
+    REQUIRE(l);
+    CHECK(l->deadline == kNow + 10 * 86'400);
+    CHECK(l->deadline_source == "policy_file");
+    // --deadline is taken as given.
+    auto given = s.request("KB-G", payload);
+    given.deadline = "+72h";
+    auto g = publish(given, kNow);
+    REQUIRE(g);
+    CHECK(g->deadline == kNow + 72 * 3600);
+    CHECK(g->deadline_source == "flag");
+    // Normal without a file: 14 days, cut to a shorter manifest lifetime.
+    auto normal = s.request("KB-N", payload);
+    normal.severity = "normal";
+    normal.expires_days = 7;
+    auto n = publish(normal, kNow);
+    REQUIRE(n);
+    CHECK(n->deadline == kNow + 7 * 86'400);
+    // A malformed deadlines object is refused before anything is signed.
+    write(policy, R"({"deadlines":{"critical":"soon"}})");
+    auto bad = s.request("KB-B", payload);
+    bad.rollout_file = policy;
+    auto b = publish(bad, kNow);
+    REQUIRE_FALSE(b);
+    CHECK(b.error().code == Errc::invalid_argument);
+    CHECK(b.error().message.find("deadlines.critical") != std::string::npos);
 }

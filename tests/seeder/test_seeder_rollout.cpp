@@ -304,6 +304,9 @@ TEST_CASE("status shows stale endpoints, why each one waits, rings and time to p
     CHECK(doc["stale_after"] == 300);
     const json& rel = doc["releases"][0];
     CHECK(rel["counts"]["stale"] == 1);
+    CHECK(rel["counts"]["offline_effective"] == 1);
+    CHECK(rel["counts"]["offline_not_patched"] == 0);
+    CHECK(rel["offline_effective"] == 1);
     CHECK(rel["published_at"] == kPublished);
     CHECK(rel["time_to_protection"]["p95_s"] == 300);
     CHECK(rel["effective_times"] == json::array({100, 300}));  // the curve: stale one left out
@@ -312,10 +315,11 @@ TEST_CASE("status shows stale endpoints, why each one waits, rings and time to p
     CHECK(rel["halt"]["by"] == "auto");
     std::map<std::string, json> by_host;
     for (const auto& e : rel["not_effective"]) by_host[e["hostname"]] = e;
-    CHECK(by_host.at("desk-5")["state"] == "stale");
+    CHECK(by_host.at("desk-5")["state"] == "offline_effective");
     CHECK(by_host.at("desk-5")["last_state"] == "effective");
-    CHECK(by_host.at("desk-5")["why"].get<std::string>().rfind("offline: no report since ", 0) ==
-          0);
+    CHECK(by_host.at("desk-5")["why"] == "offline since " + core::format_utc(now - 301) +
+                                             ", last known effective (since " +
+                                             core::format_utc(kPublished + 150) + ")");
     CHECK(by_host.at("desk-3")["why"] == "reboot pending since " +
                                              core::format_utc(kPublished + 200) +
                                              ": reboot required: no reboot command configured");
@@ -331,19 +335,27 @@ TEST_CASE("status shows stale endpoints, why each one waits, rings and time to p
                     0) == 0);
     CHECK(std::count(csv.begin(), csv.end(), '\n') == 8);                // header + 7 endpoints
     CHECK(csv.find("\"'=HYPERLINK(\"\"x\"\")\"") != std::string::npos);  // never a formula
-    CHECK(csv.find("\"desk-5\",\"auto:10.0.0.0/24\",\"canary\",\"canary\",\"stale\",") !=
-          std::string::npos);
+    CHECK(
+        csv.find("\"desk-5\",\"auto:10.0.0.0/24\",\"canary\",\"canary\",\"offline_effective\",") !=
+        std::string::npos);
 
     const std::string text = render_status(status, false);
     CHECK(text.find("ring       canary") != std::string::npos);
     CHECK(text.find("protected  first") != std::string::npos);
+    CHECK(text.find("2 of 7 endpoints · last known effective, offline 1\n") != std::string::npos);
+    CHECK(text.find("  last known effective, offline (1):\n") != std::string::npos);
+    CHECK(text.find("  not yet effective (4):\n") != std::string::npos);
+    CHECK(text.find("stale") == std::string::npos);
 
     const std::vector<std::int64_t> seen = {now - 301, now, now};
     const std::string metrics = render_metrics(status, {7, 3, 1, 2}, seen);
     CHECK(metrics.find("# HELP patchswarm_endpoints ") != std::string::npos);
     CHECK(metrics.find("# TYPE patchswarm_endpoints gauge\n") != std::string::npos);
-    CHECK(metrics.find("patchswarm_endpoints{release=\"KB1\",state=\"stale\"} 1\n") !=
+    CHECK(metrics.find("patchswarm_endpoints{release=\"KB1\",state=\"offline_effective\"} 1\n") !=
           std::string::npos);
+    CHECK(metrics.find("patchswarm_endpoints{release=\"KB1\",state=\"offline_not_patched\"} 0\n") !=
+          std::string::npos);
+    CHECK(metrics.find("state=\"stale\"") == std::string::npos);  // no endpoint counted twice
     CHECK(metrics.find("patchswarm_tracker_requests_total 7\n") != std::string::npos);
     CHECK(metrics.find("patchswarm_build_info{version=\"" + std::string(kVersion) + "\"} 1\n") !=
           std::string::npos);
@@ -386,4 +398,83 @@ TEST_CASE("an empty ring holds the next one until a member reports or the deadli
     f.endpoints.pop_back();
     ro = evaluate_release(&r, kPublished, "KB1", kHash, f, {}, {}, now, 300);
     CHECK(ro.feed_open_rings == 2u);
+}
+
+TEST_CASE("an offline endpoint that was not patched is told apart from one that was", "[core]") {
+    const std::int64_t now = kPublished + 1000;
+    Index index;
+    index.releases = {{"KB1", 1, kHash, std::nullopt}};
+    FleetSnapshot f = canary_fleet(now);
+    f.endpoints[0].last_seen = now - 400;  // desk-1: effective, then silent
+    f.endpoints[1].last_seen = now - 400;  // desk-2: downloading, then silent
+    f.endpoints[6].last_seen = now - 400;  // desk-7: never reported the release, then silent
+    f.releases = {row(1, core::State::effective, kPublished + 100),
+                  row(2, core::State::downloading, kPublished + 50)};
+    std::map<std::string, ManifestFacts> facts;
+    facts["KB1"] = {"KB1", "normal", 10, kPublished, std::nullopt};
+    RolloutState state;
+    state.stale_after = 300;
+    const FleetStatus status = build_status("repo", index, facts, f, 3, now, {}, state);
+    const auto& rs = status.releases.at(0);
+    CHECK(rs.effective == 0);
+    CHECK(rs.offline_effective == 1);
+    std::map<std::string, const EndpointStatus*> by_host;
+    for (const auto& e : rs.all) by_host[e.hostname] = &e;
+    CHECK(by_host.at("desk-1")->state == "offline_effective");
+    CHECK(by_host.at("desk-2")->state == "offline_not_patched");
+    CHECK(by_host.at("desk-2")->why == "offline since " + core::format_utc(now - 400) +
+                                           ", not patched (last state downloading since " +
+                                           core::format_utc(kPublished + 50) + ")");
+    CHECK(by_host.at("desk-7")->state == "offline_not_patched");
+    std::map<std::string, std::size_t> counts(rs.counts.begin(), rs.counts.end());
+    CHECK(counts.at("stale") == 3);
+    CHECK(counts.at("offline_effective") == 1);
+    CHECK(counts.at("offline_not_patched") == 2);
+    // The unpatched ones need attention before anything that is merely on its way.
+    CHECK(rs.not_effective.front().state == "offline_not_patched");
+    CHECK(rs.not_effective.back().state == "offline_effective");
+}
+
+TEST_CASE("a failed endpoint says whether another attempt is coming", "[core]") {
+    const std::int64_t now = kPublished + 1000;
+    Index index;
+    index.releases = {{"KB1", 1, kHash, std::nullopt}};
+    FleetSnapshot f = canary_fleet(now);
+    f.releases = {row(1, core::State::failed, kPublished + 100, core::Phase::install),
+                  row(2, core::State::failed, kPublished + 100, core::Phase::install),
+                  row(3, core::State::failed, kPublished + 100, core::Phase::install),
+                  row(4, core::State::waiting, kPublished + 100)};
+    for (auto* r : {&f.releases[0], &f.releases[1], &f.releases[2]}) {
+        r->reason = "install failed with exit code 5: disk full";
+    }
+    f.releases[0].attempts = 2;
+    f.releases[0].next_attempt_at = now + 120;
+    f.releases[0].max_attempts = 5;
+    f.releases[1].attempts = 5;
+    f.releases[1].next_attempt_at = 0;
+    f.releases[1].max_attempts = 5;
+    f.releases[2].attempts = 1;  // an older agent: no retry plan in its report
+    f.releases[3].deferred_until = now + 3600;
+    f.releases[3].deferred_by = "alice";
+    f.releases[3].reason = "install deferred until ...";
+    std::map<std::string, ManifestFacts> facts;
+    facts["KB1"] = {"KB1", "normal", 10, kPublished, std::nullopt};
+    const FleetStatus status = build_status("repo", index, facts, f, 3, now);
+    std::map<std::string, const EndpointStatus*> by_host;
+    for (const auto& e : status.releases.at(0).all) by_host[e.hostname] = &e;
+    CHECK(by_host.at("desk-1")->why == "failed, retry 3 of 5 at " + core::format_utc(now + 120) +
+                                           ": install failed with exit code 5: disk full");
+    CHECK(by_host.at("desk-2")->why ==
+          "gave up after 5 attempts: install failed with exit code 5: disk full");
+    CHECK(by_host.at("desk-3")->why ==
+          "failed (attempt 1): install failed with exit code 5: disk full");
+    CHECK(by_host.at("desk-4")->why == "deferred by alice until " + core::format_utc(now + 3600));
+    const json doc = json::parse(status_json(status));
+    for (const auto& e : doc["releases"][0]["not_effective"]) {
+        if (e["hostname"] == "desk-1") {
+            CHECK(e["next_attempt_at"] == now + 120);
+            CHECK(e["max_attempts"] == 5);
+        }
+        if (e["hostname"] == "desk-4") CHECK(e["deferred_by"] == "alice");
+    }
 }

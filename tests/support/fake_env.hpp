@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 
@@ -37,6 +38,23 @@ class FakeEnv final : public io::Env {
         std::lock_guard lock(mu_);
         run_ = std::move(f);
     }
+    // Supervised installs. By default they are simulated in-process: start_supervised runs the
+    // install through run_process (so on_run_process scripts it too) to its end and keeps the
+    // outcome in memory, where probe_supervised finds it (for as long as this FakeEnv lives,
+    // across agents). With use_supervisor(program) they are real (io/supervise.hpp), run by
+    // `program supervise DIR KEY` (tests pass PATCHSWARM_DAEMON_BIN).
+    void use_supervisor(std::filesystem::path program) {
+        std::lock_guard lock(mu_);
+        supervisor_ = std::move(program);
+    }
+    // Replaces probe_supervised's answer (fault injection: a dead installer, a running one).
+    void on_probe_supervised(std::function<std::optional<core::InstallObservation>(
+                                 const std::filesystem::path&, const std::string&)>
+                                 f) {
+        std::lock_guard lock(mu_);
+        probe_ = std::move(f);
+    }
+    int supervised_starts() const { return supervised_starts_; }
 
     // ---- io::Env -----------------------------------------------------------------------------
     std::int64_t now_unix() override { return now_; }
@@ -77,6 +95,57 @@ class FakeEnv final : public io::Env {
         }
         return run ? run(spec) : io::run_process(spec);
     }
+    Result<void> start_supervised(const io::SupervisedSpec& spec) override {
+        ++supervised_starts_;
+        std::filesystem::path program;
+        {
+            std::lock_guard lock(mu_);
+            program = supervisor_;
+        }
+        if (!program.empty()) return io::start_supervised(program, spec);
+        io::ProcessSpec p = spec.process;
+        p.stop = {};
+        auto res = run_process(p);
+        core::InstallObservation seen;
+        seen.recorded = true;
+        seen.installer_started = true;
+        seen.finished = true;
+        seen.exit_code = res ? res->exit_code : 127;
+        seen.timed_out = res && res->timed_out;
+        seen.output_tail = res ? res->output : res.error().message;
+        std::lock_guard lock(mu_);
+        simulated_[(spec.dir / spec.key).string()] = std::move(seen);
+        return {};
+    }
+    core::InstallObservation probe_supervised(const std::filesystem::path& dir,
+                                              const std::string& key) override {
+        std::function<std::optional<core::InstallObservation>(const std::filesystem::path&,
+                                                              const std::string&)>
+            probe;
+        std::filesystem::path program;
+        {
+            std::lock_guard lock(mu_);
+            probe = probe_;
+            program = supervisor_;
+        }
+        if (probe) {
+            if (auto seen = probe(dir, key)) return *seen;
+        }
+        if (!program.empty()) return io::probe_supervised(dir, key);
+        std::lock_guard lock(mu_);
+        auto it = simulated_.find((dir / key).string());
+        return it == simulated_.end() ? core::InstallObservation{} : it->second;
+    }
+    bool wait_supervised(const std::filesystem::path& dir, const std::string& key,
+                         std::stop_token stop) override {
+        std::filesystem::path program;
+        {
+            std::lock_guard lock(mu_);
+            program = supervisor_;
+        }
+        if (!program.empty()) return io::wait_supervised(dir, key, std::move(stop));
+        return !stop.stop_requested();
+    }
 
   private:
     std::atomic<std::int64_t> now_;
@@ -84,6 +153,12 @@ class FakeEnv final : public io::Env {
     std::string boot_id_ = "boot-1";
     std::function<std::optional<Error>(const std::filesystem::path&)> write_fault_;
     std::function<Result<io::ProcessResult>(const io::ProcessSpec&)> run_;
+    std::filesystem::path supervisor_;
+    std::function<std::optional<core::InstallObservation>(const std::filesystem::path&,
+                                                          const std::string&)>
+        probe_;
+    std::map<std::string, core::InstallObservation> simulated_;
+    std::atomic<int> supervised_starts_{0};
 };
 
 }  // namespace patchswarm::test
