@@ -9,6 +9,7 @@
 
 #include "core/json_strict.hpp"
 #include "core/manifest_detail.hpp"
+#include "core/path_rules.hpp"
 
 namespace patchswarm::core {
 
@@ -79,6 +80,20 @@ Result<void> validate_no_file_is_a_folder(const std::vector<FileEntry>& files) {
     return {};
 }
 
+// Windows opens "Setup.exe" for "setup.exe": two such entries would overwrite each other there.
+Result<void> validate_no_case_collision(const std::vector<FileEntry>& files) {
+    std::vector<std::string_view> paths(files.size());
+    std::transform(files.begin(), files.end(), paths.begin(),
+                   [](const FileEntry& f) { return std::string_view(f.path); });
+    if (auto c = find_case_collision(paths)) {
+        return fail(Errc::unsafe_path,
+                    "manifest.files[" + std::to_string(c->second) + "].path: \"" + c->second_name +
+                        "\" and \"" + c->first_name + "\" (manifest.files[" +
+                        std::to_string(c->first) + "]) differ only in case, one name on Windows");
+    }
+    return {};
+}
+
 Result<void> validate_file_entry(const FileEntry& f, const std::string& where) {
     if (auto r = validate_relative_path(f.path); !r) return at(where + ".path", r.error());
     if (f.size > kMaxPayloadBytes) return fail(Errc::too_large, where + ".size: too large");
@@ -106,7 +121,8 @@ Result<void> validate_files(const std::vector<FileEntry>& files) {
             return fail(Errc::too_large, "manifest.files: total size over the bound");
         }
     }
-    return validate_no_file_is_a_folder(files);
+    if (auto r = validate_no_file_is_a_folder(files); !r) return r;
+    return validate_no_case_collision(files);
 }
 
 template <typename Enum, std::size_t N>
@@ -260,6 +276,7 @@ std::uint64_t Manifest::total_size() const {
 Result<void> validate_relative_path(std::string_view path) {
     if (path.empty()) return fail(Errc::unsafe_path, "empty path");
     if (path.size() > kMaxPathBytes) return fail(Errc::too_large, "path too long");
+    if (auto r = validate_windows_path(path); !r) return r;
     if (path.front() == '/') return fail(Errc::unsafe_path, "absolute path");
     for (unsigned char c : path) {
         if (c == '\\') return fail(Errc::unsafe_path, "backslash in path");
@@ -297,6 +314,10 @@ Result<void> validate_manifest(const Manifest& m) {
         return at("manifest.repository", r.error());
     }
     if (auto r = validate_release_id(m.id); !r) return at("manifest.id", r.error());
+    // The id names the release's folder on endpoints (releases/<id>), Windows ones included.
+    // Checked here rather than in validate_release_id, so a feed that lists such an id still
+    // delivers its other releases.
+    if (auto r = validate_windows_component(m.id); !r) return at("manifest.id", r.error());
     if (m.expires <= m.created) {
         return fail(Errc::malformed, "manifest.expires: not after manifest.created");
     }

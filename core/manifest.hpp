@@ -143,11 +143,14 @@ struct Manifest {
 };
 
 // Validates a relative path from a manifest or torrent: not empty, no leading '/', no '\\', no
-// NUL or control characters, no empty, "." or ".." components, component and depth bounds.
+// NUL or control characters, no empty, "." or ".." components, component and depth bounds, and
+// the Windows rules of validate_windows_path (core/path_rules.hpp: no UNC prefix, drive letter,
+// ':', reserved device name, trailing dot or space), on every platform.
 // Errc::too_large for the length/depth bounds, Errc::unsafe_path for everything else.
 [[nodiscard]] Result<void> validate_relative_path(std::string_view path);
 // Release ids (and repository names) become folder names: [A-Za-z0-9._-]{1,64}, not "." / "..".
 // Errc::too_large over kMaxIdBytes, Errc::unsafe_path for "." / "..", Errc::malformed otherwise.
+// (A manifest's own id must also pass validate_windows_component: validate_manifest.)
 [[nodiscard]] Result<void> validate_release_id(std::string_view id);
 
 // Group names share the release id alphabet: [A-Za-z0-9._-]{1,64}, not "." / "..".

@@ -35,7 +35,8 @@ constexpr std::array kPhaseNames{
 };
 
 bool is_reboot_exit(int code) {
-    return code == kExitRebootRequired || code == kExitRebootRequiredPosix;
+    return code == kExitRebootRequired || code == kExitRebootRequiredPosix ||
+           code == kExitRebootInitiated;
 }
 
 bool is_success_exit(int code) {
@@ -166,6 +167,11 @@ class Machine {
         if (reboot) {
             rec_.boot_id_at_install = e.boot_id;
             enter(State::reboot_pending);
+            if (e.exit_code == kExitRebootInitiated) {
+                // Counts as our own reboot request: no RunReboot until kRebootRetryS has passed.
+                rec_.reboot_requested_at = now_;
+                set_reason("the installer started a reboot (exit 1641)");
+            }
         } else if (facts_.has_verify) {
             start_verify();
         } else {

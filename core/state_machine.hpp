@@ -77,6 +77,9 @@ struct RetryPolicy {
 };
 
 inline constexpr int kExitRebootRequired = 3010;
+// Windows Installer's "success, and I have started the reboot": like 3010, but the agent must not
+// start a second one. Only the Windows agent sees it (POSIX exit statuses have 8 bits).
+inline constexpr int kExitRebootInitiated = 1641;
 
 namespace ev {
 struct Announced {};         // record just created from a verified manifest

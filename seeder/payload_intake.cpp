@@ -5,8 +5,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <string_view>
 #include <utility>
+#include <vector>
 
+#include "core/path_rules.hpp"
 #include "crypto/crypto.hpp"
 #include "io/fs.hpp"
 #include "io/key_files.hpp"
@@ -149,6 +152,20 @@ Result<void> flatten_single_file_folder(const fs::path& payload_root, const std:
     return {};
 }
 
+// Each name passed validate_relative_path while it was copied; what is left of the Windows rules
+// is about pairs: "Setup.exe" beside "setup.exe" is one file on a Windows endpoint.
+Result<void> refuse_case_collisions(const std::map<std::string, std::uint64_t>& files) {
+    std::vector<std::string_view> paths;
+    paths.reserve(files.size());
+    for (const auto& [path, size] : files) paths.push_back(path);
+    if (auto c = core::find_case_collision(paths)) {
+        return fail(Errc::unsafe_path, "payload paths '" + c->first_name + "' and '" +
+                                           c->second_name +
+                                           "' differ only in case, one name on Windows");
+    }
+    return {};
+}
+
 }  // namespace
 
 Result<PayloadIntake> take_in_payload(const fs::path& source, const std::string& name,
@@ -159,6 +176,7 @@ Result<PayloadIntake> take_in_payload(const fs::path& source, const std::string&
         return forward(ok);
     }
     if (copier.files().empty()) return fail(Errc::invalid_argument, "payload has no files");
+    if (auto ok = refuse_case_collisions(copier.files()); !ok) return forward(ok);
 
     // A repository with a fleet CA publishes SSL torrents: only enrolled endpoints (holding a
     // certificate from that CA) can join the swarm. The torrent, and so the CA, is bound by the

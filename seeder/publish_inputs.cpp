@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "core/json_strict.hpp"
+#include "core/path_rules.hpp"
 #include "core/rollout.hpp"
 #include "io/fs.hpp"
 #include "seeder/command_line.hpp"
@@ -115,6 +116,10 @@ Result<PublishInputs> check_publish_inputs(const PublishRequest& req, std::int64
     PublishInputs in;
     if (auto ok = core::validate_release_id(req.id); !ok) {
         return fail(Errc::invalid_argument, "--id '" + req.id + "': " + ok.error().message);
+    }
+    // Endpoints refuse a manifest whose id Windows cannot use as a folder name.
+    if (auto ok = core::validate_windows_component(req.id); !ok) {
+        return fail(Errc::unsafe_path, "--id '" + req.id + "': " + ok.error().message);
     }
     auto install = split_command_line(req.install);
     if (!install) return fail(Errc::invalid_argument, "--install: " + install.error().message);

@@ -311,8 +311,23 @@ TEST_CASE("a verify result with no verify running is ignored", "[core]") {
     }
 }
 
+TEST_CASE("exit 1641 means the installer is rebooting: reboot_pending, no second reboot",
+          "[core]") {
+    const ReleaseFacts facts{false, true, false};
+    auto s = on_event(record_in(State::installing), facts, install_exit(1641, "boot-A"), 200);
+    CHECK(s.record.state == State::reboot_pending);
+    CHECK(s.record.last_exit_code == 1641);
+    CHECK(s.record.reason.find("1641") != std::string::npos);
+    // Still the same boot a minute later, reboots allowed: the agent does not start another.
+    auto t = on_event(s.record, facts, tick("boot-A", true), 260);
+    CHECK_FALSE(has<cmd::RunReboot>(t));
+    // The new boot makes it effective.
+    auto u = on_event(t.record, facts, tick("boot-B", true), 300);
+    CHECK(u.record.state == State::effective);
+}
+
 TEST_CASE("exit 3010 and its 8-bit form 194 mean success with a reboot", "[core]") {
-    const int code = GENERATE(3010, 194);
+    const int code = GENERATE(3010, 194, 1641);
     SECTION("reboot_if_3010 set") {
         const ReleaseFacts facts{false, true, false};
         auto s = on_event(record_in(State::installing), facts, install_exit(code, "boot-A"), 200);

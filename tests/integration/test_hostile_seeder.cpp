@@ -136,8 +136,22 @@ TEST_CASE("malicious manifests and torrents are refused and nothing escapes the 
     expect["absolute"] = "path";
     with_path("backslash", R"("..\\escape.sh")");
     expect["backslash"] = "path";
-    with_path("nul", R"("install.sh\u0000.txt")");
-    expect["nul"] = "path";
+    // (Not "nul": that id is a Windows device name, refused on its own: "win-id" below.)
+    with_path("nul-byte", R"("install.sh\u0000.txt")");
+    expect["nul-byte"] = "path";
+    // Windows path rules hold on every endpoint, this Linux one included.
+    with_path("win-device", R"("CON.sh")");
+    expect["win-device"] = "reserved device name";
+    with_path("win-stream", R"("install.sh:evil.exe")");
+    expect["win-stream"] = "alternate data stream";
+    with_path("win-drive", R"("C:/Windows/evil.exe")");
+    expect["win-drive"] = "drive letter";
+    {
+        // A valid feed entry, but the release folder would be the device NUL on Windows.
+        auto r = real_release(dir.path(), "nul");
+        publish("nul", core::serialize_manifest(r.manifest), release_key, r.torrent);
+        expect["nul"] = "reserved device name";
+    }
     {
         auto r = real_release(dir.path(), "stranger");
         publish("stranger", core::serialize_manifest(r.manifest), stranger, r.torrent);

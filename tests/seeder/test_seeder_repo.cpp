@@ -306,6 +306,48 @@ TEST_CASE("payloads with symlinks or special files are refused and change nothin
     CHECK(tree(s.repo) == before);
 }
 
+TEST_CASE("payload names a Windows endpoint cannot hold are refused and change nothing", "[core]") {
+    Setup s;
+    REQUIRE(publish(s.request("KB1", s.payload("KB1")), kNow));
+    const auto before = tree(s.repo);
+    struct Row {
+        const char* extra_file;  // added to a good payload, relative to its folder
+        const char* rule;        // the error message must name it
+    };
+    const Row rows[] = {
+        {"CON", "reserved device name"},
+        {"sub/nul.txt", "\"nul.txt\" is a reserved device name"},
+        {"Com1.log", "reserved device name"},
+        {"LPT9/x", "reserved device name"},
+        {"install.sh:evil", "alternate data stream"},
+        {"c:evil", "drive letter"},
+        {"readme.", "ends with a dot or space"},
+        {"readme ", "ends with a dot or space"},
+        {"Install.sh", "'Install.sh' and 'install.sh' differ only in case"},
+        {"SUB/other.bin", "differ only in case"},
+    };
+    for (const auto& row : rows) {
+        INFO(row.extra_file);
+        const fs::path p = s.payload("KB2", row.extra_file);
+        write(p / row.extra_file, "x");
+        auto r = publish(s.request("KB2", p), kNow);
+        REQUIRE_FALSE(r);
+        INFO(r.error().message);
+        CHECK(r.error().code == Errc::unsafe_path);
+        CHECK(r.error().message.find(row.rule) != std::string::npos);
+        CHECK(tree(s.repo) == before);
+    }
+    // The payload's own name becomes the release folder, and the id a folder on endpoints.
+    auto r = publish(s.request("KB2", s.payload("AUX.cab")), kNow);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == Errc::unsafe_path);
+    CHECK(r.error().message.find("reserved device name") != std::string::npos);
+    r = publish(s.request("NUL", s.payload("KB2")), kNow);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message.find("reserved device name") != std::string::npos);
+    CHECK(tree(s.repo) == before);
+}
+
 TEST_CASE("bad publish options are usage errors and touch nothing", "[core]") {
     Setup s;
     const auto before = tree(s.repo);
