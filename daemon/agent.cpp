@@ -212,6 +212,9 @@ struct Agent::Impl : std::enable_shared_from_this<Agent::Impl> {
         const std::vector<std::string> paths{cfg.state_dir.string()};
         if (auto* install = std::get_if<core::ev::InstallFinished>(&e)) {
             install->output_tail = core::sanitize_output(install->output_tail, paths);
+        } else if (auto* observed = std::get_if<core::ev::InstallObserved>(&e)) {
+            // A supervised install reports its result as an observation of its record.
+            observed->seen.output_tail = core::sanitize_output(observed->seen.output_tail, paths);
         } else if (auto* verify = std::get_if<core::ev::VerifyFinished>(&e)) {
             verify->reason = core::sanitize_output(verify->reason, paths);
         }
