@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "core/envelope.hpp"
+#include "crypto/crypto.hpp"
 #include "io/http/client.hpp"
+#include "seeder/report.hpp"
 #include "support/process.hpp"
 #include "support/root_init.hpp"
 
@@ -34,6 +36,31 @@ inline Result<io::http::ClientResponse> get(const std::string& target,
     req.timeout = timeout;
     if (!authorization.empty()) req.headers["Authorization"] = authorization;
     return io::http::request_sync(std::move(req));
+}
+
+// A signed report of one device, one release downloading: what the seeder's intake tests post.
+inline std::string report_body(const crypto::KeyPair& key, std::uint64_t counter,
+                               const std::string& hostname = "desk-9") {
+    const json report = {{"format", 1},
+                         {"device_id", seeder::device_id_for(key.public_key)},
+                         {"device_key", crypto::to_hex(key.public_key)},
+                         {"hostname", hostname},
+                         {"sent_at", 1},
+                         {"counter", counter},
+                         {"boot_id", "b"},
+                         {"releases", json::array({{{"id", "KB1"},
+                                                    {"manifest_sha256", ""},
+                                                    {"state", "downloading"},
+                                                    {"entered_at", 1},
+                                                    {"progress", 0.5},
+                                                    {"bytes_from_peers", 1},
+                                                    {"bytes_from_seeder", 2},
+                                                    {"attempts", 0},
+                                                    {"reason", ""}}})}};
+    const crypto::KeyPair keys[] = {key};
+    const std::string payload = report.dump();
+    return core::serialize_envelope(
+        core::sign_envelope(core::payload_type::report, crypto::as_bytes(payload), keys));
 }
 
 // publish prints the release as one JSON line on stdout (its log line goes to stderr).

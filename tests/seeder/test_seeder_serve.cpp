@@ -20,32 +20,7 @@ using namespace patchswarm::test;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-namespace {
-
-std::string report_body(const crypto::KeyPair& key, std::uint64_t counter) {
-    const json report = {{"format", 1},
-                         {"device_id", seeder::device_id_for(key.public_key)},
-                         {"device_key", crypto::to_hex(key.public_key)},
-                         {"hostname", "desk-9"},
-                         {"sent_at", 1},
-                         {"counter", counter},
-                         {"boot_id", "b"},
-                         {"releases", json::array({{{"id", "KB1"},
-                                                    {"manifest_sha256", ""},
-                                                    {"state", "downloading"},
-                                                    {"entered_at", 1},
-                                                    {"progress", 0.5},
-                                                    {"bytes_from_peers", 1},
-                                                    {"bytes_from_seeder", 2},
-                                                    {"attempts", 0},
-                                                    {"reason", ""}}})}};
-    const crypto::KeyPair keys[] = {key};
-    const std::string payload = report.dump();
-    return core::serialize_envelope(
-        core::sign_envelope(core::payload_type::report, crypto::as_bytes(payload), keys));
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("serve refuses a folder that is not an initialised repository", "[net]") {
     TempDir dir("ps-serve-empty");
