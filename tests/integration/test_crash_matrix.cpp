@@ -87,6 +87,16 @@ nlohmann::json record_of(Fleet& f, int i, const std::string& id) {
 
 // One row of the matrix: endpoint i crashes at `point`, restarts, and must end effective with
 // exactly one install run, none overlapping, and no attempt spent.
+// After the faults: the release ends effective, its installer ran exactly once and never
+// beside another run of itself.
+void check_installed_once(Fleet& f, int i, const std::string& id) {
+    REQUIRE(f.wait_state(i, id, "effective", 120s));
+    const auto log = read_install_log(install_log(f, i));
+    CHECK(log.starts == 1);
+    CHECK(log.ends == 1);
+    CHECK(log.overlaps == 0);
+}
+
 void crash_and_recover(Fleet& f, int i, const std::string& id, const std::string& point) {
     INFO("crash point " << point << ", endpoint " << i);
     start_crashing(f, i, point);
@@ -99,11 +109,7 @@ void crash_and_recover(Fleet& f, int i, const std::string& id, const std::string
     CHECK(f.log_of_endpoint(i).find("crash point " + point + " reached") != std::string::npos);
     f.drop_endpoint(i);
     f.start_endpoint(i, kAgentOptions);
-    REQUIRE(f.wait_state(i, id, "effective", 120s));
-    const auto log = read_install_log(install_log(f, i));
-    CHECK(log.starts == 1);
-    CHECK(log.ends == 1);
-    CHECK(log.overlaps == 0);
+    check_installed_once(f, i, id);
     const auto rec = record_of(f, i, id);
     REQUIRE(rec.is_object());
     CHECK(rec["attempts"] == 0);
@@ -170,11 +176,7 @@ TEST_CASE("the agent SIGKILLed at 50 random times with a 2 s installer", "[.long
         f.endpoint(i).kill(SIGKILL);
         f.drop_endpoint(i);
         f.start_endpoint(i, kAgentOptions);
-        REQUIRE(f.wait_state(i, id, "effective", 120s));
-        const auto log = read_install_log(install_log(f, i));
-        CHECK(log.starts == 1);
-        CHECK(log.ends == 1);
-        CHECK(log.overlaps == 0);
+        check_installed_once(f, i, id);
         CHECK(f.release(i, id)["attempts"] == 0);
         f.drop_endpoint(i);
     }
@@ -191,10 +193,7 @@ TEST_CASE("the agent killed during a 2 s install finds it running on restart and
     f.endpoint(0).kill(SIGKILL);
     f.drop_endpoint(0);
     f.start_endpoint(0, kAgentOptions);
-    REQUIRE(f.wait_state(0, id, "effective", 120s));
-    const auto log = read_install_log(install_log(f, 0));
-    CHECK(log.starts == 1);
-    CHECK(log.ends == 1);
+    check_installed_once(f, 0, id);
     CHECK(f.release(0, id)["attempts"] == 0);
 }
 
