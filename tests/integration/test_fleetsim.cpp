@@ -27,7 +27,7 @@ constexpr const char* kRelease = "FLEETSIM-1";
 
 TEST_CASE("every simulated endpoint is told of a publish and every accepted report is in fleet.db",
           "[integration][fleetsim]") {
-    Fleet f("127.90.0");
+    Fleet f("127.96.0");  // 127.90-95 are the crash matrix's
     const std::string token = f.create_token({"--uses", std::to_string(kEndpoints)});
     const fs::path payload = f.make_payload("p1", 4096, 1);
     f.start_seeder();
@@ -59,7 +59,7 @@ TEST_CASE("every simulated endpoint is told of a publish and every accepted repo
                         "--endpoints",
                         std::to_string(kEndpoints),
                         "--source-base",
-                        "127.91.0.1",
+                        "127.97.0.1",  // 500 source addresses of their own
                         "--token",
                         token,
                         "--hook",
