@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "core/deadline_policy.hpp"
 #include "core/manifest.hpp"
 #include "core/rollout.hpp"
 #include "io/key_files.hpp"

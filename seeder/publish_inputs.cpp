@@ -6,6 +6,7 @@
 #include <array>
 #include <utility>
 
+#include "core/deadline_policy.hpp"
 #include "core/json_strict.hpp"
 #include "core/path_rules.hpp"
 #include "core/rollout.hpp"

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/deadline_policy.hpp"
 #include "core/endpoint_controller.hpp"
 
 using namespace patchswarm::core;

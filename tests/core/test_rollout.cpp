@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/deadline_policy.hpp"
 #include "core/rollout.hpp"
 #include "crypto/crypto.hpp"
 
